@@ -1,0 +1,33 @@
+# Two commands do everything on a fresh machine: `make eval` and `make test`.
+# Both create the virtual environment (.venv) first when it is missing or stale.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+BENCH   ?= micro
+METHOD  ?= frozen,best_of_n,pass_at_k,vlmteach
+ARGS    ?=
+# A comma in METHOD means a comparison: one Hydra multirun job per method, then one table.
+comma := ,
+MULTIRUN = $(if $(findstring $(comma),$(METHOD)),--multirun,)
+
+.PHONY: setup eval test data clean-runs
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch==2.13.0 resolves to the local CPU wheel on CPU-only machines of this project and to
+	# PyPI's CUDA build elsewhere.
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+eval: setup
+	$(BIN)/python -m harness.eval $(MULTIRUN) bench=$(BENCH) method=$(METHOD) $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+clean-runs:
+	rm -rf results/runs

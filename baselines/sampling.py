@@ -1,0 +1,93 @@
+"""Sample-and-select baselines: Pass@k (oracle: the benchmark's scorer picks) and best-of-n
+(the teacher picks by its mean P(Yes) over its own synthesized questions).
+
+Sample 0 uses the instance seed itself, so candidate 0 is exactly the frozen student's video.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness.method import Method, MethodContext, derive_seed, generate_clip, uniform_frame_indices
+from harness.types import Instance, MethodOutput, ScoringError
+from harness.video import clip_to_frames, write_mp4
+
+
+def candidate_seeds(seed: int, count: int) -> list[int]:
+    return [seed] + [derive_seed(seed, "sample", j) for j in range(1, count)]
+
+
+def _generate_candidates(ctx: MethodContext, instance: Instance, count: int) -> tuple[list[np.ndarray], list[int]]:
+    seeds = candidate_seeds(ctx.seed, count)
+    return [generate_clip(ctx.student, instance, s) for s in seeds], seeds
+
+
+class PassAtK(Method):
+    """Oracle selection (the paper's Pass@N): an upper bound, since it reads the answer key."""
+
+    def __init__(self, *, k: int = 5):
+        if k < 1:
+            raise ValueError(f"pass_at_k needs k >= 1, got {k}")
+        self.k = k
+
+    def run(self, instance: Instance, ctx: MethodContext) -> MethodOutput:
+        start = time.perf_counter()
+        clips, seeds = _generate_candidates(ctx, instance, self.k)
+        generated = time.perf_counter()
+        scores: list[float | None] = []
+        errors: list[str | None] = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for j, clip in enumerate(clips):
+                path = Path(tmp) / f"candidate{j}.mp4"
+                write_mp4(path, clip, fps=instance.fps)  # score the file exactly as it would be saved
+                try:
+                    scores.append(float(ctx.bench.score(instance, path).score))
+                    errors.append(None)
+                except ScoringError as exc:
+                    scores.append(None)
+                    errors.append(str(exc))
+        valid = [j for j, s in enumerate(scores) if s is not None]
+        if not valid:
+            raise ScoringError(f"pass_at_k: no candidate could be scored: {errors}")
+        best = max(valid, key=lambda j: scores[j])
+        trace = {"oracle": True, "seeds": seeds, "candidate_scores": scores, "candidate_errors": errors, "chosen": best}
+        timings = {"sampling_s": generated - start, "selection_s": time.perf_counter() - generated}
+        return MethodOutput(clip=clips[best], trace=trace, timings=timings, steps=self.k)
+
+
+class BestOfN(Method):
+    """Practical selection: the teacher's mean P(Yes) over its synthesized questions."""
+
+    needs_teacher = True
+
+    def __init__(self, *, n: int = 5, max_process: int = 3, num_frames: int = 8):
+        if n < 1:
+            raise ValueError(f"best_of_n needs n >= 1, got {n}")
+        self.n, self.max_process, self.num_frames = n, max_process, num_frames
+
+    def run(self, instance: Instance, ctx: MethodContext) -> MethodOutput:
+        start = time.perf_counter()
+        queries = ctx.teacher.synthesize_queries(instance, max_process=self.max_process)
+        synthesized = time.perf_counter()
+        clips, seeds = _generate_candidates(ctx, instance, self.n)
+        generated = time.perf_counter()
+        p_yes: list[list[float]] = []
+        with torch.no_grad():
+            for clip in clips:
+                frames = clip_to_frames(clip)
+                frames = frames[uniform_frame_indices(len(frames), self.num_frames)]
+                p_yes.append([float(p) for p in ctx.teacher.p_yes(frames, queries.all)])
+        means = [float(np.mean(p)) for p in p_yes]
+        best = int(np.argmax(means))
+        trace = {
+            "queries": {"goal": queries.goal, "process": queries.process, "fallback": queries.fallback, "raw": queries.raw},
+            "seeds": seeds, "p_yes": p_yes, "mean_p_yes": means, "chosen": best,
+        }
+        timings = {"synthesis_s": synthesized - start, "sampling_s": generated - synthesized,
+                   "selection_s": time.perf_counter() - generated}
+        return MethodOutput(clip=clips[best], trace=trace, timings=timings, steps=self.n)

@@ -1,0 +1,71 @@
+"""Entry point: ``python -m harness.eval bench=micro method=vlmteach student=micro teacher=micro``.
+
+Runs one method over one benchmark shard, then prints the run's table. With ``--multirun`` each
+job is one run, and the sweep's comparison table is printed at the end (harness.callbacks).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from harness.config import CONF_DIR, validate_overrides
+from harness.types import UserError
+
+log = logging.getLogger("harness")
+
+
+def run(cfg: DictConfig) -> Path:
+    from harness.aggregate import write_run_tables
+    from harness.runner import Runner
+    from harness.sinks import make_sink
+
+    hc = HydraConfig.get()
+    runner = Runner(cfg, dict(hc.runtime.choices))
+    sink = make_sink(cfg.logger)
+    ok = False
+    try:
+        run_dir = runner.execute(sink)
+        summary, table_md, table_df = write_run_tables(run_dir.path)
+        videos = sorted(run_dir.videos.rglob("*.mp4"))
+        sink.finish(run_dir.path, summary, table_df, videos)
+        ok = True
+    finally:
+        if not ok:
+            sink.abort()
+    print(table_md)
+    print(f"\nrun directory: {run_dir.path}")
+    if hc.mode == RunMode.MULTIRUN:
+        sweep_runs = Path(hc.sweep.dir) / "runs"
+        sweep_runs.mkdir(parents=True, exist_ok=True)
+        (sweep_runs / f"{hc.job.num:04d}.txt").write_text(str(run_dir.path.resolve()))
+    return run_dir.path
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except UserError as exc:
+        log.error("%s", exc)
+        sys.exit(2)
+
+
+def cli() -> None:
+    overrides = [a for a in sys.argv[1:] if not a.startswith("-")]
+    try:
+        validate_overrides(overrides)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,89 @@
+"""The per-instance record (the results contract) and its append-only JSONL store.
+
+A record is the single source of truth for one instance of one run; tables are derived from
+records, never kept by hand. The store is append-only: a retry appends a new line and the last
+line for an instance wins, so a process killed mid-write loses at most the half-written line,
+which ``load`` skips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+SCHEMA_VERSION = 1
+
+STATUS_OK = "ok"
+STATUS_ERROR = "error"
+STATUS_GENERATED = "generated"  # video written, scoring deferred (e.g. no judge key yet)
+
+
+@dataclass
+class Record:
+    instance_id: str
+    bench: str
+    task: str
+    category: str
+    split: str
+    method: str
+    seed: int
+    status: str  # ok | error | generated
+    error: str | None = None
+    error_stage: str | None = None  # generate | score, where the error happened
+    score: float | None = None  # headline per-instance score; None unless status == ok
+    scores: dict[str, float] = field(default_factory=dict)
+    video: str | None = None  # path relative to the run directory
+    timings: dict[str, float] = field(default_factory=dict)  # total_s, generate_s, score_s, ...
+    steps: int = 0  # optimisation steps / extra samples (cost column)
+    trace: dict[str, Any] = field(default_factory=dict)
+    config_hash: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    shard: str = ""  # e.g. "0/4"
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, default=_json_default)
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def append(path: Path, record: Record) -> None:
+    """Append one line and fsync, so a crash after return never loses the record."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = record.to_json() + "\n"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    """All complete lines of one records file, in order. A torn last line (killed writer) is skipped."""
+    rows: list[dict[str, Any]] = []
+    if not path.exists():
+        return rows
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                break  # torn write at the end of the file
+            line = line.strip()
+            if line:
+                rows.append(json.loads(line))
+    return rows
+
+
+def latest_by_instance(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Last record per instance id (a retry supersedes earlier attempts)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        latest[row["instance_id"]] = row
+    return latest

@@ -1,0 +1,95 @@
+"""The on-disk layout of one run: ``results/runs/<bench>/<method>/<run>/``.
+
+::
+
+    config.yaml                     resolved config of the run
+    manifest.json | manifest-<i>of<n>.json   planned instance ids of one shard
+    records.jsonl | records-<i>of<n>.jsonl   one JSON line per attempt (last line per instance wins)
+    videos/<benchmark's official layout>.mp4
+    summary.json  table.md  table.csv        derived by harness.aggregate
+
+A run with one shard uses the plain names; a sharded run writes one manifest and one records file
+per shard, so shards never write to the same file. Merging reads them all.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import records as rec
+
+
+def shard_suffix(shard: int, num_shards: int) -> str:
+    return "" if num_shards == 1 else f"-{shard}of{num_shards}"
+
+
+@dataclass
+class Completeness:
+    planned: list[str]
+    missing: list[str]  # planned but no record at all
+    errored: list[str]  # latest record has status error
+    unscored: list[str]  # latest record has status generated
+    duplicated: list[str]  # ids planned by more than one shard, or recorded in several shard files
+    unplanned: list[str]  # records whose id no manifest plans
+
+    @property
+    def complete(self) -> bool:
+        return not (self.missing or self.errored or self.unscored or self.duplicated or self.unplanned)
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    # -- paths -------------------------------------------------------------------------------
+    def records_path(self, shard: int = 0, num_shards: int = 1) -> Path:
+        return self.path / f"records{shard_suffix(shard, num_shards)}.jsonl"
+
+    def manifest_path(self, shard: int = 0, num_shards: int = 1) -> Path:
+        return self.path / f"manifest{shard_suffix(shard, num_shards)}.json"
+
+    @property
+    def videos(self) -> Path:
+        return self.path / "videos"
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    # -- reading ------------------------------------------------------------------------------
+    def manifests(self) -> list[dict[str, Any]]:
+        return [json.loads(p.read_text()) for p in sorted(self.path.glob("manifest*.json"))]
+
+    def records_files(self) -> list[Path]:
+        return sorted(self.path.glob("records*.jsonl"))
+
+    def latest_records(self) -> dict[str, dict[str, Any]]:
+        """Latest record per instance over all shard files."""
+        merged: dict[str, dict[str, Any]] = {}
+        for path in self.records_files():
+            merged.update(rec.latest_by_instance(rec.read_lines(path)))
+        return merged
+
+    def completeness(self) -> Completeness:
+        planned_count: dict[str, int] = {}
+        for manifest in self.manifests():
+            for iid in manifest["instance_ids"]:
+                planned_count[iid] = planned_count.get(iid, 0) + 1
+        recorded_in: dict[str, int] = {}
+        latest: dict[str, dict[str, Any]] = {}
+        for path in self.records_files():
+            for iid, row in rec.latest_by_instance(rec.read_lines(path)).items():
+                recorded_in[iid] = recorded_in.get(iid, 0) + 1
+                latest[iid] = row
+        planned = sorted(planned_count)
+        return Completeness(
+            planned=planned,
+            missing=[i for i in planned if i not in latest],
+            errored=sorted(i for i, r in latest.items() if r["status"] == rec.STATUS_ERROR),
+            unscored=sorted(i for i, r in latest.items() if r["status"] == rec.STATUS_GENERATED),
+            duplicated=sorted({i for i, c in planned_count.items() if c > 1} | {i for i, c in recorded_in.items() if c > 1}),
+            unplanned=sorted(i for i in latest if i not in planned_count),
+        )

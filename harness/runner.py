@@ -1,0 +1,194 @@
+"""Runs one method over one benchmark shard: generate -> score -> append a record, resumable.
+
+Resume rules: an instance whose latest record is ``ok`` is skipped; an error or a deferred score
+is retried. A retry of a score-stage failure reuses the saved video instead of regenerating it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from harness import records as rec
+from harness.config import Stage, component_kwargs, config_hash, method_needs_teacher
+from harness.method import MethodContext, derive_seed
+from harness.progress import Progress
+from harness.rundir import RunDir
+from harness.sharding import select_shard
+from harness.types import Benchmark, Instance, UserError
+from harness.versions import collect_versions
+from harness.video import write_mp4
+
+log = logging.getLogger(__name__)
+
+
+def run_dir_for(cfg: DictConfig, choices: dict[str, str], chash: str) -> RunDir:
+    bench_name = choices.get("bench", "bench")
+    name = cfg.run_name or f"{choices.get('student', 'student')}-{choices.get('teacher', 'teacher')}-{chash}"
+    return RunDir(Path(cfg.output_root) / bench_name / cfg.method.label / name)
+
+
+def _check_same_config(run: RunDir, chash: str, num_shards: int) -> None:
+    for manifest in run.manifests():
+        if manifest["config_hash"] != chash:
+            raise UserError(
+                f"{run.path} holds records of config {manifest['config_hash']}, but this config is {chash}. "
+                "Results of different configs are never mixed: choose another run_name or remove that directory."
+            )
+        if manifest["num_shards"] != num_shards:
+            raise UserError(
+                f"{run.path} was planned with bench.num_shards={manifest['num_shards']}, not {num_shards}; "
+                "keep the shard count of a run fixed (or use another run_name)."
+            )
+
+
+def plan(bench: Benchmark, limit: int | None, shard: int, num_shards: int) -> list[Instance]:
+    instances = bench.instances()
+    ids = [i.id for i in instances]
+    if len(set(ids)) != len(ids):
+        raise UserError(f"benchmark {bench.name} has duplicate instance ids")
+    instances = sorted(instances, key=lambda i: i.id)
+    if limit is not None:
+        instances = instances[:limit]
+    return select_shard(instances, shard, num_shards)
+
+
+class Runner:
+    def __init__(self, cfg: DictConfig, choices: dict[str, str]):
+        self.cfg = cfg
+        self.chash = config_hash(cfg)
+        self.shard, self.num_shards = int(cfg.bench.shard), int(cfg.bench.num_shards)
+        self.run = run_dir_for(cfg, choices, self.chash)
+        self.records_path = self.run.records_path(self.shard, self.num_shards)
+        self.versions = collect_versions()
+        self.bench: Benchmark = instantiate(component_kwargs(cfg, "bench"), _convert_="all")
+        self.method = instantiate(component_kwargs(cfg, "method"), _convert_="all")
+        self._student = None
+        self._teacher = None
+
+    # Models are built only when an instance actually needs generation (a resume that has
+    # nothing left to generate never loads weights).
+    @property
+    def student(self):
+        if self._student is None:
+            self._student = instantiate(component_kwargs(self.cfg, "student"), _convert_="all")
+        return self._student
+
+    @property
+    def teacher(self):
+        if self._teacher is None and method_needs_teacher(self.cfg):
+            self._teacher = instantiate(component_kwargs(self.cfg, "teacher"), _convert_="all")
+        return self._teacher
+
+    def prepare(self) -> list[Instance]:
+        instances = plan(self.bench, self.cfg.bench.limit, self.shard, self.num_shards)
+        _check_same_config(self.run, self.chash, self.num_shards)
+        self.run.path.mkdir(parents=True, exist_ok=True)
+        self.run.config_path.write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
+        manifest = {
+            "bench": self.bench.name,
+            "method": self.cfg.method.label,
+            "config_hash": self.chash,
+            "shard": self.shard,
+            "num_shards": self.num_shards,
+            "instance_ids": [i.id for i in instances],
+        }
+        self.run.manifest_path(self.shard, self.num_shards).write_text(json.dumps(manifest, indent=1))
+        return instances
+
+    def execute(self, sink) -> RunDir:
+        instances = self.prepare()
+        latest = rec.latest_by_instance(rec.read_lines(self.records_path))
+        todo = [i for i in instances if latest.get(i.id, {}).get("status") != rec.STATUS_OK]
+        if self.cfg.stage == Stage.score:
+            todo = [i for i in todo if i.id in latest]
+        log.info("%s: %d planned, %d already ok, %d to run", self.run.path, len(instances), len(instances) - len(todo), len(todo))
+        sink.start(self.run.path, OmegaConf.to_container(self.cfg, resolve=True), self.run.path.name)
+        done_scores = [r["score"] for r in latest.values() if r.get("status") == rec.STATUS_OK]
+        progress = Progress(total=len(instances), done=len(instances) - len(todo), scores=done_scores, enabled=self.cfg.progress)
+        try:
+            for instance in todo:
+                record = self.process(instance, latest.get(instance.id))
+                rec.append(self.records_path, record)
+                sink.log_record(json.loads(record.to_json()))
+                progress.update(record.score if record.status == rec.STATUS_OK else None, record.status)
+        finally:
+            progress.close()
+        return self.run
+
+    def process(self, instance: Instance, previous: dict[str, Any] | None) -> rec.Record:
+        seed = derive_seed(int(self.cfg.seed), instance.id)
+        relpath = Path("videos") / self.bench.video_relpath(instance)
+        video = self.run.path / relpath
+        record = rec.Record(
+            instance_id=instance.id, bench=self.bench.name, task=instance.task, category=instance.category,
+            split=instance.split, method=self.cfg.method.label, seed=seed, status=rec.STATUS_ERROR,
+            config_hash=self.chash, versions=self.versions, shard=f"{self.shard}/{self.num_shards}",
+        )
+        start = time.perf_counter()
+        reuse = previous is not None and video.is_file() and (
+            previous["status"] == rec.STATUS_GENERATED or previous.get("error_stage") == "score"
+        )
+        if reuse:
+            record = replace(record, video=str(relpath), trace=previous.get("trace", {}),
+                             steps=previous.get("steps", 0), timings=dict(previous.get("timings", {})))
+        elif self.cfg.stage == Stage.score:
+            return replace(record, error="no generated video to score", error_stage="score")
+        else:
+            record = self._generate(instance, seed, video, relpath, record)
+            if record.status == rec.STATUS_ERROR:
+                return record
+        if self.cfg.stage == Stage.generate:
+            return replace(record, status=rec.STATUS_GENERATED, error=None, error_stage=None)
+        return self._score(instance, video, record, start)
+
+    def _generate(self, instance: Instance, seed: int, video: Path, relpath: Path, record: rec.Record) -> rec.Record:
+        start = time.perf_counter()
+        try:
+            ctx = MethodContext(student=self.student, teacher=self.teacher, bench=self.bench, seed=seed)
+            out = self.method.run(instance, ctx)
+            write_mp4(video, out.clip, fps=instance.fps)
+        except Exception as exc:  # any per-instance failure is recorded, never dropped
+            if self.cfg.fail_fast or isinstance(exc, UserError):
+                raise
+            _free_accelerator_memory(exc)
+            return replace(record, error=_describe(exc), error_stage="generate",
+                           timings={"generate_s": time.perf_counter() - start},
+                           trace=getattr(exc, "trace", {}))
+        timings = {**out.timings, "generate_s": time.perf_counter() - start}
+        return replace(record, video=str(relpath), trace=out.trace, steps=out.steps, timings=timings)
+
+    def _score(self, instance: Instance, video: Path, record: rec.Record, start: float) -> rec.Record:
+        t0 = time.perf_counter()
+        try:
+            score = self.bench.score(instance, video)
+        except Exception as exc:
+            if self.cfg.fail_fast:
+                raise
+            timings = {**record.timings, "score_s": time.perf_counter() - t0}
+            return replace(record, error=_describe(exc), error_stage="score", timings=timings)
+        timings = {**record.timings, "score_s": time.perf_counter() - t0}
+        timings["total_s"] = timings.get("generate_s", 0.0) + timings["score_s"]
+        trace = {**record.trace, **({"score_details": score.details} if score.details else {})}
+        return replace(record, status=rec.STATUS_OK, error=None, error_stage=None, score=float(score.score),
+                       scores={k: float(v) for k, v in score.scores.items()}, timings=timings, trace=trace)
+
+
+def _describe(exc: BaseException) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {tb[-1].filename.split('/')[-1]}:{tb[-1].lineno})" if tb else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _free_accelerator_memory(exc: BaseException) -> None:
+    if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,133 @@
+"""The shared vocabulary of the harness: what flows between benchmark, method, student and teacher.
+
+Conventions used everywhere:
+- A *clip* is a ``numpy.ndarray`` of dtype uint8 and shape ``[T, H, W, 3]`` (RGB). It is what is
+  written to mp4 (``harness.video``); scorers read the mp4 back, as the official scorers do.
+- *Frames* are a ``torch.Tensor`` of shape ``[T, 3, H, W]`` with values in [0, 1]; they may carry
+  gradients (the differentiable path from the student's decoder into the teacher).
+- *Latents* are a ``torch.Tensor`` of shape ``[1, C, F, h, w]`` in the student's normalised space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One benchmark item. ``reference`` is judge-only: students and teachers never see it."""
+
+    id: str
+    bench: str
+    task: str
+    category: str
+    split: str
+    prompt: str
+    num_frames: int
+    height: int
+    width: int
+    fps: int
+    first_frame: np.ndarray | None = None  # uint8 [H, W, 3]; None means text-to-video
+    reference: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Score:
+    """A benchmark's verdict on one video: the headline number and its sub-scores."""
+
+    score: float
+    scores: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Queries:
+    """The teacher's yes/no questions for one instance ("Yes" always means satisfied)."""
+
+    goal: str
+    process: list[str]
+    fallback: bool = False  # True when parsing failed and a deterministic fallback was used
+    raw: str = ""  # the teacher's raw text, kept for the trace
+
+    @property
+    def all(self) -> list[str]:
+        return [self.goal, *self.process]
+
+
+@dataclass
+class MethodOutput:
+    """What a method returns for one instance: the final clip, a trace and cost counters."""
+
+    clip: np.ndarray
+    trace: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+    steps: int = 0  # optimisation steps or extra samples: the cost column besides seconds
+
+
+class ScoringError(RuntimeError):
+    """A scorer or judge could not produce a score (bad response, API failure, missing GT)."""
+
+
+class UserError(RuntimeError):
+    """A problem the user can fix (bad config, missing weights or data). Printed without traceback."""
+
+
+@runtime_checkable
+class Benchmark(Protocol):
+    name: str
+
+    def instances(self) -> list[Instance]:
+        """All instances selected by the benchmark config, sorted by id."""
+
+    def score(self, instance: Instance, video: Path) -> Score:
+        """Score one generated mp4 as saved (official scorers read files); raise ScoringError when
+        that is impossible (corrupt video, judge failure, missing ground truth)."""
+
+    def video_relpath(self, instance: Instance) -> str:
+        """Where the clip goes inside ``videos/``, in the benchmark's official layout."""
+
+
+@dataclass
+class Conditioning:
+    """Everything the student needs to generate for one instance, computed once per instance."""
+
+    prompt_embeds: torch.Tensor  # [1, L, D] text-encoder output
+    first_latent: torch.Tensor | None  # [1, C, 1, h, w] normalised latent of the first frame, or None (T2V)
+    latent_shape: tuple[int, ...]  # (1, C, F, h, w)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Student(Protocol):
+    def encode(self, instance: Instance) -> Conditioning: ...
+
+    def make_noise(self, cond: Conditioning, seed: int) -> torch.Tensor: ...
+
+    def predict_x0(self, cond: Conditioning, latents: torch.Tensor, sigma: float) -> torch.Tensor:
+        """Clean-latent estimate x0 = x_t - sigma * v, differentiable w.r.t. the LoRA."""
+
+    def sample(self, cond: Conditioning, noise: torch.Tensor, seed: int) -> torch.Tensor:
+        """Full sampling from ``noise`` (``seed`` drives any re-noising); returns clean latents."""
+
+    def decode(self, latents: torch.Tensor, light: bool = False) -> torch.Tensor:
+        """Latents -> frames [T, 3, H, W] in [0, 1]; ``light`` picks the cheap differentiable decoder."""
+
+    def lora_parameters(self) -> list[torch.nn.Parameter]: ...
+
+    def reset_lora(self, seed: int) -> None:
+        """Re-initialise the LoRA weights in place, deterministically from ``seed``."""
+
+
+@runtime_checkable
+class Teacher(Protocol):
+    def synthesize_queries(self, instance: Instance, max_process: int = 3) -> Queries: ...
+
+    def yes_nll(self, frames: torch.Tensor, questions: list[str]) -> torch.Tensor:
+        """-log P("Yes") per question, shape [Q], differentiable w.r.t. ``frames``."""
+
+    def generate(self, prompt: str, images: list[np.ndarray] | None = None, max_new_tokens: int = 128) -> str: ...
