@@ -26,7 +26,7 @@ from harness.rundir import RunDir
 from harness.sharding import select_shard
 from harness.types import Benchmark, Instance, UserError
 from harness.versions import collect_versions
-from harness.video import write_mp4
+from harness.video import temp_prefix, write_mp4
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,10 @@ class Runner:
         instances = plan(self.bench, self.cfg.bench.limit, self.shard, self.num_shards)
         _check_same_config(self.run, self.chash, self.num_shards)
         self.run.path.mkdir(parents=True, exist_ok=True)
+        for instance in instances:  # temp files of writers killed mid-encode; other shards' are left alone
+            video = self.run.videos / self.bench.video_relpath(instance)
+            for stale in video.parent.glob(f"{temp_prefix(video)}*"):
+                stale.unlink()
         self.run.config_path.write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
         manifest = {
             "bench": self.bench.name,

@@ -41,7 +41,7 @@ def write_mp4(path: str | Path, clip: np.ndarray, fps: int, crf: int = 0) -> Non
         raise ValueError(f"expected a uint8 clip [T, H, W, 3], got {clip.dtype} {clip.shape}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent, prefix=".tmp-")
+    fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent, prefix=f"{temp_prefix(path)}")
     os.close(fd)
     try:
         with av.open(tmp, mode="w", format="mp4") as container:
@@ -58,6 +58,11 @@ def write_mp4(path: str | Path, clip: np.ndarray, fps: int, crf: int = 0) -> Non
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def temp_prefix(path: Path) -> str:
+    """Prefix of the temporary files a writer of ``path`` creates (a killed writer leaves one)."""
+    return f".tmp-{path.stem}-"
 
 
 def read_mp4(path: str | Path) -> np.ndarray:

@@ -1,0 +1,142 @@
+"""The runner end to end on the micro world: records, resume, errors, kill -9, shards, stages."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+
+from harness import records as rec
+from harness.aggregate import write_run_tables
+from harness.config import CONF_DIR
+from harness.runner import Runner
+from harness.sinks import NullSink
+from harness.types import UserError
+from harness.video import read_mp4
+
+ROOT = CONF_DIR.parent
+DOUBLE = "tests.runner_doubles.FailWhileMarked"
+
+
+def run(tmp_path, *overrides):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"output_root={tmp_path}", "progress=false", *overrides], return_hydra_config=True)
+    choices = dict(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    runner = Runner(cfg, choices)
+    run_dir = runner.execute(NullSink())
+    write_run_tables(run_dir.path)
+    return run_dir
+
+
+def ok_lines(run_dir):
+    return [r for p in run_dir.records_files() for r in rec.read_lines(p) if r["status"] == "ok"]
+
+
+def test_run_writes_records_videos_and_tables(tmp_path):
+    run_dir = run(tmp_path, "bench.limit=3")
+    latest = run_dir.latest_records()
+    assert len(latest) == 3
+    for r in latest.values():
+        assert r["status"] == "ok" and 0.0 <= r["score"] <= 1.0
+        assert r["config_hash"] and r["versions"]["torch"] and isinstance(r["seed"], int)
+        assert read_mp4(run_dir.path / r["video"]).shape == (17, 32, 32, 3)
+        assert r["timings"]["total_s"] > 0
+    for name in ("config.yaml", "manifest.json", "summary.json", "table.md", "table.csv"):
+        assert (run_dir.path / name).is_file()
+    assert json.loads((run_dir.path / "manifest.json").read_text())["instance_ids"] == sorted(latest)
+
+
+def test_rerun_skips_ok_instances(tmp_path):
+    run_dir = run(tmp_path, "bench.limit=2")
+    before = (run_dir.records_path()).read_text()
+    run(tmp_path, "bench.limit=2")
+    assert run_dir.records_path().read_text() == before
+
+
+def test_same_config_and_seed_give_identical_results(tmp_path):
+    a = run(tmp_path / "a", "bench.limit=2").latest_records()
+    b = run(tmp_path / "b", "bench.limit=2").latest_records()
+    assert {k: v["score"] for k, v in a.items()} == {k: v["score"] for k, v in b.items()}
+    c = run(tmp_path / "c", "bench.limit=2", "seed=7").latest_records()
+    assert {k: v["seed"] for k, v in a.items()} != {k: v["seed"] for k, v in c.items()}
+
+
+def test_errors_are_recorded_then_retried_alone(tmp_path):
+    marker = tmp_path / "fail"
+    marker.touch()
+    first = run(tmp_path, "bench.limit=3").latest_records()  # learn the ids
+    bad = sorted(first)[1]
+    overrides = ["bench.limit=3", f"method._target_={DOUBLE}", f"+method.fail_ids=[{bad}]", f"+method.marker={marker}", "run_name=flaky"]
+    run_dir = run(tmp_path, *overrides)
+    latest = run_dir.latest_records()
+    assert latest[bad]["status"] == "error" and "injected failure" in latest[bad]["error"]
+    assert latest[bad]["score"] is None and latest[bad]["error_stage"] == "generate"
+    assert sum(r["status"] == "ok" for r in latest.values()) == 2
+    marker.unlink()
+    run(tmp_path, *overrides)
+    lines = rec.read_lines(run_dir.records_path())
+    assert [r["instance_id"] for r in lines].count(bad) == 2  # only the failed one was redone
+    assert len(lines) == 4 and run_dir.latest_records()[bad]["status"] == "ok"
+
+
+def test_records_of_another_config_are_refused(tmp_path):
+    run(tmp_path, "bench.limit=1", "run_name=fixed")
+    with pytest.raises(UserError, match="never mixed"):
+        run(tmp_path, "bench.limit=1", "run_name=fixed", "seed=5")
+
+
+def test_shard_out_of_range_is_refused(tmp_path):
+    with pytest.raises(UserError, match="out of range"):
+        run(tmp_path, "bench.num_shards=2", "bench.shard=2")
+
+
+def test_four_shards_merge_to_the_same_table_as_one(tmp_path):
+    single = run(tmp_path / "one", "bench.limit=6")
+    for shard in range(4):
+        sharded = run(tmp_path / "four", "bench.limit=6", "bench.num_shards=4", f"bench.shard={shard}")
+    assert len(sharded.records_files()) == 4
+    strip = lambda d: {k: v for k, v in json.loads((d.path / "summary.json").read_text()).items() if k not in ("run_dir",)}
+    assert strip(single)["rows"] == strip(sharded)["rows"] if "rows" in strip(single) else strip(single) == strip(sharded)
+    assert (single.path / "table.md").read_text() == (sharded.path / "table.md").read_text()
+
+
+def test_generate_then_score_reuses_videos(tmp_path):
+    run_dir = run(tmp_path, "bench.limit=2", "stage=generate", "run_name=staged")
+    latest = run_dir.latest_records()
+    assert {r["status"] for r in latest.values()} == {"generated"}
+    mtimes = {p: p.stat().st_mtime_ns for p in run_dir.videos.rglob("*.mp4")}
+    run(tmp_path, "bench.limit=2", "stage=score", "run_name=staged")
+    assert {r["status"] for r in run_dir.latest_records().values()} == {"ok"}
+    assert {p: p.stat().st_mtime_ns for p in run_dir.videos.rglob("*.mp4")} == mtimes
+
+
+def test_kill_minus_nine_loses_and_duplicates_nothing(tmp_path):
+    cmd = [sys.executable, "-m", "harness.eval", f"output_root={tmp_path}", "bench.limit=8", "run_name=killed", "progress=false"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records = next(iter(tmp_path.glob("micro/frozen/killed")), None)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        files = list(tmp_path.glob("micro/frozen/killed/records.jsonl"))
+        if files and len(rec.read_lines(files[0])) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    records = tmp_path / "micro/frozen/killed/records.jsonl"
+    done_before = {r["instance_id"] for r in rec.read_lines(records)}
+    assert 2 <= len(done_before) < 8, "the kill must land mid-run"
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+    lines = rec.read_lines(records)
+    ids = [r["instance_id"] for r in lines]
+    assert len(ids) == len(set(ids)) == 8  # nothing lost, nothing duplicated
+    assert all(r["status"] == "ok" for r in lines)
+    assert not list((records.parent / "videos").rglob(".tmp-*"))
