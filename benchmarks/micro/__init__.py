@@ -1,0 +1,24 @@
+"""The micro benchmark: a procedural VBVR-style video-reasoning world at 32x32, 17 frames.
+
+Layout: ``world`` (geometry, palette, drawing), ``tasks`` (families, prompts, plans), ``detect``
+(frames -> cell labels), ``scorer`` (rules -> Score), ``corruptions`` (ground-truth and wrong
+videos), ``dataset`` (generation and parquet I/O), ``make_data`` (the regeneration script),
+``benchmark`` (MicroBenchmark).
+"""
+
+from benchmarks.micro.benchmark import MicroBenchmark
+from benchmarks.micro.corruptions import render_solution, variants
+from benchmarks.micro.dataset import generate_instances
+from benchmarks.micro.scorer import score_clip
+from benchmarks.micro.tasks import FAMILIES, tokenize, vocabulary
+
+__all__ = [
+    "FAMILIES",
+    "MicroBenchmark",
+    "generate_instances",
+    "render_solution",
+    "score_clip",
+    "tokenize",
+    "variants",
+    "vocabulary",
+]
