@@ -1,0 +1,126 @@
+"""Build the random-initialised micro student: a tiny Wan (transformer, VAE, UMT5 text encoder, word-level
+tokenizer, flow scheduler) saved as a diffusers ``WanPipeline`` folder, the same format as Wan2.2-TI2V-5B.
+
+    python -m benchmarks.micro.weights_student [--out DIR] [--seed N]
+
+Shapes fit the micro world (32x32 RGB, 17 frames, 4x4 grid of 8x8 cells): the VAE compresses 4x in time and
+8x in space, so latents are [1, 16, 5, 4, 4] (one latent pixel per grid cell), and the transformer uses
+1x1x1 patches, so each cell of each latent frame is one token.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+
+from benchmarks.micro import vocabulary
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "weights" / "student"
+LATENT_CHANNELS = 16
+TEXT_DIM = 32
+MAX_TEXT_LEN = 64  # the longest micro prompt is 32 tokens + </s>
+SPECIAL_TOKENS = ["<pad>", "</s>", "[UNK]"]  # T5 order: pad 0, eos 1, unk 2
+
+# Small but trainable: 4 blocks of width 64 (4 heads x 16), text width 32.
+TRANSFORMER_CONFIG = dict(
+    patch_size=(1, 1, 1),
+    num_attention_heads=4,
+    attention_head_dim=16,
+    in_channels=LATENT_CHANNELS,
+    out_channels=LATENT_CHANNELS,
+    text_dim=TEXT_DIM,
+    freq_dim=256,
+    ffn_dim=256,
+    num_layers=4,
+    cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads",
+    eps=1e-6,
+)
+# Wan2.1-style VAE: three spatial downsamples (8x), two temporal (4x); mean 0 / std 1 until trained.
+VAE_CONFIG = dict(
+    base_dim=8,
+    z_dim=LATENT_CHANNELS,
+    dim_mult=[1, 2, 2, 2],
+    num_res_blocks=1,
+    temperal_downsample=[False, True, True],
+    latents_mean=[0.0] * LATENT_CHANNELS,
+    latents_std=[1.0] * LATENT_CHANNELS,
+    scale_factor_spatial=8,
+    scale_factor_temporal=4,
+)
+
+
+def build_tokenizer(words: list[str]) -> PreTrainedTokenizerFast:
+    """Word-level tokenizer splitting like ``benchmarks.micro.tokenize`` (lowercase letter runs; every other
+    non-space character alone), unknown words -> [UNK], a T5-style trailing </s>."""
+    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS + [w for w in words if w not in SPECIAL_TOKENS])}
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex("[a-z]+|[^a-z]"), behavior="isolated")]
+    )
+    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", vocab["</s>"])])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="[UNK]",
+        model_max_length=MAX_TEXT_LEN,
+    )
+
+
+def build_text_encoder(vocab_size: int) -> UMT5EncoderModel:
+    config = UMT5Config(
+        vocab_size=vocab_size,
+        d_model=TEXT_DIM,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        relative_attention_max_distance=MAX_TEXT_LEN,
+        dropout_rate=0.0,
+        feed_forward_proj="gated-gelu",
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    )
+    return UMT5EncoderModel(config).eval()
+
+
+def build_micro_student(out_dir: Path = DEFAULT_OUT, *, seed: int = 0) -> Path:
+    """Write the random-initialised micro student to ``out_dir`` (deterministic for a given seed)."""
+    tokenizer = build_tokenizer(vocabulary())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        pipeline = WanPipeline(
+            tokenizer=tokenizer,
+            text_encoder=build_text_encoder(len(tokenizer)),
+            transformer=WanTransformer3DModel(**TRANSFORMER_CONFIG),
+            vae=AutoencoderKLWan(**VAE_CONFIG),
+            scheduler=UniPCMultistepScheduler(
+                prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000, flow_shift=5.0
+            ),
+            transformer_2=None,
+            boundary_ratio=None,
+            expand_timesteps=True,  # Wan2.2-TI2V conditioning: per-token timesteps, clean first latent frame
+        )
+    pipeline.save_pretrained(out_dir, safe_serialization=True)
+    return Path(out_dir)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(build_micro_student(args.out, seed=args.seed))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""The student adapter for diffusers' Wan family (Wan2.2-TI2V-5B, its distilled variants, the micro student).
+
+Differentiable, hand-written sampling around ``WanTransformer3DModel`` (the diffusers pipelines run under
+``no_grad``), with Wan2.2-TI2V first-frame conditioning: the first latent frame is the clean, VAE-encoded
+condition image and its tokens get timestep 0.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import numpy as np
+import PIL.Image
+import torch
+import transformers
+from diffusers import AutoencoderKLWan, WanTransformer3DModel
+from diffusers.pipelines.wan.pipeline_wan import prompt_clean
+from diffusers.video_processor import VideoProcessor
+from transformers import AutoTokenizer
+
+from harness.method import derive_seed
+from harness.students.hub import resolve_model_dir
+from harness.students.lora import LoraSpec, attach_lora, reset_lora
+from harness.students.schedules import check_dmd_sigmas, shifted_flow_sigmas
+from harness.types import Conditioning, Instance, UserError
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+SAMPLERS = ("dmd", "euler")
+
+# A light decoder maps normalised latents [1, C, F, h, w] to frames [T, 3, H, W] in [0, 1], differentiably.
+LightDecoder = Callable[[torch.Tensor], torch.Tensor]
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    if dtype not in _DTYPES:
+        raise ValueError(f"student.dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    return _DTYPES[dtype]
+
+
+class WanStudent:
+    """A Wan transformer + Wan VAE + T5-family text encoder, sampled with DMD re-noising or Euler flow steps."""
+
+    def __init__(
+        self,
+        *,
+        transformer: WanTransformer3DModel,
+        vae: AutoencoderKLWan,
+        text_encoder: transformers.PreTrainedModel,
+        tokenizer: Any,
+        device: str = "auto",
+        sampler: str = "dmd",
+        sigmas: list[float] | None = None,
+        num_steps: int = 4,
+        shift: float = 5.0,
+        guidance_scale: float = 1.0,
+        negative_prompt: str = "",
+        lora: dict[str, Any] | None = None,
+        gradient_checkpointing: bool = False,
+        offload_text_encoder: bool = True,
+        max_text_len: int = 512,
+    ) -> None:
+        if sampler not in SAMPLERS:
+            raise ValueError(f"student.sampler must be one of {SAMPLERS}, got {sampler!r}")
+        self.device = resolve_device(device)
+        self.sampler = sampler
+        self.sigmas = self._schedule(sampler, sigmas, num_steps, shift)
+        self.guidance_scale = float(guidance_scale)
+        self.negative_prompt = negative_prompt
+        self.offload_text_encoder = offload_text_encoder
+        self.max_text_len = max_text_len
+        self.light_decoder: LightDecoder | None = None
+
+        # Dtypes are set at load time (from_pretrained keeps diffusers' fp32 modules); here only the device moves.
+        self.transformer = transformer.to(self.device).eval().requires_grad_(False)
+        self.dtype = self.transformer.patch_embedding.weight.dtype
+        self.vae = vae.to(self.device).eval().requires_grad_(False)
+        self.text_encoder = text_encoder.eval().requires_grad_(False)
+        self.text_encoder.to(torch.device("cpu") if offload_text_encoder else self.device)
+        self.tokenizer = tokenizer
+        if gradient_checkpointing:
+            self.transformer.enable_gradient_checkpointing()
+
+        self.lora_spec = LoraSpec(**lora) if lora is not None else None
+        self._lora_params = attach_lora(self.transformer, self.lora_spec) if self.lora_spec else []
+        self._prompt_cache: dict[str, torch.Tensor] = {}
+
+        z_dim = self.vae.config.z_dim
+        self._latents_mean = torch.tensor(self.vae.config.latents_mean).view(1, z_dim, 1, 1, 1).to(self.device)
+        self._latents_std = torch.tensor(self.vae.config.latents_std).view(1, z_dim, 1, 1, 1).to(self.device)
+        self._scale_t = self.vae.config.scale_factor_temporal
+        self._scale_s = self.vae.config.scale_factor_spatial
+        self._video_processor = VideoProcessor(vae_scale_factor=self._scale_s)
+
+    @classmethod
+    def from_pretrained(cls, *, path: str, dtype: str = "float32", **settings: Any) -> WanStudent:
+        """Load every component from a diffusers-format directory or hub id (``student.path``).
+
+        ``dtype`` is the transformer's and text encoder's; ``settings`` are ``__init__``'s keyword arguments.
+        """
+        root = resolve_model_dir(path, config_key="student.path")
+        index_file = root / "model_index.json"
+        if not index_file.is_file():
+            raise UserError(f"{root} has no model_index.json: student.path must be a diffusers-format folder")
+        library, class_name = json.loads(index_file.read_text())["text_encoder"]
+        if library != "transformers" or not hasattr(transformers, class_name):
+            raise UserError(f"{index_file}: unsupported text encoder {library}.{class_name}")
+        torch_dtype = resolve_dtype(dtype)
+        text_encoder_cls = getattr(transformers, class_name)
+        return cls(
+            transformer=WanTransformer3DModel.from_pretrained(root, subfolder="transformer", torch_dtype=torch_dtype),
+            # The Wan VAE stays in fp32, as diffusers advises.
+            vae=AutoencoderKLWan.from_pretrained(root, subfolder="vae", torch_dtype=torch.float32),
+            text_encoder=text_encoder_cls.from_pretrained(root, subfolder="text_encoder", dtype=torch_dtype),
+            tokenizer=AutoTokenizer.from_pretrained(root, subfolder="tokenizer"),
+            **settings,
+        )
+
+    @staticmethod
+    def _schedule(sampler: str, sigmas: list[float] | None, num_steps: int, shift: float) -> list[float]:
+        if sampler == "euler":
+            if sigmas is not None:
+                raise ValueError("student.sigmas applies to the dmd sampler only; euler uses num_steps and shift")
+            return shifted_flow_sigmas(num_steps, shift)
+        if sigmas is None:  # evenly spaced levels, e.g. 4 steps -> [1.0, 0.75, 0.5, 0.25]
+            sigmas = [1.0 - k / num_steps for k in range(num_steps)]
+        if len(sigmas) != num_steps:
+            raise ValueError(f"student.num_steps={num_steps} but student.sigmas has {len(sigmas)} values: {sigmas}")
+        return check_dmd_sigmas(sigmas)
+
+    # ----- conditioning -----
+
+    @torch.no_grad()
+    def encode(self, instance: Instance) -> Conditioning:
+        latent_shape = self.latent_shape(instance.num_frames, instance.height, instance.width)
+        extra: dict[str, Any] = {}
+        if self.guidance_scale > 1.0:
+            extra["negative_prompt_embeds"] = self._embed_prompt(self.negative_prompt)
+        first_latent = None
+        if instance.first_frame is not None:
+            first_latent = self._encode_first_frame(instance.first_frame, instance.height, instance.width)
+        return Conditioning(
+            prompt_embeds=self._embed_prompt(instance.prompt),
+            first_latent=first_latent,
+            latent_shape=latent_shape,
+            extra=extra,
+        )
+
+    def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int, int]:
+        _, p_h, p_w = self.transformer.config.patch_size
+        if (num_frames - 1) % self._scale_t:
+            raise ValueError(f"num_frames must be {self._scale_t}k+1 for this VAE, got {num_frames}")
+        if height % (self._scale_s * p_h) or width % (self._scale_s * p_w):
+            raise ValueError(
+                f"height and width must be multiples of {self._scale_s * p_h} (VAE x patch), got {height}x{width}"
+            )
+        z_dim = self.vae.config.z_dim
+        return (1, z_dim, (num_frames - 1) // self._scale_t + 1, height // self._scale_s, width // self._scale_s)
+
+    def _embed_prompt(self, prompt: str) -> torch.Tensor:
+        """T5 embeddings as Wan's pipeline builds them: padded to max_text_len, zero past the prompt."""
+        if prompt not in self._prompt_cache:
+            tokens = self.tokenizer(
+                [prompt_clean(prompt)],
+                padding="max_length",
+                max_length=self.max_text_len,
+                truncation=True,
+                add_special_tokens=True,
+                return_attention_mask=True,
+                return_tensors="pt",
+            )
+            self.text_encoder.to(self.device)
+            hidden = self.text_encoder(
+                tokens.input_ids.to(self.device), tokens.attention_mask.to(self.device)
+            ).last_hidden_state
+            if self.offload_text_encoder:
+                self.text_encoder.to("cpu")
+            keep = tokens.attention_mask.to(self.device, hidden.dtype).unsqueeze(-1)
+            self._prompt_cache[prompt] = (hidden * keep).to(self.dtype)
+        return self._prompt_cache[prompt]
+
+    def _encode_first_frame(self, frame: np.ndarray, height: int, width: int) -> torch.Tensor:
+        """uint8 [H, W, 3] -> normalised latent [1, C, 1, h, w] (VAE mode, then (z - mean) / std)."""
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
+            raise ValueError(f"first_frame must be uint8 [H, W, 3], got {frame.dtype} {frame.shape}")
+        # The pipeline's own preprocessing (resize to the generation size, map to [-1, 1]).
+        image = self._video_processor.preprocess(PIL.Image.fromarray(frame), height=height, width=width)
+        video = image.to(self.device, torch.float32).unsqueeze(2)
+        latent = self.vae.encode(video.to(self.vae.dtype)).latent_dist.mode().float()
+        return (latent - self._latents_mean) / self._latents_std
+
+    # ----- sampling -----
+
+    def make_noise(self, cond: Conditioning, seed: int) -> torch.Tensor:
+        """Gaussian noise of the latent shape, drawn on CPU so a seed means the same noise on every device."""
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        return torch.randn(cond.latent_shape, generator=generator, dtype=torch.float32).to(self.device)
+
+    def predict_x0(self, cond: Conditioning, latents: torch.Tensor, sigma: float) -> torch.Tensor:
+        """x0 = x_t - sigma * v; the first latent frame is the condition in I2V mode."""
+        x_t = self._with_condition(cond, latents)
+        return self._with_condition(cond, x_t - sigma * self.velocity(cond, x_t, sigma))
+
+    def velocity(self, cond: Conditioning, x_t: torch.Tensor, sigma: float) -> torch.Tensor:
+        """The (guided) flow velocity v = eps - x0 predicted at noise level ``sigma`` (fp32)."""
+        timestep = self._token_timesteps(cond, sigma)
+        v = self._transformer_call(x_t, timestep, cond.prompt_embeds)
+        if self.guidance_scale > 1.0:
+            v_uncond = self._transformer_call(x_t, timestep, cond.extra["negative_prompt_embeds"])
+            v = v_uncond + self.guidance_scale * (v - v_uncond)
+        return v
+
+    def renoise(self, x0: torch.Tensor, sigma: float, seed: int, step: int) -> torch.Tensor:
+        """DMD re-noising to ``sigma`` with fresh noise drawn from (seed, step)."""
+        generator = torch.Generator(device="cpu").manual_seed(derive_seed(seed, "renoise", step))
+        eps = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(x0.device)
+        return (1.0 - sigma) * x0 + sigma * eps
+
+    def step(self, cond: Conditioning, x_t: torch.Tensor, k: int, seed: int) -> torch.Tensor:
+        """Sampling step ``k`` from noise level sigmas[k]; the last step returns clean latents."""
+        sigma = self.sigmas[k]
+        last = k == len(self.sigmas) - 1
+        if self.sampler == "dmd":
+            x0 = self.predict_x0(cond, x_t, sigma)
+            return x0 if last else self.renoise(x0, self.sigmas[k + 1], seed, k + 1)
+        x_t = self._with_condition(cond, x_t)
+        sigma_next = 0.0 if last else self.sigmas[k + 1]
+        return self._with_condition(cond, x_t + (sigma_next - sigma) * self.velocity(cond, x_t, sigma))
+
+    def sample(self, cond: Conditioning, noise: torch.Tensor, seed: int) -> torch.Tensor:
+        """All steps from ``noise``; gradient mode is the caller's choice."""
+        x = noise
+        for k in range(len(self.sigmas)):
+            x = self.step(cond, x, k, seed)
+        return x
+
+    def _with_condition(self, cond: Conditioning, x: torch.Tensor) -> torch.Tensor:
+        if cond.first_latent is None:
+            return x
+        return torch.cat([cond.first_latent.to(x.dtype), x[:, :, 1:]], dim=2)
+
+    def _token_timesteps(self, cond: Conditioning, sigma: float) -> torch.Tensor:
+        """Per-token timesteps [1, seq_len] as Wan2.2-TI2V builds them: 0 on first-frame tokens in I2V mode."""
+        _, _, frames, height, width = cond.latent_shape
+        p_t, p_h, p_w = self.transformer.config.patch_size
+        mask = torch.ones(frames, height, width, device=self.device)
+        if cond.first_latent is not None:
+            mask[0] = 0.0
+        return (mask[::p_t, ::p_h, ::p_w] * (sigma * 1000.0)).flatten().unsqueeze(0)
+
+    def _transformer_call(self, x_t: torch.Tensor, timestep: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        out = self.transformer(
+            hidden_states=x_t.to(self.dtype), timestep=timestep, encoder_hidden_states=text, return_dict=False
+        )[0]
+        return out.float()
+
+    # ----- decoding -----
+
+    def decode(self, latents: torch.Tensor, light: bool = False) -> torch.Tensor:
+        """Normalised latents -> frames [T, 3, H, W] in [0, 1]; ``light`` uses ``light_decoder`` when set."""
+        if light and self.light_decoder is not None:
+            return self.light_decoder(latents)
+        z = latents.float() * self._latents_std + self._latents_mean
+        # [1, 3, T, H, W] in [-1, 1]; the VAE's clamp gives zero gradient on saturated pixels.
+        video = self.vae.decode(z.to(self.vae.dtype), return_dict=False)[0].float()
+        return (video[0].transpose(0, 1) + 1.0) / 2.0
+
+    # ----- LoRA -----
+
+    def lora_parameters(self) -> list[torch.nn.Parameter]:
+        return list(self._lora_params)
+
+    def reset_lora(self, seed: int) -> None:
+        if self.lora_spec is None:
+            raise UserError("this method needs a LoRA on the student: set student.lora (rank, alpha, ...)")
+        reset_lora(self.transformer, self.lora_spec, seed)
+
+    def set_lora_enabled(self, enabled: bool) -> None:
+        if self.lora_spec is None:
+            raise UserError("the student has no LoRA: set student.lora to use one")
+        if enabled:
+            self.transformer.enable_adapters()
+        else:
+            self.transformer.disable_adapters()

@@ -1,0 +1,320 @@
+"""WanStudent on the shipped micro student and on a tiny Wan2.2-TI2V-5B-shaped model (patch 2, VAE 16x)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+from transformers import T5Config, T5EncoderModel
+
+from benchmarks.micro import vocabulary
+from benchmarks.micro.weights_student import DEFAULT_OUT as MICRO_DIR
+from benchmarks.micro.weights_student import MAX_TEXT_LEN, build_tokenizer
+from harness.students.lora import ADAPTER_NAME
+from harness.students.schedules import shifted_flow_sigmas
+from harness.students.wan import WanStudent
+from harness.types import Instance, UserError
+
+LORA = dict(rank=4, alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"])
+
+
+def make_instance(frames: int, size: int, *, i2v: bool, prompt: str = "move the red agent to the green target"):
+    first = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8) if i2v else None
+    return Instance(
+        id="x", bench="micro", task="t", category="c", split="id", prompt=prompt,
+        num_frames=frames, height=size, width=size, fps=8, first_frame=first,
+    )
+
+
+def micro(**settings) -> WanStudent:
+    base = dict(device="cpu", num_steps=4, max_text_len=MAX_TEXT_LEN, lora=LORA)
+    return WanStudent.from_pretrained(path=str(MICRO_DIR), **{**base, **settings})
+
+
+@pytest.fixture(scope="module")
+def ti2v_dir(tmp_path_factory):
+    """A tiny pipeline shaped like Wan2.2-TI2V-5B (48-channel residual VAE, patch 2, 16x) with a T5 encoder
+    and non-trivial latent mean/std, saved in diffusers format."""
+    out = tmp_path_factory.mktemp("ti2v")
+    torch.manual_seed(0)
+    tokenizer = build_tokenizer(vocabulary())
+    text_encoder = T5EncoderModel(
+        T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4, dropout_rate=0.0)
+    )
+    vae = AutoencoderKLWan(
+        base_dim=3, z_dim=48, in_channels=12, out_channels=12, is_residual=True, patch_size=2,
+        latents_mean=torch.randn(48).tolist(), latents_std=(torch.rand(48) + 0.5).tolist(),
+        dim_mult=[1, 1, 1, 1], num_res_blocks=1, scale_factor_spatial=16, scale_factor_temporal=4,
+        temperal_downsample=[False, True, True],
+    )
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=48, out_channels=48,
+        text_dim=16, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+    )
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0)
+    WanPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer, vae=vae, scheduler=scheduler,
+        transformer_2=None, boundary_ratio=None, expand_timesteps=True,
+    ).save_pretrained(out)
+    return out
+
+
+def ti2v(path, **settings) -> WanStudent:
+    base = dict(device="cpu", sampler="dmd", sigmas=[1.0, 0.5], num_steps=2, max_text_len=16, lora=LORA)
+    return WanStudent.from_pretrained(path=str(path), **{**base, **settings})
+
+
+@pytest.mark.parametrize("i2v", [True, False])
+def test_micro_shapes(i2v):
+    student = micro()
+    cond = student.encode(make_instance(17, 32, i2v=i2v))
+    assert cond.latent_shape == (1, 16, 5, 4, 4)
+    assert cond.prompt_embeds.shape == (1, MAX_TEXT_LEN, 32)
+    assert (cond.first_latent is not None) == i2v
+    if i2v:
+        assert cond.first_latent.shape == (1, 16, 1, 4, 4)
+    noise = student.make_noise(cond, seed=0)
+    assert student.predict_x0(cond, noise, 1.0).shape == noise.shape == (1, 16, 5, 4, 4)
+    with torch.no_grad():
+        frames = student.decode(student.sample(cond, noise, seed=0))
+    assert frames.shape == (17, 3, 32, 32)
+    assert 0.0 <= frames.min() and frames.max() <= 1.0
+
+
+def test_prompt_embeddings_are_zero_past_the_prompt():
+    student = micro()
+    cond = student.encode(make_instance(17, 32, i2v=False, prompt="Move the  red square."))
+    length = len(student.tokenizer("move the red square.").input_ids)  # 5 tokens + </s>
+    assert length == 6
+    norms = cond.prompt_embeds[0].norm(dim=-1)
+    assert (norms[:length] > 0).all() and (norms[length:] == 0).all()
+
+
+def test_ti2v_shapes_and_first_latent_normalisation(ti2v_dir):
+    student = ti2v(ti2v_dir)
+    instance = make_instance(9, 64, i2v=True)
+    cond = student.encode(instance)
+    assert cond.latent_shape == (1, 48, 3, 4, 4)
+    # The pipeline's convention: the mode of the VAE posterior, then (z - mean) / std.
+    pixels = torch.from_numpy(instance.first_frame).permute(2, 0, 1)[None, :, None].float() / 127.5 - 1.0
+    with torch.no_grad():
+        raw = student.vae.encode(pixels).latent_dist.mode()
+    mean = torch.tensor(student.vae.config.latents_mean).view(1, 48, 1, 1, 1)
+    std = torch.tensor(student.vae.config.latents_std).view(1, 48, 1, 1, 1)
+    torch.testing.assert_close(cond.first_latent, (raw - mean) / std, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        frames = student.decode(student.sample(cond, student.make_noise(cond, 0), seed=0))
+    assert frames.shape == (9, 3, 64, 64)
+
+
+def test_x0_matches_direct_transformer_call_with_per_token_timesteps(ti2v_dir):
+    student = ti2v(ti2v_dir)
+    cond = student.encode(make_instance(9, 64, i2v=True))
+    x_t = student.make_noise(cond, seed=1)
+    sigma = 0.7
+    model_in = torch.cat([cond.first_latent, x_t[:, :, 1:]], dim=2)
+    # 3 latent frames of 4x4 with 2x2 patches: 4 tokens per frame; first-frame tokens at timestep 0.
+    per_token = torch.tensor([[0.0] * 4 + [sigma * 1000] * 8])
+    with torch.no_grad():
+        v = student.transformer(model_in, per_token, cond.prompt_embeds, return_dict=False)[0]
+        uniform = torch.tensor([sigma * 1000])
+        v_uniform = student.transformer(model_in, uniform, cond.prompt_embeds, return_dict=False)[0]
+        x0 = student.predict_x0(cond, x_t, sigma)
+    expected = model_in - sigma * v
+    torch.testing.assert_close(x0[:, :, 1:], expected[:, :, 1:])
+    assert not torch.allclose(x0[:, :, 1:], (model_in - sigma * v_uniform)[:, :, 1:])
+
+
+def test_first_frame_is_the_condition_and_ignores_its_noise():
+    student = micro()
+    cond = student.encode(make_instance(17, 32, i2v=True))
+    noise = student.make_noise(cond, seed=2)
+    other = noise.clone()
+    other[:, :, 0] = torch.randn_like(other[:, :, 0])
+    with torch.no_grad():
+        x0, x0_other = student.predict_x0(cond, noise, 1.0), student.predict_x0(cond, other, 1.0)
+        sampled = student.sample(cond, noise, seed=2)
+    assert torch.equal(x0[:, :, :1], cond.first_latent)
+    assert torch.equal(sampled[:, :, :1], cond.first_latent)
+    torch.testing.assert_close(x0, x0_other, atol=0, rtol=0)
+
+
+def test_text_to_video_uses_all_frames_of_the_noise():
+    student = micro()
+    cond = student.encode(make_instance(17, 32, i2v=False))
+    noise = student.make_noise(cond, seed=2)
+    other = noise.clone()
+    other[:, :, 0] += 1.0
+    with torch.no_grad():
+        assert not torch.allclose(student.predict_x0(cond, noise, 1.0), student.predict_x0(cond, other, 1.0))
+
+
+def _perturb_lora_b(student: WanStudent) -> None:
+    """Make B non-zero (as after some optimisation), the same way for every call."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in student.transformer.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.1, generator=generator)
+
+
+def test_gradient_reaches_every_lora_parameter_and_no_base_parameter():
+    student = micro()
+    _perturb_lora_b(student)  # with B = 0, A's gradient is exactly zero
+    cond = student.encode(make_instance(17, 32, i2v=True))
+    x0 = student.predict_x0(cond, student.make_noise(cond, 0), 1.0)
+    student.decode(x0, light=True).pow(2).mean().backward()  # no light decoder yet: the full VAE
+    params = student.lora_parameters()
+    assert params and all(p.requires_grad and p.grad is not None and p.grad.abs().sum() > 0 for p in params)
+    lora_ids = {id(p) for p in params}
+    for module in (student.transformer, student.vae, student.text_encoder):
+        for p in module.parameters():
+            if id(p) not in lora_ids:
+                assert not p.requires_grad and p.grad is None
+
+
+def test_reset_lora_restores_the_base_model_deterministically():
+    student = micro()
+    cond = student.encode(make_instance(17, 32, i2v=True))
+    noise = student.make_noise(cond, 0)
+    with torch.no_grad():
+        student.set_lora_enabled(False)
+        base = student.predict_x0(cond, noise, 1.0)
+        student.set_lora_enabled(True)
+        _perturb_lora_b(student)
+        assert not torch.allclose(student.predict_x0(cond, noise, 1.0), base)
+        rng = torch.get_rng_state()
+        student.reset_lora(seed=5)
+        assert torch.equal(torch.get_rng_state(), rng)  # the global RNG is untouched
+        torch.testing.assert_close(student.predict_x0(cond, noise, 1.0), base, atol=0, rtol=0)
+    first = _lora_a(student)
+    student.reset_lora(seed=5)
+    assert all(torch.equal(a, b) for a, b in zip(first, _lora_a(student)))
+    student.reset_lora(seed=6)
+    assert all(not torch.equal(a, b) for a, b in zip(first, _lora_a(student)))
+
+
+def _lora_a(student: WanStudent) -> list[torch.Tensor]:
+    return [p.detach().clone() for n, p in student.transformer.named_parameters() if f"lora_A.{ADAPTER_NAME}" in n]
+
+
+def test_sampling_is_deterministic_per_seed():
+    student = micro()
+    cond = student.encode(make_instance(17, 32, i2v=True))
+    assert torch.equal(student.make_noise(cond, 3), student.make_noise(cond, 3))
+    assert not torch.equal(student.make_noise(cond, 3), student.make_noise(cond, 4))
+    noise = student.make_noise(cond, 3)
+    with torch.no_grad():
+        a, b, c = (student.sample(cond, noise, seed=s) for s in (3, 3, 4))
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)  # DMD re-noising draws from the seed
+
+
+def test_dmd_step_is_predict_then_renoise():
+    student = micro()
+    cond = student.encode(make_instance(17, 32, i2v=False))
+    x = student.make_noise(cond, 0)
+    with torch.no_grad():
+        x0 = student.predict_x0(cond, x, 1.0)
+        torch.testing.assert_close(student.step(cond, x, 0, seed=9), student.renoise(x0, 0.75, 9, 1))
+        eps = (student.renoise(x0, 0.75, 9, 1) - 0.25 * x0) / 0.75
+        assert abs(eps.std().item() - 1.0) < 0.2
+        torch.testing.assert_close(student.step(cond, x, 3, seed=9), student.predict_x0(cond, x, 0.25))
+
+
+def test_euler_sampler_follows_the_shifted_schedule():
+    student = micro(sampler="euler", num_steps=6, shift=5.0)
+    assert student.sigmas == shifted_flow_sigmas(6, 5.0)
+    assert student.sigmas[0] == pytest.approx(1.0, abs=1e-3) and student.sigmas == sorted(student.sigmas, reverse=True)
+    cond = student.encode(make_instance(17, 32, i2v=True))
+    x = student.make_noise(cond, 0)
+    s0, s1 = student.sigmas[:2]
+    with torch.no_grad():
+        x_in = torch.cat([cond.first_latent, x[:, :, 1:]], dim=2)
+        expected = x_in + (s1 - s0) * student.velocity(cond, x_in, s0)
+        torch.testing.assert_close(student.step(cond, x, 0, seed=0)[:, :, 1:], expected[:, :, 1:])
+        assert torch.equal(student.sample(cond, x, seed=0)[:, :, :1], cond.first_latent)
+
+
+def test_classifier_free_guidance_combines_two_forwards():
+    student = micro(guidance_scale=4.0, negative_prompt="blurry static")
+    cond = student.encode(make_instance(17, 32, i2v=True))
+    x = student.make_noise(cond, 0)
+    calls = []
+    student.transformer.register_forward_hook(lambda *_: calls.append(1))
+    model_in = torch.cat([cond.first_latent, x[:, :, 1:]], dim=2)
+    per_token = torch.tensor([[0.0] * 16 + [1000.0] * 64])  # 1x1x1 patches: 16 tokens per latent frame
+    with torch.no_grad():
+        x0 = student.predict_x0(cond, x, 1.0)
+        assert len(calls) == 2  # conditional + unconditional
+        v_c = student.transformer(model_in, per_token, cond.prompt_embeds, return_dict=False)[0]
+        v_u = student.transformer(model_in, per_token, cond.extra["negative_prompt_embeds"], return_dict=False)[0]
+    assert not torch.allclose(v_c, v_u)  # so guidance 4 differs from guidance 1
+    torch.testing.assert_close(x0[:, :, 1:], (model_in - (v_u + 4.0 * (v_c - v_u)))[:, :, 1:])
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    grads = []
+    for checkpointing in (False, True):
+        student = micro(gradient_checkpointing=checkpointing)
+        assert student.transformer.is_gradient_checkpointing == checkpointing
+        _perturb_lora_b(student)
+        cond = student.encode(make_instance(17, 32, i2v=False))
+        student.predict_x0(cond, student.make_noise(cond, 0), 1.0).square().mean().backward()
+        grads.append([p.grad for p in student.lora_parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_bfloat16_base_with_float32_lora():
+    try:
+        student = micro(dtype="bfloat16")
+    except (RuntimeError, TypeError) as err:  # pragma: no cover - depends on the CPU build
+        pytest.skip(f"bfloat16 not usable on this CPU build: {err}")
+    assert student.transformer.patch_embedding.weight.dtype == torch.bfloat16
+    assert student.vae.dtype == torch.float32
+    assert all(p.dtype == torch.float32 for p in student.lora_parameters())
+    _perturb_lora_b(student)
+    cond = student.encode(make_instance(17, 32, i2v=True))
+    x0 = student.predict_x0(cond, student.make_noise(cond, 0), 1.0)
+    assert x0.dtype == torch.float32 and torch.isfinite(x0).all()
+    x0.square().mean().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in student.lora_parameters())
+
+
+def test_invalid_settings_are_rejected():
+    with pytest.raises(ValueError, match="strictly decreasing"):
+        micro(sigmas=[1.0, 0.5, 0.5, 0.2])
+    with pytest.raises(ValueError, match="num_steps"):
+        micro(sigmas=[1.0, 0.5])
+    with pytest.raises(ValueError, match="dmd sampler only"):
+        micro(sampler="euler", sigmas=[1.0, 0.5])
+    with pytest.raises(ValueError, match="init"):
+        micro(lora={**LORA, "init": "pissa"})
+    with pytest.raises(ValueError, match="dropout"):
+        micro(lora={**LORA, "dropout": 0.1})
+    with pytest.raises(ValueError, match="not found in the base model"):
+        micro(lora={**LORA, "target_modules": ["no_such_layer"]})
+    with pytest.raises(ValueError, match="4k\\+1"):
+        micro().encode(make_instance(16, 32, i2v=False))
+    assert micro(sigmas=None).sigmas == [1.0, 0.75, 0.5, 0.25]
+    with pytest.raises(UserError, match="student.lora"):
+        micro(lora=None).reset_lora(0)
+
+
+def test_missing_local_weights_name_the_config_key(tmp_path):
+    with pytest.raises(UserError, match="student.path"):
+        WanStudent.from_pretrained(path=str(tmp_path / "absent"), device="cpu")
+
+
+def test_uncached_hub_id_offline_gives_the_download_command(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(UserError) as err:
+        WanStudent.from_pretrained(path="Wan-AI/Wan2.2-TI2V-5B-Diffusers", device="cpu")
+    message = str(err.value)
+    assert "huggingface-cli download Wan-AI/Wan2.2-TI2V-5B-Diffusers --local-dir" in message
+    assert "student.path=" in message
