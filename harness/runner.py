@@ -31,6 +31,19 @@ from harness.video import temp_prefix, write_mp4
 log = logging.getLogger(__name__)
 
 
+def build(cfg: DictConfig, group: str) -> Any:
+    """Instantiate a component; a UserError inside (e.g. missing weights) surfaces as itself."""
+    try:
+        return instantiate(component_kwargs(cfg, group), _convert_="all")
+    except Exception as exc:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise
+
+
 def run_dir_for(cfg: DictConfig, choices: dict[str, str], chash: str) -> RunDir:
     bench_name = choices.get("bench", "bench")
     name = cfg.run_name or f"{choices.get('student', 'student')}-{choices.get('teacher', 'teacher')}-{chash}"
@@ -70,8 +83,8 @@ class Runner:
         self.run = run_dir_for(cfg, choices, self.chash)
         self.records_path = self.run.records_path(self.shard, self.num_shards)
         self.versions = collect_versions()
-        self.bench: Benchmark = instantiate(component_kwargs(cfg, "bench"), _convert_="all")
-        self.method = instantiate(component_kwargs(cfg, "method"), _convert_="all")
+        self.bench: Benchmark = build(cfg, "bench")
+        self.method = build(cfg, "method")
         self._student = None
         self._teacher = None
 
@@ -80,13 +93,13 @@ class Runner:
     @property
     def student(self):
         if self._student is None:
-            self._student = instantiate(component_kwargs(self.cfg, "student"), _convert_="all")
+            self._student = build(self.cfg, "student")
         return self._student
 
     @property
     def teacher(self):
         if self._teacher is None and method_needs_teacher(self.cfg):
-            self._teacher = instantiate(component_kwargs(self.cfg, "teacher"), _convert_="all")
+            self._teacher = build(self.cfg, "teacher")
         return self._teacher
 
     def prepare(self) -> list[Instance]:
@@ -149,7 +162,7 @@ class Runner:
             return replace(record, error="no generated video to score", error_stage="score")
         else:
             record = self._generate(instance, seed, video, relpath, record)
-            if record.status == rec.STATUS_ERROR:
+            if record.error_stage == "generate":
                 return record
         if self.cfg.stage == Stage.generate:
             return replace(record, status=rec.STATUS_GENERATED, error=None, error_stage=None)

@@ -1,0 +1,108 @@
+"""VBVR-Bench as a harness benchmark: released data in, official task-specific scores out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from benchmarks.vbvr import data
+from benchmarks.vbvr import tasks as task_table
+from benchmarks.vbvr.official import OfficialScorer
+from benchmarks.vbvr.protocol import GenerationProtocol
+from harness.types import Instance, Score, UserError
+
+
+class VbvrBenchmark:
+    """I2V from each sample's first frame and prompt; scored by VBVR-EvalKit (task-specific mode).
+
+    Data come from ``data_dir`` (a local copy of Video-Reason/VBVR-Bench-Data) or, when that is
+    unset, from a snapshot of ``hub_id``. Generation settings follow ``protocol`` (see
+    ``benchmarks.vbvr.protocol``). ``splits`` (id, ood) and ``tasks`` select a subset.
+    """
+
+    name = "vbvr"
+
+    def __init__(
+        self,
+        *,
+        data_dir: str | None = None,
+        hub_id: str | None = data.HUB_ID,
+        hub_revision: str | None = None,
+        protocol: str = "official",
+        num_frames: int | None = None,
+        frames_4k1: bool = True,
+        size: str = "first_frame",
+        size_multiple: int = 32,
+        fps: int = 16,
+        splits: Sequence[str] = task_table.SPLITS,
+        tasks: Sequence[str] | None = None,
+        patch_safe_distance: bool = True,
+    ):
+        unknown_splits = set(splits) - set(task_table.SPLITS)
+        if unknown_splits:
+            raise UserError(f"bench.splits must be a subset of {list(task_table.SPLITS)}; got {sorted(unknown_splits)}")
+        unknown_tasks = set(tasks or ()) - set(task_table.TASK_SPLIT)
+        if unknown_tasks:
+            raise UserError(f"bench.tasks names unknown VBVR-Bench tasks: {sorted(unknown_tasks)}")
+        self.data_dir = data_dir
+        self.hub_id = hub_id
+        self.hub_revision = hub_revision
+        self.protocol = GenerationProtocol(name=protocol, num_frames=num_frames, frames_4k1=frames_4k1, size=size,
+                                           size_multiple=size_multiple, fps=fps)
+        self.splits = tuple(splits)
+        self.tasks = None if tasks is None else tuple(tasks)
+        self.scorer = OfficialScorer(patch_safe_distance=patch_safe_distance)
+        self._instances: list[Instance] | None = None
+
+    def instances(self) -> list[Instance]:
+        if self._instances is None:
+            root = data.resolve_root(self.data_dir, self.hub_id, self.hub_revision)
+            selected = [
+                s for s in data.read_samples(root)
+                if s.split in self.splits and (self.tasks is None or s.task in self.tasks)
+            ]
+            self._instances = sorted((self._instance(s) for s in selected), key=lambda i: i.id)
+        return self._instances
+
+    def _instance(self, sample: data.Sample) -> Instance:
+        first = sample.first_frame()
+        height, width = self.protocol.frame_size(first.shape[0], first.shape[1])
+        return Instance(
+            id=task_table.instance_id(sample.task, sample.index),
+            bench=self.name,
+            task=sample.task,
+            category=task_table.category(sample.task),
+            split=sample.split,
+            prompt=sample.prompt,
+            num_frames=self.protocol.frame_count(sample.gt_video_path),
+            height=height,
+            width=width,
+            fps=self.protocol.fps,
+            first_frame=first,
+            reference={  # judge-only: the GT the scorer compares against
+                "index": sample.index,
+                "source_id": sample.source_id,
+                "gt_first_frame": str(sample.first_frame_path),
+                "gt_final_frame": str(sample.final_frame_path),
+                "gt_video": str(sample.gt_video_path),
+            },
+        )
+
+    def video_relpath(self, instance: Instance) -> str:
+        """``{In-Domain_50|Out-of-Domain_50}/{task}/{index:05d}.mp4``: what run_evaluation.py collects."""
+        folder = task_table.SPLIT_FOLDERS[instance.split]
+        return f"{folder}/{instance.task}/{instance.reference['index']:05d}.mp4"
+
+    def score(self, instance: Instance, video: Path) -> Score:
+        ref = instance.reference
+        score = self.scorer.score(
+            task=instance.task,
+            video=Path(video),
+            gt_first_frame=Path(ref["gt_first_frame"]),
+            gt_final_frame=Path(ref["gt_final_frame"]),
+            gt_video=Path(ref["gt_video"]),
+            prompt=instance.prompt,
+        )
+        score.details["protocol"] = self.protocol.describe()
+        return score
+
