@@ -13,6 +13,10 @@ MULTIRUN = $(if $(findstring $(comma),$(METHOD)),--multirun,)
 
 .PHONY: setup eval test data clean-runs
 
+# Where `make data` puts each benchmark (the bench configs' data_dir points here).
+HUB_ruler := hexmSeeU/RULER-Bench
+HUB_vbvr  := Video-Reason/VBVR-Bench-Data
+
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -28,6 +32,15 @@ eval: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Downloads a benchmark's released data (needs internet); the micro world is generated locally.
+data: setup
+ifeq ($(BENCH),micro)
+	$(BIN)/python -m benchmarks.micro.make_data
+else
+	$(BIN)/hf download $(HUB_$(BENCH)) --repo-type dataset --local-dir data/$(BENCH)
+	@echo "then run with bench.data_dir=data/$(BENCH)"
+endif
 
 clean-runs:
 	rm -rf results/runs

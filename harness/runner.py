@@ -118,6 +118,8 @@ class Runner:
             "shard": self.shard,
             "num_shards": self.num_shards,
             "instance_ids": [i.id for i in instances],
+            # lets tables count a missing instance in its task/category/split rows
+            "instance_groups": {i.id: {"task": i.task, "category": i.category, "split": i.split} for i in instances},
         }
         self.run.manifest_path(self.shard, self.num_shards).write_text(json.dumps(manifest, indent=1))
         return instances

@@ -1,0 +1,61 @@
+"""Synthetic run directories with known numbers, written in the real layout (harness.rundir/records).
+
+Benchmark "synth": category A holds tasks a1, a2 (split id) and a3 (split ood); category B holds
+the single task b1 (split ood); 4 instances per task, ids ``synth/<task>/<k>``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness import records as rec
+from harness.rundir import RunDir
+from harness.sharding import select_shard
+
+TASKS = {"a1": ("A", "id"), "a2": ("A", "id"), "a3": ("A", "ood"), "b1": ("B", "ood")}
+PER_TASK = 4
+IDS = sorted(f"synth/{t}/{k}" for t in TASKS for k in range(PER_TASK))
+
+
+def task_of(iid: str) -> str:
+    return iid.split("/")[1]
+
+
+def make_record(iid: str, method: str, status: str = rec.STATUS_OK, score: float | None = None,
+                seconds: float = 2.0, steps: int = 0, chash: str = "", bench: str = "synth") -> rec.Record:
+    category, split = TASKS[task_of(iid)]
+    return rec.Record(
+        instance_id=iid, bench=bench, task=task_of(iid), category=category, split=split, method=method,
+        seed=7, status=status, score=score if status == rec.STATUS_OK else None,
+        error="boom" if status == rec.STATUS_ERROR else None, timings={"total_s": seconds}, steps=steps,
+        config_hash=chash or f"hash-{method}", video=f"videos/{iid}.mp4",
+    )
+
+
+def write_run(path: Path, method: str, scores: dict[str, float], *, errors: set[str] = frozenset(),
+              unscored: set[str] = frozenset(), missing: set[str] = frozenset(), num_shards: int = 1,
+              seconds: float = 2.0, steps: int = 0, ids: list[str] = IDS, bench: str = "synth") -> RunDir:
+    """A run of ``method``: ``scores`` for ok instances; the others errored, unscored or missing."""
+    run = RunDir(path)
+    path.mkdir(parents=True, exist_ok=True)
+    run.config_path.write_text(f"seed: 0\nmethod:\n  label: {method}\nbench:\n  num_shards: {num_shards}\n")
+    chash = f"hash-{method}"
+    for shard in range(num_shards):
+        mine = select_shard(ids, shard, num_shards)
+        manifest = {"bench": bench, "method": method, "config_hash": chash, "shard": shard,
+                    "num_shards": num_shards, "instance_ids": mine}
+        run.manifest_path(shard, num_shards).write_text(json.dumps(manifest))
+        for iid in mine:
+            if iid in missing:
+                continue
+            status = rec.STATUS_ERROR if iid in errors else rec.STATUS_GENERATED if iid in unscored else rec.STATUS_OK
+            rec.append(run.records_path(shard, num_shards),
+                       make_record(iid, method, status, scores.get(iid), seconds, steps, chash, bench))
+    return run
+
+
+def frozen_scores() -> dict[str, float]:
+    """Known baseline scores: task a1 -> 0.2, a2 -> 0.4, a3 -> 0.6, b1 -> 0.8, plus 0.01 * k."""
+    base = {"a1": 0.2, "a2": 0.4, "a3": 0.6, "b1": 0.8}
+    return {iid: base[task_of(iid)] + 0.01 * int(iid.rsplit("/", 1)[1]) for iid in IDS}

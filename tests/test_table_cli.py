@@ -1,0 +1,60 @@
+"""End to end: ``python -m harness.table`` over synthetic run directories (one real subprocess;
+the other cases call the same ``main`` in-process to keep the suite fast)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+from agg_fixtures import frozen_scores, write_run
+
+from harness.table import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _table(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.table", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_compare_two_runs_with_reference_and_out(tmp_path):
+    runs = tmp_path / "runs"
+    write_run(runs / "synth" / "frozen" / "r", "frozen", frozen_scores(), errors={"synth/a1/0"})
+    write_run(runs / "synth" / "vlmteach" / "r", "vlmteach", {i: s + 0.1 for i, s in frozen_scores().items()},
+              steps=16, seconds=9.0)
+    out = tmp_path / "out"
+    proc = _table(str(runs / "synth" / "frozen" / "r"), str(runs / "synth" / "vlmteach" / "r"),
+                  "--reference", "ruler_table4", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "## synth — baseline: frozen" in text
+    assert "- frozen: INCOMPLETE: 1 error" in text
+    vlm = next(line for line in text.splitlines() if line.startswith("| vlmteach |"))
+    assert "+0.100 [+0.100, +0.100]" in vlm and "| 15 | 9.0 | 16.0 |" in vlm  # Δ, n pairs, cost
+    # the named paper table is printed in its own benchmark's section, labelled as paper numbers
+    ours = next(line for line in text.splitlines() if line.startswith("| paper: Wan2.2-5B∗ + Ours |"))
+    assert ours.split(" | ")[1] == "68.2"
+    assert (out / "compare.md").read_text().strip() == text.strip()
+    frame = pd.read_csv(out / "compare.csv")
+    assert set(frame.method) >= {"frozen", "vlmteach", "paper: Wan2.2-5B∗ + Ours"}
+
+
+def test_folder_of_runs_is_searched(tmp_path, capsys):
+    write_run(tmp_path / "synth" / "frozen" / "r", "frozen", frozen_scores())
+    write_run(tmp_path / "synth" / "pass_at_k" / "r", "pass_at_k", frozen_scores(), num_shards=2)
+    assert main([str(tmp_path), "--baseline", "frozen"]) == 0
+    out = capsys.readouterr().out
+    assert "| pass_at_k (oracle) |" in out and "| frozen |" in out
+    assert "+0.000 [+0.000, +0.000]" in out
+
+
+def test_bad_input_is_a_clear_error(tmp_path, capsys):
+    assert main([str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty")]) == 2
+    assert "no run directory" in capsys.readouterr().err
+    write_run(tmp_path / "r", "frozen", frozen_scores())
+    assert main([str(tmp_path / "r"), "--reference", "vbvr_table9"]) == 2
+    assert "unknown reference table 'vbvr_table9'" in capsys.readouterr().err
