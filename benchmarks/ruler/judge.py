@@ -1,0 +1,221 @@
+"""Checklist judges: send the official request, retry unparsable replies, cache valid verdicts.
+
+Backends: ``ApiJudge`` (any OpenAI-compatible endpoint; GPT-o3 by default, as the paper and the
+benchmark use) and ``LocalVlmJudge`` (a transformers VLM through the teacher adapter's
+``generate``; not comparable with o3 numbers). A judge that never gives a valid reply raises
+``ScoringError``: the runner records the instance as an error, it is never dropped or scored 0.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.ruler.cache import JudgeCache, cache_key
+from benchmarks.ruler.labels import ResponseFormatError, parse_labels
+from benchmarks.ruler.request import ImageInput, JudgeRequest
+from harness.chat_api import ChatApiError, ChatClient, image_part, text_part
+from harness.types import ScoringError, Teacher, UserError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SYSTEM_PROMPT = Path(__file__).with_name("system_prompt.txt")  # our paraphrase of upstream's
+
+
+@dataclass
+class Verdict:
+    labels: list[str]
+    raw: str
+    attempts: int  # judge calls made for this verdict; 0 when it came from the cache
+    cached: bool
+
+
+def load_system_prompt(path: str | Path | None) -> str:
+    path = Path(path) if path else DEFAULT_SYSTEM_PROMPT
+    if not path.is_file():
+        raise UserError(f"judge system prompt not found: {path} (set judge.system_prompt_path, or null for the packaged one)")
+    return path.read_text(encoding="utf-8")
+
+
+class ChecklistJudge(abc.ABC):
+    """The backend-independent part: attempts, backoff, format check and cache."""
+
+    def __init__(
+        self,
+        *,
+        system_prompt_path: str | None,
+        cache_dir: str | None,
+        max_attempts: int,
+        retry_backoff_s: float,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        self.system_prompt = load_system_prompt(system_prompt_path)
+        self.system_prompt_sha256 = hashlib.sha256(self.system_prompt.encode()).hexdigest()
+        self.cache = JudgeCache(cache_dir) if cache_dir else None
+        self.max_attempts = max_attempts
+        self.retry_backoff_s = retry_backoff_s
+
+    @property
+    @abc.abstractmethod
+    def model_id(self) -> str: ...
+
+    @property
+    @abc.abstractmethod
+    def identity(self) -> dict[str, Any]:
+        """Everything about the judge that can change its reply (part of the cache key)."""
+
+    @abc.abstractmethod
+    def _prepare(self, request: JudgeRequest) -> Any:
+        """The backend's payload for ``request``, built once and reused across attempts."""
+
+    @abc.abstractmethod
+    def _complete(self, payload: Any) -> str:
+        """One call; raises ``ScoringError`` when the backend fails for good."""
+
+    def judge(self, request: JudgeRequest) -> Verdict:
+        key = cache_key(self.identity, self.system_prompt, request.digest())
+        hit = self._cached(key, request.n_questions)
+        if hit is not None:
+            return hit
+        payload = self._prepare(request)
+        problems: list[str] = []
+        for attempt in range(1, self.max_attempts + 1):
+            if attempt > 1:
+                time.sleep(self.retry_backoff_s * 2 ** (attempt - 2))
+            raw = self._complete(payload)
+            try:
+                labels = parse_labels(raw, request.n_questions)
+            except ResponseFormatError as exc:
+                problems.append(str(exc))
+                log.warning("judge %s: unusable reply (%s), attempt %d/%d", self.model_id, exc, attempt, self.max_attempts)
+                continue
+            if self.cache:
+                self.cache.put(key, {"judge": self.identity, "system_prompt_sha256": self.system_prompt_sha256, "raw": raw, "labels": labels})
+            return Verdict(labels=labels, raw=raw, attempts=attempt, cached=False)
+        raise ScoringError(
+            f"judge {self.model_id} gave no valid reply in {self.max_attempts} attempts: {problems}; last reply: {raw[:300]!r}"
+        )
+
+    def _cached(self, key: str, n_questions: int) -> Verdict | None:
+        entry = self.cache.get(key) if self.cache else None
+        if entry is None:
+            return None
+        try:  # re-checked, so a damaged or hand-edited entry is never trusted
+            return Verdict(labels=parse_labels(entry["raw"], n_questions), raw=entry["raw"], attempts=0, cached=True)
+        except (KeyError, TypeError, ResponseFormatError) as exc:
+            log.warning("judge cache entry %s is unusable (%s); asking the judge again", key, exc)
+            return None
+
+
+class ApiJudge(ChecklistJudge):
+    """An OpenAI-compatible judge. Defaults follow upstream: model o3, ``presence_penalty=0``,
+    no temperature; point ``base_url`` (and ``api_key_env``, or null) at a self-hosted server
+    to use another VLM."""
+
+    def __init__(
+        self,
+        *,
+        model: str = "o3",
+        base_url: str | None = None,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        max_retries: int = 5,
+        backoff_s: float = 2.0,
+        timeout_s: float = 600.0,
+        extra_params: dict[str, Any] | None = None,
+        system_prompt_path: str | None = None,
+        cache_dir: str | None = None,
+        max_attempts: int = 4,
+        retry_backoff_s: float = 2.0,
+    ) -> None:
+        super().__init__(
+            system_prompt_path=system_prompt_path, cache_dir=cache_dir, max_attempts=max_attempts, retry_backoff_s=retry_backoff_s
+        )
+        params = {"presence_penalty": 0} if extra_params is None else dict(extra_params)
+        self.client = ChatClient(
+            model,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            max_retries=max_retries,
+            backoff_s=backoff_s,
+            timeout_s=timeout_s,
+            extra_params=params,
+        )
+
+    @property
+    def model_id(self) -> str:
+        return self.client.model
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "openai-compatible", "model": self.client.model, "base_url": self.client.base_url, "params": self.client.extra_params}
+
+    def _prepare(self, request: JudgeRequest) -> list[dict[str, Any]]:
+        content = [text_part(p) if isinstance(p, str) else image_part(_image_source(p)) for p in request.parts]
+        return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": content}]
+
+    def _complete(self, payload: list[dict[str, Any]]) -> str:
+        try:
+            return self.client.chat(payload)
+        except (ChatApiError, UserError) as exc:
+            raise ScoringError(f"judge {self.model_id}: {exc}") from exc
+
+
+def _image_source(image: ImageInput):
+    return image.path if image.path is not None else image.array
+
+
+class LocalVlmJudge(ChecklistJudge):
+    """A local transformers VLM as judge (``teacher.generate``, greedy). The official interleaved
+    content is flattened: texts joined in order with an ``[Image k]`` marker where image k
+    (passed to ``generate`` in the same order) stood; the system prompt leads the text."""
+
+    def __init__(
+        self,
+        *,
+        teacher: Teacher,
+        model_id: str,
+        max_new_tokens: int = 2048,
+        system_prompt_path: str | None = None,
+        cache_dir: str | None = None,
+        max_attempts: int = 1,
+        retry_backoff_s: float = 0.0,
+    ) -> None:
+        super().__init__(
+            system_prompt_path=system_prompt_path, cache_dir=cache_dir, max_attempts=max_attempts, retry_backoff_s=retry_backoff_s
+        )
+        self.teacher = teacher
+        self._model_id = model_id
+        self.max_new_tokens = max_new_tokens
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "transformers", "model": self._model_id, "max_new_tokens": self.max_new_tokens}
+
+    def _prepare(self, request: JudgeRequest) -> tuple[str, list]:
+        texts, images = [self.system_prompt, "\n"], []
+        for part in request.parts:
+            if isinstance(part, str):
+                texts.append(part)
+            else:
+                images.append(part.to_array())
+                texts.append(f"[Image {len(images)}]")
+        return "".join(texts), images
+
+    def _complete(self, payload: tuple[str, list]) -> str:
+        prompt, images = payload
+        return self.teacher.generate(prompt, images=images, max_new_tokens=self.max_new_tokens)
+
+
+def no_judge() -> None:
+    """``conf/judge/none.yaml``: no judge; RULER videos can be generated now and scored later."""
+    return None
