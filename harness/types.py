@@ -108,10 +108,15 @@ class Conditioning:
 class Student(Protocol):
     def encode(self, instance: Instance) -> Conditioning: ...
 
+    sigmas: list[float]  # the sampling schedule, sigma_0 = 1.0 is pure noise
+
     def make_noise(self, cond: Conditioning, seed: int) -> torch.Tensor: ...
 
     def predict_x0(self, cond: Conditioning, latents: torch.Tensor, sigma: float) -> torch.Tensor:
         """Clean-latent estimate x0 = x_t - sigma * v, differentiable w.r.t. the LoRA."""
+
+    def step(self, cond: Conditioning, x_t: torch.Tensor, k: int, seed: int) -> torch.Tensor:
+        """Sampling step ``k`` from ``x_t`` at ``sigmas[k]``; the last step returns clean latents."""
 
     def sample(self, cond: Conditioning, noise: torch.Tensor, seed: int) -> torch.Tensor:
         """Full sampling from ``noise`` (``seed`` drives any re-noising); returns clean latents."""

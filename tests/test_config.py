@@ -33,7 +33,7 @@ def test_every_group_option_composes_and_targets_a_real_class(group, option):
 
 @pytest.mark.parametrize("option", group_options("experiment"))
 def test_every_experiment_composes(option):
-    cfg = _compose(f"+experiment={option}")
+    cfg = _compose(f"experiment={option}")
     assert cfg.method._target_
 
 

@@ -1,0 +1,247 @@
+"""VLM-taught test-time optimisation (arXiv 2606.02564, Algorithm 1): a fresh LoRA per instance,
+fitted to the teacher's yes/no judgements of the student's own prediction, then one final sample.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Literal
+
+import torch
+
+from harness.method import Method, MethodContext, derive_seed
+from harness.types import Conditioning, Instance, MethodOutput, Queries, Student, Teacher
+from harness.video import frames_to_clip
+from harness.vlmteach.frames import select_frames
+from harness.vlmteach.loss import WeightedQuestions, multi_vqa_loss, weigh_questions
+
+OptStep = Literal["first", "last", "all"]
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+
+
+class OptimisationDiverged(RuntimeError):
+    """The loss or its gradient is NaN/inf. ``trace`` holds the steps so far; the runner records it."""
+
+    def __init__(self, message: str, trace: dict[str, Any]):
+        super().__init__(message)
+        self.trace = trace
+
+
+class VlmTeach(Method):
+    """Per-instance LoRA optimisation of the student under the teacher's multi-question VQA loss.
+
+    Defaults are the paper's (lambda 0.5, K 24, first-step prediction, tau 0.22, N 40, lr 5e-5).
+    Choices the paper leaves open are keys here (optimiser, betas, eps, weight decay, clipping) or
+    in the student's ``lora`` config (rank, alpha, targets, init).
+
+    Trace: ``queries`` (goal, process, fallback, raw, source), ``loss_questions`` / ``loss_roles`` /
+    ``loss_weights`` (what enters the loss), ``frames_decoded`` and ``frame_indices`` (what the
+    teacher sees), ``per_step`` (one entry per evaluation: loss, p_yes aligned with
+    ``loss_questions``, and for an update grad_norm and seconds; the last entry evaluates the LoRA
+    that is kept), ``steps_used``, ``stopped_early``, ``final_loss``, ``final_p_yes``, ``lora_seed``.
+    Timings: synthesis_s, encode_s, optimise_s, final_s.
+    """
+
+    needs_teacher = True
+
+    def __init__(
+        self,
+        *,
+        goal_weight: float = 0.5,
+        num_frames: int = 24,
+        opt_step: OptStep = "first",
+        num_steps: int = 40,
+        early_stop: bool = True,
+        tau: float = 0.22,
+        max_process: int = 3,
+        fixed_queries: dict[str, Any] | None = None,
+        optimizer: str = "adamw",
+        lr: float = 5e-5,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        grad_clip: float | None = 1.0,
+    ):
+        if opt_step not in ("first", "last", "all"):
+            raise ValueError(f"opt_step must be 'first', 'last' or 'all', got {opt_step!r}")
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+        if num_steps < 0 or num_frames < 1 or max_process < 1:
+            raise ValueError(f"need num_steps >= 0, num_frames >= 1, max_process >= 1; got {num_steps}, {num_frames}, {max_process}")
+        if grad_clip is not None and grad_clip <= 0:
+            raise ValueError(f"grad_clip must be positive or null (off), got {grad_clip}")
+        self.fixed_queries = _fixed_queries(fixed_queries) if fixed_queries is not None else None
+        # Validates lambda (and the process questions of fixed queries) before any instance runs.
+        if self.fixed_queries is not None:
+            weigh_questions(self.fixed_queries, goal_weight)
+        elif not 0.0 <= goal_weight <= 1.0:
+            raise ValueError(f"goal_weight (lambda) must lie in [0, 1], got {goal_weight}")
+        self.goal_weight = goal_weight
+        self.num_frames = num_frames
+        self.opt_step = opt_step
+        self.num_steps = num_steps
+        self.early_stop = early_stop
+        self.tau = tau
+        self.max_process = max_process
+        self.optimizer = optimizer
+        self.optimizer_kwargs: dict[str, Any] = {"lr": lr, "weight_decay": weight_decay}
+        if optimizer != "sgd":
+            self.optimizer_kwargs |= {"betas": tuple(betas), "eps": eps}
+        self.grad_clip = grad_clip
+
+    def run(self, instance: Instance, ctx: MethodContext) -> MethodOutput:
+        if ctx.teacher is None:
+            raise ValueError("vlmteach needs a teacher (its yes/no answers are the loss); configure teacher=...")
+        student, teacher = ctx.student, ctx.teacher
+        timings: dict[str, float] = {}
+
+        t0 = time.perf_counter()
+        if self.fixed_queries is not None:
+            queries = self.fixed_queries
+        else:
+            queries = teacher.synthesize_queries(instance, max_process=self.max_process)
+        weighted = weigh_questions(queries, self.goal_weight)
+        timings["synthesis_s"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        cond = student.encode(instance)
+        noise = student.make_noise(cond, ctx.seed)  # the same draw as `frozen` and for every step
+        timings["encode_s"] = time.perf_counter() - t0
+
+        lora_seed = derive_seed(ctx.seed, "lora")
+        trace: dict[str, Any] = {
+            "queries": {
+                "goal": queries.goal,
+                "process": list(queries.process),
+                "fallback": queries.fallback,
+                "raw": queries.raw,
+                "source": "teacher" if self.fixed_queries is None else "fixed",
+            },
+            "loss_questions": weighted.questions,
+            "loss_roles": weighted.roles,
+            "loss_weights": weighted.weights,
+            "opt_step": self.opt_step,
+            "lora_seed": lora_seed,
+            "per_step": [],
+        }
+        try:
+            t0 = time.perf_counter()
+            steps = self._optimise(student, teacher, cond, noise, ctx.seed, lora_seed, weighted, trace)
+            timings["optimise_s"] = time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                latents = student.sample(cond, noise, seed=ctx.seed)
+                clip = frames_to_clip(student.decode(latents, light=False))
+            timings["final_s"] = time.perf_counter() - t0
+        finally:
+            # Leave the student equal to its base model (LoRA B = 0) for whatever runs next.
+            student.reset_lora(lora_seed)
+        return MethodOutput(clip=clip, trace=trace, timings=timings, steps=steps)
+
+    def _optimise(
+        self,
+        student: Student,
+        teacher: Teacher,
+        cond: Conditioning,
+        noise: torch.Tensor,
+        seed: int,
+        lora_seed: int,
+        weighted: WeightedQuestions,
+        trace: dict[str, Any],
+    ) -> int:
+        """The loop of Algorithm 1; returns the number of updates. Fills ``trace`` as it goes."""
+        student.reset_lora(lora_seed)  # in place: same modules, fresh weights
+        params = student.lora_parameters()
+        _check_trainable(student, teacher, params)
+        optimizer = OPTIMIZERS[self.optimizer](params, **self.optimizer_kwargs)  # fresh moments per instance
+
+        updates, stopped_early, loss_value = 0, False, math.nan
+        # Iteration num_steps only evaluates: the trace then holds the loss of the LoRA that is kept.
+        for step in range(self.num_steps + 1):
+            may_update = step < self.num_steps
+            started = time.perf_counter()
+            with torch.set_grad_enabled(may_update):
+                x0_hat = self._predict_x0(student, cond, noise, seed)
+                decoded = student.decode(x0_hat, light=True)
+                frames, indices = select_frames(decoded, self.num_frames)
+                nll = teacher.yes_nll(frames, weighted.questions)
+                loss = multi_vqa_loss(nll, weighted.weights)
+            loss_value = float(loss.detach())
+            if step == 0:
+                trace["frames_decoded"], trace["frame_indices"] = int(decoded.shape[0]), indices
+            record: dict[str, Any] = {"loss": loss_value, "p_yes": torch.exp(-nll.detach().float()).tolist()}
+            trace["per_step"].append(record)
+            if not math.isfinite(loss_value):
+                raise OptimisationDiverged(f"vlmteach: loss is {loss_value} at step {step}", trace)
+            if self.early_stop and loss_value <= self.tau and may_update:
+                stopped_early = True  # checked before the update: the current LoRA is kept
+                break
+            if not may_update:
+                break
+            if not loss.requires_grad:
+                raise RuntimeError(
+                    "vlmteach: the loss does not depend on the LoRA; the student's predict_x0/decode(light=True) "
+                    "and the teacher's yes_nll must keep the autograd graph"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            record["grad_norm"] = self._clip_gradients(params, step, loss_value, trace)
+            optimizer.step()
+            record["seconds"] = time.perf_counter() - started  # forward + backward + update
+            updates += 1
+
+        trace.update(
+            steps_used=updates,
+            stopped_early=stopped_early,
+            final_loss=loss_value,
+            final_p_yes=trace["per_step"][-1]["p_yes"],
+        )
+        return updates
+
+    def _predict_x0(self, student: Student, cond: Conditioning, noise: torch.Tensor, seed: int) -> torch.Tensor:
+        """The clean-latent estimate the teacher judges, per ``opt_step`` (paper §1.5 and Table III)."""
+        if self.opt_step == "first":
+            return student.predict_x0(cond, noise, student.sigmas[0])
+        last = len(student.sigmas) - 1
+        x = noise
+        for k in range(last):
+            with torch.set_grad_enabled(self.opt_step == "all" and torch.is_grad_enabled()):
+                x = student.step(cond, x, k, seed)
+        return student.step(cond, x, last, seed)
+
+    def _clip_gradients(self, params: list[torch.nn.Parameter], step: int, loss: float, trace: dict[str, Any]) -> float:
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            raise RuntimeError("vlmteach: no LoRA parameter received a gradient; check the student's LoRA targets")
+        norm = torch.nn.utils.get_total_norm(grads)
+        if not torch.isfinite(norm):
+            raise OptimisationDiverged(f"vlmteach: gradient norm is {float(norm)} at step {step} (loss {loss})", trace)
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grads_with_norm_(params, self.grad_clip, norm)
+        return float(norm)
+
+
+def _fixed_queries(spec: dict[str, Any]) -> Queries:
+    """Queries given in the config (the generic-questions ablation) instead of synthesised ones."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("goal"), str) or not isinstance(spec.get("process"), list):
+        raise ValueError(f"fixed_queries needs a 'goal' string and a 'process' list of strings, got {spec!r}")
+    return Queries(goal=spec["goal"], process=[str(q) for q in spec["process"]], fallback=False, raw="")
+
+
+def _check_trainable(student: Student, teacher: Teacher, params: list[torch.nn.Parameter]) -> None:
+    """Only the LoRA trains, in fp32: any other trainable weight in the student or teacher is a bug."""
+    if not params:
+        raise RuntimeError("vlmteach: the student has no LoRA parameters; configure student.lora")
+    lora_ids = {id(p) for p in params}
+    for p in params:
+        if p.dtype != torch.float32 or not p.requires_grad:
+            raise RuntimeError(f"vlmteach: LoRA parameters must be fp32 and trainable, got {p.dtype}, requires_grad={p.requires_grad}")
+    for owner in (student, teacher):
+        for name, module in vars(owner).items():
+            if not isinstance(module, torch.nn.Module):
+                continue
+            for pname, p in module.named_parameters():
+                if p.requires_grad and id(p) not in lora_ids:
+                    raise RuntimeError(f"vlmteach: {type(owner).__name__}.{name}.{pname} is trainable but is not LoRA")
