@@ -1,0 +1,403 @@
+"""Qwen3-VL / Qwen2.5-VL as the teacher: query synthesis, a differentiable -log P("Yes"), generation.
+
+The official processors are not used at run time (their video side needs torchvision, and they
+would cut the gradient): the prompt comes from the checkpoint's chat template, placeholder tokens
+are expanded per grid exactly as ``Qwen3VLProcessor`` / ``Qwen2_5_VLProcessor`` do, and pixels come
+from ``harness.teachers.preprocess``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import re
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    GenerationConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen3VLForConditionalGeneration,
+)
+
+from harness.method import derive_seed
+from harness.teachers.preprocess import VisionSpec, image_pixels, video_pixels
+from harness.teachers.queries import build_synthesis_prompt, fallback_queries, parse_queries
+from harness.types import Instance, Queries, UserError
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_TEACHER_FILES = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken"]
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Family:
+    model_class: type
+    video_budget: str  # how the official video processor counts min/max pixels
+    image_mean: tuple[float, float, float]
+    image_std: tuple[float, float, float]
+    image_pixels: tuple[int, int]  # class defaults of the image processor (min, max)
+    video_pixels: tuple[int, int]  # class defaults of the video processor (min, max)
+
+
+_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+FAMILIES = {
+    "qwen3_vl": _Family(Qwen3VLForConditionalGeneration, "per_video", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
+                        (56 * 56, 28 * 28 * 1280), (128 * 32 * 32, 768 * 32 * 32)),
+    "qwen2_5_vl": _Family(Qwen2_5_VLForConditionalGeneration, "per_frame", _CLIP_MEAN, _CLIP_STD,
+                          (56 * 56, 28 * 28 * 1280), (128 * 28 * 28, 768 * 28 * 28)),
+}
+
+
+@dataclasses.dataclass
+class EncodedVideo:
+    """One video through the vision tower, ready to be asked several questions."""
+
+    features: object  # the model's get_video_features output (pooled tokens, Qwen3-VL deepstack features)
+    grid: tuple[int, int, int]  # video_grid_thw
+    num_frames: int  # frames given, before temporal padding
+
+
+class QwenVLTeacher:
+    """A frozen Qwen-VL teacher (``harness.types.Teacher``). Build it with ``from_pretrained``."""
+
+    def __init__(self, *, model: torch.nn.Module, tokenizer, chat_template: str, spec: VisionSpec,
+                 video_fps: float, question_suffix: str, system_prompt: str | None, max_new_tokens: int,
+                 synthesis_retries: int):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.chat_template = chat_template
+        self.spec = spec
+        self.family = model.config.model_type
+        self.video_fps = float(video_fps)
+        self.question_suffix = question_suffix
+        self.system_prompt = system_prompt
+        self.max_new_tokens = max_new_tokens
+        self.synthesis_retries = synthesis_retries
+        cfg = model.config
+        self.video_token = tokenizer.convert_ids_to_tokens(cfg.video_token_id)
+        self.image_token = tokenizer.convert_ids_to_tokens(cfg.image_token_id)
+        self.vision_start = tokenizer.convert_ids_to_tokens(cfg.vision_start_token_id)
+        self.vision_end = tokenizer.convert_ids_to_tokens(cfg.vision_end_token_id)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.yes_ids = tokenizer.encode("Yes", add_special_tokens=False)
+        if not self.yes_ids or tokenizer.unk_token_id in self.yes_ids:
+            raise UserError(f"The teacher's tokenizer cannot encode 'Yes' (got ids {self.yes_ids}).")
+        self.eos_ids = _eos_ids(model, tokenizer)
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_pretrained(
+        cls, *, path: str, device: str = "auto", dtype: str = "float32", max_pixels: int | None = None,
+        min_pixels: int | None = None, video_fps: float = 2.0, question_suffix: str = " Answer with Yes or No.",
+        system_prompt: str | None = None, gradient_checkpointing: bool = False, max_new_tokens: int = 256,
+        synthesis_retries: int = 2,
+    ) -> QwenVLTeacher:
+        """Load a Qwen3-VL or Qwen2.5-VL checkpoint (folder or hub id) as a frozen teacher.
+
+        ``min_pixels`` / ``max_pixels`` override the video pixel budget, read as the official video
+        processor reads it (Qwen3-VL: all frames together; Qwen2.5-VL: per frame). ``video_fps`` is the
+        frame rate the frames given to ``yes_nll`` are presented at (Qwen3-VL timestamps, Qwen2.5-VL
+        ``second_per_grid_ts``).
+        """
+        if dtype not in _DTYPES:
+            raise UserError(f"teacher.dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        local = resolve_teacher_dir(path)
+        config = AutoConfig.from_pretrained(local)
+        family = FAMILIES.get(config.model_type)
+        if family is None:
+            raise UserError(f"{path}: model_type {config.model_type!r} is not a supported Qwen-VL teacher "
+                            f"(supported: {sorted(FAMILIES)}).")
+        tokenizer = AutoTokenizer.from_pretrained(local)
+        spec = _vision_spec(local, config, family, min_pixels=min_pixels, max_pixels=max_pixels)
+        model = family.model_class.from_pretrained(local, dtype=_DTYPES[dtype]).to(_device(device))
+        model.requires_grad_(False)
+        if gradient_checkpointing:
+            # transformers only checkpoints in train mode; train mode is made safe by zeroing dropout.
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            _zero_dropout(model)
+            model.train()
+        else:
+            model.eval()
+        return cls(model=model, tokenizer=tokenizer, chat_template=_chat_template(local, tokenizer), spec=spec,
+                   video_fps=video_fps, question_suffix=question_suffix, system_prompt=system_prompt,
+                   max_new_tokens=max_new_tokens, synthesis_retries=synthesis_retries)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    # ---------------------------------------------------------------- the loss
+    def yes_nll(self, frames: torch.Tensor, questions: list[str]) -> torch.Tensor:
+        """-log P("Yes") per question, [Q] float32, under the full-vocabulary softmax at the first answer
+        position (teacher-forced over every "Yes" token). ``frames [T, 3, H, W]`` in [0, 1] are ONE video
+        input; the vision tower runs once and its features are shared by the batched questions."""
+        if not questions:
+            raise ValueError("yes_nll needs at least one question")
+        video = self.encode_video(frames)
+        return self.score_video(video, questions)
+
+    def p_yes(self, frames: torch.Tensor, questions: list[str]) -> list[float]:
+        with torch.no_grad():
+            return torch.exp(-self.yes_nll(frames, questions)).tolist()
+
+    def encode_video(self, frames: torch.Tensor) -> EncodedVideo:
+        """Pixels, grid and vision-tower features of one video; reusable for several question batches."""
+        frames = frames.to(self.device)
+        pixels, grid = video_pixels(frames, self.spec)
+        grid_thw = torch.tensor([grid], device=self.device)
+        features = self.model.get_video_features(pixel_values_videos=pixels.to(self.dtype), video_grid_thw=grid_thw,
+                                                 return_dict=True)
+        return EncodedVideo(features=features, grid=grid, num_frames=frames.shape[0])
+
+    def score_video(self, video: EncodedVideo, questions: list[str]) -> torch.Tensor:
+        """-log P("Yes") of each question about an ``encode_video`` result, one batched forward."""
+        placeholder = self.video_placeholder(video.grid, video.num_frames)
+        texts = [self.chat_text([{"type": "video"}, {"type": "text", "text": q + self.question_suffix}])
+                 .replace(self.video_token, placeholder, 1) for q in questions]
+        answer = self.yes_ids
+        batch = self._tokenize(texts, suffix=answer[:-1])  # teacher forcing: feed all but the last answer token
+        n = len(questions)
+        extra = {}
+        if self.family == "qwen2_5_vl":
+            extra["second_per_grid_ts"] = torch.full((n,), self.spec.temporal_patch_size / self.video_fps,
+                                                     device=self.device)
+        out = self.model(
+            **batch, video_grid_thw=torch.tensor([video.grid] * n, device=self.device),
+            mm_encoder_outputs={"video": _repeat_features(video.features, n)},
+            logits_to_keep=len(answer), use_cache=False, **extra,
+        )
+        logp = out.logits.float().log_softmax(-1)  # [Q, L, V]
+        target = torch.tensor(answer, device=self.device).expand(n, -1)
+        return -logp.gather(-1, target[..., None]).squeeze(-1).sum(-1)
+
+    # ---------------------------------------------------------------- text
+    def chat_text(self, content: list[dict]) -> str:
+        """One user turn (plus the optional system turn) through the chat template, generation prompt open."""
+        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        messages.append({"role": "user", "content": content})
+        text = self.tokenizer.apply_chat_template(messages, chat_template=self.chat_template, tokenize=False,
+                                                  add_generation_prompt=True)
+        placeholders = sum(c["type"] in ("image", "video") for c in content)
+        if text.count(self.video_token) + text.count(self.image_token) != placeholders:
+            raise UserError("The teacher's chat template does not emit one vision placeholder per image/video.")
+        return text
+
+    def video_placeholder(self, grid: tuple[int, int, int], num_frames: int) -> str:
+        """What the official processor puts in place of the video token for this grid."""
+        per_group = grid[1] * grid[2] // self.spec.merge_size**2
+        if self.family != "qwen3_vl":
+            return self.video_token * (grid[0] * per_group)
+        # Qwen3-VL: a "<t seconds>" stamp (mean time of the frames in the temporal patch) per group.
+        tp = self.spec.temporal_patch_size
+        indices = list(range(num_frames)) + [num_frames - 1] * (-num_frames % tp)
+        seconds = [i / self.video_fps for i in indices]  # same arithmetic order as the processor
+        stamps = [(seconds[i] + seconds[i + tp - 1]) / 2 for i in range(0, len(seconds), tp)]
+        return "".join(f"<{t:.1f} seconds>{self.vision_start}{self.video_token * per_group}{self.vision_end}"
+                       for t in stamps)
+
+    def _tokenize(self, texts: list[str], suffix: list[int] = ()) -> dict[str, torch.Tensor]:
+        """Left-padded ids, attention mask and modality types (0 text, 1 image, 2 video)."""
+        rows = [self.tokenizer(t)["input_ids"] + list(suffix) for t in texts]
+        width = max(map(len, rows))
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, width - len(row):] = torch.tensor(row)
+            mask[i, width - len(row):] = 1
+        types = torch.zeros_like(ids, dtype=torch.int)
+        types[ids == self.model.config.image_token_id] = 1
+        types[ids == self.model.config.video_token_id] = 2
+        types[mask == 0] = 0
+        return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device),
+                "mm_token_type_ids": types.to(self.device)}
+
+    # ---------------------------------------------------------------- generation
+    def generate(self, prompt: str, images: list[np.ndarray] | None = None, max_new_tokens: int | None = None) -> str:
+        """Greedy answer to ``prompt`` with optional uint8 [H, W, 3] images, through the chat template."""
+        return self._generate(prompt, images, max_new_tokens or self.max_new_tokens, sample_seed=None)
+
+    def synthesize_queries(self, instance: Instance, max_process: int = 3) -> Queries:
+        """One goal and 1..max_process process questions written by the teacher from the task prompt and
+        first frame; retries (sampled, seeded by the instance id) then a deterministic fallback."""
+        images = [instance.first_frame] if instance.first_frame is not None else None
+        replies = []
+        for attempt in range(1 + self.synthesis_retries):
+            prompt = build_synthesis_prompt(instance.prompt, max_process=max_process, has_image=images is not None,
+                                            strict=attempt > 0)
+            seed = None if attempt == 0 else derive_seed(attempt, "synthesis", instance.id)
+            replies.append(self._generate(prompt, images, self.max_new_tokens, sample_seed=seed))
+            queries = parse_queries(replies[-1], max_process)
+            if queries is not None:
+                return queries
+        log.warning("teacher wrote no parseable questions for %s after %d tries; using the fallback",
+                    instance.id, len(replies))
+        return dataclasses.replace(fallback_queries(instance.prompt, max_process),
+                                   raw="\n---\n".join(replies))
+
+    def _generate(self, prompt: str, images: list[np.ndarray] | None, max_new_tokens: int,
+                  sample_seed: int | None) -> str:
+        images = images or []
+        text = self.chat_text([*({"type": "image"} for _ in images), {"type": "text", "text": prompt}])
+        kwargs = {}
+        if images:
+            pixels, grids = zip(*(image_pixels(_image_tensor(img, self.device), self.spec) for img in images))
+            parts = text.split(self.image_token)  # one placeholder per image, expanded in order
+            counts = [int(np.prod(grid)) // self.spec.merge_size**2 for grid in grids]
+            text = parts[0] + "".join(self.image_token * n + part for n, part in zip(counts, parts[1:]))
+            kwargs = {"pixel_values": torch.cat(pixels).to(self.dtype),
+                      "image_grid_thw": torch.tensor(grids, device=self.device)}
+        batch = self._tokenize([text])
+        sampled = {"do_sample": True, "temperature": 0.7, "top_p": 0.9}  # retries only, seeded
+        decoding = {"do_sample": False} if sample_seed is None else sampled
+        config = GenerationConfig(max_new_tokens=max_new_tokens, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
+                                  **decoding)
+        with torch.no_grad(), _eval_mode(self.model), _seeded(sample_seed, self.device):
+            out = self.model.generate(**batch, **kwargs, generation_config=config)
+        return self.tokenizer.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+
+# -------------------------------------------------------------------- loading helpers
+def resolve_teacher_dir(path: str) -> Path:
+    """A local folder for ``path`` (relative to the working directory, then the project root) or the
+    cached / downloaded snapshot of a hub id; UserError with a download command otherwise."""
+    for candidate in (Path(path).expanduser(), PROJECT_ROOT / path):
+        if (candidate / "config.json").is_file():
+            return candidate
+    if not _HUB_ID.match(path):
+        hint = " Build the micro teacher with `python -m benchmarks.micro.weights_teacher`." if "micro" in path else ""
+        raise UserError(f"Teacher folder {path!r} has no config.json. Point teacher.path=<dir> at a transformers-"
+                        f"format Qwen-VL checkpoint.{hint}")
+    try:
+        return Path(snapshot_download(repo_id=path, allow_patterns=_TEACHER_FILES))
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError) as err:
+        local_dir = f"weights/{path.split('/')[-1]}"
+        raise UserError(
+            f"Teacher weights for {path} are not available locally and could not be downloaded "
+            f"({type(err).__name__}). Download them with:\n  huggingface-cli download {path} --local-dir {local_dir}\n"
+            f"then set teacher.path={local_dir}"
+        ) from err
+
+
+def _vision_spec(local: Path, config, family: _Family, *, min_pixels: int | None, max_pixels: int | None) -> VisionSpec:
+    """Patch sizes from the model config; mean/std and pixel budgets from the preprocessing files, read
+    as the official processors read them (video config falls back to the image one, then to defaults)."""
+    image_cfg = _read_json(local / "preprocessor_config.json")
+    video_cfg = _read_json(local / "video_preprocessor_config.json") or image_cfg
+    image_min, image_max = _pixel_budget(image_cfg, family.image_pixels)
+    video_min, video_max = _pixel_budget(video_cfg, family.video_pixels)
+    vision = config.vision_config
+    return VisionSpec(
+        patch_size=vision.patch_size, temporal_patch_size=vision.temporal_patch_size,
+        merge_size=vision.spatial_merge_size,
+        image_mean=tuple(video_cfg.get("image_mean", family.image_mean)),
+        image_std=tuple(video_cfg.get("image_std", family.image_std)),
+        image_min_pixels=image_min, image_max_pixels=image_max,
+        video_min_pixels=min_pixels or video_min, video_max_pixels=max_pixels or video_max,
+        video_budget=family.video_budget,
+    )
+
+
+def _pixel_budget(cfg: dict, default: tuple[int, int]) -> tuple[int, int]:
+    size = cfg.get("size") or {}
+    low = cfg.get("min_pixels") or size.get("shortest_edge") or default[0]
+    high = cfg.get("max_pixels") or size.get("longest_edge") or default[1]
+    return int(low), int(high)
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _chat_template(local: Path, tokenizer) -> str:
+    """The tokenizer's chat template, else the processor's (chat_template.jinja / chat_template.json)."""
+    if tokenizer.chat_template:
+        return tokenizer.chat_template
+    if (local / "chat_template.jinja").is_file():
+        return (local / "chat_template.jinja").read_text()
+    if template := _read_json(local / "chat_template.json").get("chat_template"):
+        return template
+    raise UserError(f"{local} has no chat template (tokenizer_config.json, chat_template.jinja or chat_template.json).")
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    ids = model.generation_config.eos_token_id
+    ids = set([ids] if isinstance(ids, int) else ids or [])
+    for token in ("<|im_end|>", tokenizer.eos_token):
+        tid = tokenizer.convert_tokens_to_ids(token) if token else None
+        if tid is not None and tid != tokenizer.unk_token_id:
+            ids.add(tid)
+    return sorted(ids)
+
+
+def _device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _zero_dropout(model: torch.nn.Module) -> None:
+    """Force every dropout to 0 so that train mode (needed for checkpointing) computes what eval does."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        for name, value in list(vars(module).items()):
+            if "dropout" in name and isinstance(value, float):
+                setattr(module, name, 0.0)
+    for cfg in (model.config, getattr(model.config, "text_config", None), getattr(model.config, "vision_config", None)):
+        if cfg is not None and getattr(cfg, "attention_dropout", 0.0):
+            cfg.attention_dropout = 0.0
+
+
+def _repeat_features(features, n: int):
+    """The vision tower's output for one video, as if the video had been given once per question."""
+    repeated = copy.copy(features)
+    repeated.pooler_output = tuple(features.pooler_output) * n
+    if getattr(features, "deepstack_features", None) is not None:  # Qwen3-VL's per-layer visual features
+        repeated.deepstack_features = [tuple(f) * n for f in features.deepstack_features]
+    return repeated
+
+
+def _image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
+        raise ValueError(f"images must be uint8 [H, W, 3] arrays, got {getattr(image, 'dtype', type(image))} "
+                         f"{getattr(image, 'shape', '')}")
+    return torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1).float() / 255.0
+
+
+@contextmanager
+def _eval_mode(model: torch.nn.Module):
+    """Generation in eval mode (a checkpointing teacher sits in train mode and would disable the KV cache)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
+def _seeded(seed: int | None, device: torch.device):
+    if seed is None:
+        yield
+        return
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
