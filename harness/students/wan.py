@@ -20,28 +20,17 @@ from diffusers.video_processor import VideoProcessor
 from transformers import AutoTokenizer
 
 from harness.method import derive_seed
-from harness.students.hub import resolve_model_dir
+from harness.loading import resolve_device, resolve_dtype, resolve_model_dir
 from harness.students.lora import LoraSpec, attach_lora, reset_lora
 from harness.students.schedules import check_dmd_sigmas, shifted_flow_sigmas
 from harness.types import Conditioning, Instance, UserError
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 SAMPLERS = ("dmd", "euler")
 
 # A light decoder maps normalised latents [1, C, F, h, w] to frames [T, 3, H, W] in [0, 1], differentiably.
+# The diffusers components a Wan student loads; nothing else in the repo is downloaded.
+_COMPONENTS = ["model_index.json", "transformer/*", "vae/*", "text_encoder/*", "tokenizer/*", "scheduler/*"]
 LightDecoder = Callable[[torch.Tensor], torch.Tensor]
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype: str) -> torch.dtype:
-    if dtype not in _DTYPES:
-        raise ValueError(f"student.dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-    return _DTYPES[dtype]
 
 
 class WanStudent:
@@ -104,14 +93,14 @@ class WanStudent:
 
         ``dtype`` is the transformer's and text encoder's; ``settings`` are ``__init__``'s keyword arguments.
         """
-        root = resolve_model_dir(path, config_key="student.path")
+        root = resolve_model_dir(path, config_key="student.path", marker="model_index.json", allow_patterns=_COMPONENTS)
         index_file = root / "model_index.json"
         if not index_file.is_file():
             raise UserError(f"{root} has no model_index.json: student.path must be a diffusers-format folder")
         library, class_name = json.loads(index_file.read_text())["text_encoder"]
         if library != "transformers" or not hasattr(transformers, class_name):
             raise UserError(f"{index_file}: unsupported text encoder {library}.{class_name}")
-        torch_dtype = resolve_dtype(dtype)
+        torch_dtype = resolve_dtype(dtype, config_key="student.dtype")
         text_encoder_cls = getattr(transformers, class_name)
         return cls(
             transformer=WanTransformer3DModel.from_pretrained(root, subfolder="transformer", torch_dtype=torch_dtype),

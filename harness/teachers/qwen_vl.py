@@ -12,14 +12,11 @@ import copy
 import dataclasses
 import json
 import logging
-import re
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
-from huggingface_hub import snapshot_download
-from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 from transformers import (
     AutoConfig,
     AutoTokenizer,
@@ -29,16 +26,14 @@ from transformers import (
 )
 
 from harness.method import derive_seed
+from harness.loading import resolve_device, resolve_dtype, resolve_model_dir
 from harness.teachers.preprocess import VisionSpec, image_pixels, video_pixels
 from harness.teachers.queries import build_synthesis_prompt, fallback_queries, parse_queries
 from harness.types import Instance, Queries, UserError
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _TEACHER_FILES = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken"]
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,9 +107,9 @@ class QwenVLTeacher:
         frame rate the frames given to ``yes_nll`` are presented at (Qwen3-VL timestamps, Qwen2.5-VL
         ``second_per_grid_ts``).
         """
-        if dtype not in _DTYPES:
-            raise UserError(f"teacher.dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-        local = resolve_teacher_dir(path)
+        torch_dtype = resolve_dtype(dtype, config_key="teacher.dtype")
+        hint = " Build the micro teacher with `python -m benchmarks.micro.weights_teacher`." if "micro" in path else ""
+        local = resolve_model_dir(path, config_key="teacher.path", marker="config.json", allow_patterns=_TEACHER_FILES, hint=hint)
         config = AutoConfig.from_pretrained(local)
         family = FAMILIES.get(config.model_type)
         if family is None:
@@ -122,7 +117,7 @@ class QwenVLTeacher:
                             f"(supported: {sorted(FAMILIES)}).")
         tokenizer = AutoTokenizer.from_pretrained(local)
         spec = _vision_spec(local, config, family, min_pixels=min_pixels, max_pixels=max_pixels)
-        model = family.model_class.from_pretrained(local, dtype=_DTYPES[dtype]).to(_device(device))
+        model = family.model_class.from_pretrained(local, dtype=torch_dtype).to(resolve_device(device))
         model.requires_grad_(False)
         if gradient_checkpointing:
             # transformers only checkpoints in train mode; train mode is made safe by zeroing dropout.
@@ -274,27 +269,6 @@ class QwenVLTeacher:
 
 
 # -------------------------------------------------------------------- loading helpers
-def resolve_teacher_dir(path: str) -> Path:
-    """A local folder for ``path`` (relative to the working directory, then the project root) or the
-    cached / downloaded snapshot of a hub id; UserError with a download command otherwise."""
-    for candidate in (Path(path).expanduser(), PROJECT_ROOT / path):
-        if (candidate / "config.json").is_file():
-            return candidate
-    if not _HUB_ID.match(path):
-        hint = " Build the micro teacher with `python -m benchmarks.micro.weights_teacher`." if "micro" in path else ""
-        raise UserError(f"Teacher folder {path!r} has no config.json. Point teacher.path=<dir> at a transformers-"
-                        f"format Qwen-VL checkpoint.{hint}")
-    try:
-        return Path(snapshot_download(repo_id=path, allow_patterns=_TEACHER_FILES))
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError) as err:
-        local_dir = f"weights/{path.split('/')[-1]}"
-        raise UserError(
-            f"Teacher weights for {path} are not available locally and could not be downloaded "
-            f"({type(err).__name__}). Download them with:\n  huggingface-cli download {path} --local-dir {local_dir}\n"
-            f"then set teacher.path={local_dir}"
-        ) from err
-
-
 def _vision_spec(local: Path, config, family: _Family, *, min_pixels: int | None, max_pixels: int | None) -> VisionSpec:
     """Patch sizes from the model config; mean/std and pixel budgets from the preprocessing files, read
     as the official processors read them (video config falls back to the image one, then to defaults)."""
@@ -344,12 +318,6 @@ def _eos_ids(model, tokenizer) -> list[int]:
         if tid is not None and tid != tokenizer.unk_token_id:
             ids.add(tid)
     return sorted(ids)
-
-
-def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _zero_dropout(model: torch.nn.Module) -> None:

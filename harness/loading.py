@@ -1,0 +1,52 @@
+"""Finding and placing model weights: local folders or hub ids, devices and dtypes.
+
+Shared by every student and teacher adapter so that a missing checkpoint always fails the same
+way: a UserError naming the hub id, the download command and the config key to set.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+from harness.types import UserError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, *, config_key: str) -> torch.dtype:
+    if dtype not in DTYPES:
+        raise UserError(f"{config_key} must be one of {sorted(DTYPES)}, got {dtype!r}")
+    return DTYPES[dtype]
+
+
+def resolve_model_dir(path: str, *, config_key: str, marker: str, allow_patterns: list[str], hint: str = "") -> Path:
+    """A local directory for ``path``: an existing folder holding ``marker`` (relative to the working
+    directory, then to the project root) or the cached/downloaded snapshot of a hub id. Raises
+    UserError with a download hint naming ``config_key`` when neither is available."""
+    for candidate in (Path(path).expanduser(), PROJECT_ROOT / path):
+        if (candidate / marker).is_file():
+            return candidate
+    if not _HUB_ID.match(path):
+        raise UserError(f"{path!r} is not a model folder (no {marker}). Point {config_key}=<dir> at one.{hint}")
+    try:
+        return Path(snapshot_download(repo_id=path, allow_patterns=allow_patterns))
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError) as err:
+        local_dir = f"weights/{path.split('/')[-1]}"
+        raise UserError(
+            f"Weights for {path} are not available locally and could not be downloaded ({type(err).__name__}). "
+            f"Download them with:\n  huggingface-cli download {path} --local-dir {local_dir}\n"
+            f"then set {config_key}={local_dir}"
+        ) from err
