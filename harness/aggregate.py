@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
-import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ import pandas as pd
 
 from harness import stats
 from harness.records import STATUS_ERROR, STATUS_GENERATED, STATUS_OK
-from harness.rundir import Completeness, RunDir
+from harness.rundir import Completeness, RunDir, atomic_write_text
 from harness.types import UserError
 
 SUMMARY_SCHEMA = 1
@@ -81,7 +80,8 @@ class RunResults:
         parts = [
             f"{len(ids)} {what}"
             for ids, what in [(c.missing, "missing"), (c.errored, "error"), (c.unscored, "unscored"),
-                              (c.duplicated, "duplicated"), (c.unplanned, "unplanned")]
+                              (c.duplicated, "duplicated"), (c.unplanned, "unplanned"),
+                              (c.missing_shards, "shard(s) never started")]
             if ids
         ]
         return "INCOMPLETE: " + ", ".join(parts) if parts else "complete"
@@ -270,12 +270,6 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 # -- one run -------------------------------------------------------------------------------------
 
 
@@ -321,9 +315,9 @@ def write_run_tables(run_dir: str | Path) -> tuple[dict[str, Any], str, pd.DataF
     summary, rows = run_summary(run)
     markdown = run_markdown(run, summary)
     frame = pd.DataFrame(rows).assign(bench=run.bench, method=display_method(run.method))
-    _atomic_write(run.path / "summary.json", json.dumps(summary, indent=1, sort_keys=True, default=_jsonable) + "\n")
-    _atomic_write(run.path / "table.md", markdown)
-    _atomic_write(run.path / "table.csv", frame.to_csv(index=False))
+    atomic_write_text(run.path / "summary.json", json.dumps(summary, indent=1, sort_keys=True, default=_jsonable) + "\n")
+    atomic_write_text(run.path / "table.md", markdown)
+    atomic_write_text(run.path / "table.csv", frame.to_csv(index=False))
     return summary, markdown, frame
 
 

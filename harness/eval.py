@@ -50,8 +50,11 @@ def run(cfg: DictConfig) -> Path:
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    from harness.devices import pinned_gpu
+
     try:
-        run(cfg)
+        with pinned_gpu():  # before CUDA starts: one GPU per job when a launcher asks for it
+            run(cfg)
     except UserError as exc:
         log.error("%s", exc)
         sys.exit(2)

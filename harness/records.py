@@ -59,11 +59,22 @@ def _json_default(obj: Any) -> Any:
 def append(path: Path, record: Record) -> None:
     """Append one line and fsync, so a crash after return never loses the record."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    _drop_torn_tail(path)
     line = record.to_json() + "\n"
     with open(path, "a", encoding="utf-8") as f:
         f.write(line)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a half-written last line (a writer killed mid-append) so the next line starts clean."""
+    if not path.exists():
+        return
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:

@@ -15,11 +15,19 @@ per shard, so shards never write to the same file. Merging reads them all.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness import records as rec
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a whole file or nothing (temp file + rename): readers never see half a manifest or table."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def shard_suffix(shard: int, num_shards: int) -> str:
@@ -34,10 +42,12 @@ class Completeness:
     unscored: list[str]  # latest record has status generated
     duplicated: list[str]  # ids planned by more than one shard, or recorded in several shard files
     unplanned: list[str]  # records whose id no manifest plans
+    missing_shards: list[int]  # shards of the run's shard count that never wrote a manifest
 
     @property
     def complete(self) -> bool:
-        return not (self.missing or self.errored or self.unscored or self.duplicated or self.unplanned)
+        return not (self.missing or self.errored or self.unscored or self.duplicated or self.unplanned
+                    or self.missing_shards)
 
 
 class RunDir:
@@ -75,7 +85,10 @@ class RunDir:
 
     def completeness(self) -> Completeness:
         planned_count: dict[str, int] = {}
-        for manifest in self.manifests():
+        manifests = self.manifests()
+        num_shards = max((m["num_shards"] for m in manifests), default=1)
+        started = {m["shard"] for m in manifests}
+        for manifest in manifests:
             for iid in manifest["instance_ids"]:
                 planned_count[iid] = planned_count.get(iid, 0) + 1
         recorded_in: dict[str, int] = {}
@@ -92,4 +105,5 @@ class RunDir:
             unscored=sorted(i for i, r in latest.items() if r["status"] == rec.STATUS_GENERATED),
             duplicated=sorted({i for i, c in planned_count.items() if c > 1} | {i for i, c in recorded_in.items() if c > 1}),
             unplanned=sorted(i for i in latest if i not in planned_count),
+            missing_shards=[s for s in range(num_shards) if manifests and s not in started],
         )

@@ -22,7 +22,7 @@ from harness import records as rec
 from harness.config import Stage, component_kwargs, config_hash, method_needs_teacher
 from harness.method import MethodContext, derive_seed
 from harness.progress import Progress
-from harness.rundir import RunDir
+from harness.rundir import RunDir, atomic_write_text
 from harness.sharding import select_shard
 from harness.types import Benchmark, Instance, UserError
 from harness.versions import collect_versions
@@ -121,7 +121,7 @@ class Runner:
             # lets tables count a missing instance in its task/category/split rows
             "instance_groups": {i.id: {"task": i.task, "category": i.category, "split": i.split} for i in instances},
         }
-        self.run.manifest_path(self.shard, self.num_shards).write_text(json.dumps(manifest, indent=1))
+        atomic_write_text(self.run.manifest_path(self.shard, self.num_shards), json.dumps(manifest, indent=1))
         return instances
 
     def execute(self, sink) -> RunDir:

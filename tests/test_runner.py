@@ -145,3 +145,22 @@ def test_kill_minus_nine_loses_and_duplicates_nothing(tmp_path):
     assert len(ids) == len(set(ids)) == 8  # nothing lost, nothing duplicated
     assert all(r["status"] == "ok" for r in lines)
     assert not list((records.parent / "videos").rglob(".tmp-*"))
+
+
+def test_a_shard_that_never_started_makes_the_run_incomplete(tmp_path):
+    for shard in (0, 2):
+        run_dir = run(tmp_path, "bench.limit=3", "bench.num_shards=3", f"bench.shard={shard}")
+    completeness = run_dir.completeness()
+    assert completeness.missing_shards == [1] and not completeness.complete
+    summary = json.loads((run_dir.path / "summary.json").read_text())
+    assert "1 shard(s) never started" in summary["flag"]
+
+
+def test_append_after_a_torn_line_keeps_the_file_readable(tmp_path):
+    path = tmp_path / "records.jsonl"
+    first = rec.Record(instance_id="a", bench="b", task="t", category="c", split="s", method="m", seed=1, status="ok", score=1.0)
+    rec.append(path, first)
+    with open(path, "a") as f:
+        f.write('{"instance_id": "b", "sta')  # a writer killed mid-line
+    rec.append(path, rec.Record(**{**first.__dict__, "instance_id": "c"}))
+    assert [r["instance_id"] for r in rec.read_lines(path)] == ["a", "c"]
