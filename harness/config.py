@@ -25,7 +25,7 @@ GROUPS = ("student", "teacher", "method", "bench", "judge", "logger", "experimen
 # Keys the runner owns inside component groups; stripped before instantiation.
 RUNNER_KEYS = {"bench": ("limit", "shard", "num_shards"), "method": ("label",)}
 # Keys that never change any instance's result, so they stay out of the config hash.
-UNHASHED_TOP = ("run_name", "output_root", "stage", "baseline", "progress", "fail_fast", "logger", "experiment")
+UNHASHED_TOP = ("run_name", "output_root", "stage", "baseline", "progress", "fail_fast", "logger", "experiment", "cpu_threads")
 
 
 class Stage(str, Enum):
@@ -50,6 +50,7 @@ class RunConfig:
     baseline: str = "frozen"
     progress: bool = True
     fail_fast: bool = False
+    cpu_threads: int | None = 1
 
 
 ConfigStore.instance().store(name="run_schema", node=RunConfig)

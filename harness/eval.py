@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import hydra
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -27,6 +28,8 @@ def run(cfg: DictConfig) -> Path:
     from harness.sinks import make_sink
 
     hc = HydraConfig.get()
+    if cfg.cpu_threads:
+        torch.set_num_threads(cfg.cpu_threads)
     runner = Runner(cfg, dict(hc.runtime.choices))
     sink = make_sink(cfg.logger)
     ok = False

@@ -11,8 +11,16 @@ from pathlib import Path
 _PACKAGES = ("torch", "diffusers", "transformers", "peft", "av", "numpy", "datasets", "opencv-python-headless", "openai")
 
 
-@functools.cache
 def collect_versions() -> dict[str, str]:
+    """Library versions (cached) plus the thread count and device in effect now."""
+    import torch
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
+    return {**_library_versions(), "torch_threads": str(torch.get_num_threads()), "device": device}
+
+
+@functools.cache
+def _library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in _PACKAGES:
         try:
