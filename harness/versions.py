@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -16,7 +17,8 @@ def collect_versions() -> dict[str, str]:
     import torch
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
-    return {**_library_versions(), "torch_threads": str(torch.get_num_threads()), "device": device}
+    return {**_library_versions(), "torch_threads": str(torch.get_num_threads()), "device": device,
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
 
 
 @functools.cache
