@@ -11,7 +11,7 @@ ARGS    ?=
 comma := ,
 MULTIRUN = $(if $(findstring $(comma),$(METHOD)),--multirun,)
 
-.PHONY: setup eval test data clean-runs
+.PHONY: setup eval test data clean-runs bench-gpu
 
 # Where `make data` puts each benchmark (the bench configs' data_dir points here).
 HUB_ruler := hexmSeeU/RULER-Bench
@@ -41,6 +41,11 @@ else
 	$(BIN)/hf download $(HUB_$(BENCH)) --repo-type dataset --local-dir data/$(BENCH)
 	@echo "then run with bench.data_dir=data/$(BENCH)"
 endif
+
+# GPU cost of vlmteach at the paper's shapes (random-weight real-size models, one GPU); writes results/perf/
+BENCH_GPU_ARGS ?=
+bench-gpu: setup
+	$(BIN)/python scripts/bench_gpu.py $(BENCH_GPU_ARGS)
 
 clean-runs:
 	rm -rf results/runs

@@ -23,6 +23,7 @@ from harness.method import derive_seed
 from harness.loading import resolve_device, resolve_dtype, resolve_model_dir
 from harness.students.lora import LoraSpec, attach_lora, reset_lora
 from harness.students.schedules import check_dmd_sigmas, shifted_flow_sigmas
+from harness.students.taehv import build_light_decoder
 from harness.types import Conditioning, Instance, UserError
 
 SAMPLERS = ("dmd", "euler")
@@ -54,6 +55,7 @@ class WanStudent:
         gradient_checkpointing: bool = False,
         offload_text_encoder: bool = True,
         max_text_len: int = 512,
+        light_decoder: dict[str, Any] | None = None,
     ) -> None:
         if sampler not in SAMPLERS:
             raise ValueError(f"student.sampler must be one of {SAMPLERS}, got {sampler!r}")
@@ -64,7 +66,6 @@ class WanStudent:
         self.negative_prompt = negative_prompt
         self.offload_text_encoder = offload_text_encoder
         self.max_text_len = max_text_len
-        self.light_decoder: LightDecoder | None = None
 
         # Dtypes are set at load time (from_pretrained keeps diffusers' fp32 modules); here only the device moves.
         self.transformer = transformer.to(self.device).eval().requires_grad_(False)
@@ -86,6 +87,13 @@ class WanStudent:
         self._scale_t = self.vae.config.scale_factor_temporal
         self._scale_s = self.vae.config.scale_factor_spatial
         self._video_processor = VideoProcessor(vae_scale_factor=self._scale_s)
+        # The ``light_decoder`` block ({kind, path, latent_convention, dtype}); None decodes with the VAE.
+        self.light_decoder: LightDecoder | None = None
+        if light_decoder is not None:
+            self.light_decoder = build_light_decoder(
+                **light_decoder, latents_mean=self.vae.config.latents_mean, latents_std=self.vae.config.latents_std,
+                vae_scales=(self._scale_t, self._scale_s), device=self.device,
+            )
 
     @classmethod
     def from_pretrained(cls, *, path: str, dtype: str = "float32", **settings: Any) -> WanStudent:

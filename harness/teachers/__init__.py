@@ -1,5 +1,6 @@
-"""VLM teachers: the Qwen-VL adapter, its differentiable preprocessing and query synthesis."""
+"""VLM teachers (Qwen-VL, InternVL3), their differentiable preprocessing and query synthesis."""
 
+from harness.teachers.internvl import InternVLTeacher
 from harness.teachers.qwen_vl import QwenVLTeacher
 
-__all__ = ["QwenVLTeacher"]
+__all__ = ["InternVLTeacher", "QwenVLTeacher"]

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
-import logging
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +22,18 @@ from transformers import (
     Qwen3VLForConditionalGeneration,
 )
 
-from harness.method import derive_seed
 from harness.loading import resolve_device, resolve_dtype, resolve_model_dir
+from harness.teachers.base import (
+    ChatTeacher,
+    chat_template,
+    eos_ids,
+    eval_mode,
+    read_json,
+    seeded,
+)
 from harness.teachers.preprocess import VisionSpec, image_pixels, video_pixels
-from harness.teachers.queries import build_synthesis_prompt, fallback_queries, parse_queries
-from harness.types import Instance, Queries, UserError
+from harness.types import UserError
 
-log = logging.getLogger(__name__)
 
 _TEACHER_FILES = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken"]
 
@@ -65,12 +67,12 @@ class EncodedVideo:
     num_frames: int  # frames given, before temporal padding
 
 
-class QwenVLTeacher:
+class QwenVLTeacher(ChatTeacher):
     """A frozen Qwen-VL teacher (``harness.types.Teacher``). Build it with ``from_pretrained``."""
 
     def __init__(self, *, model: torch.nn.Module, tokenizer, chat_template: str, spec: VisionSpec,
                  video_fps: float, question_suffix: str, system_prompt: str | None, max_new_tokens: int,
-                 synthesis_retries: int):
+                 synthesis_retries: int, shared_prefix: bool = True):
         self.model = model
         self.tokenizer = tokenizer
         self.chat_template = chat_template
@@ -81,6 +83,7 @@ class QwenVLTeacher:
         self.system_prompt = system_prompt
         self.max_new_tokens = max_new_tokens
         self.synthesis_retries = synthesis_retries
+        self.shared_prefix = shared_prefix
         cfg = model.config
         self.video_token = tokenizer.convert_ids_to_tokens(cfg.video_token_id)
         self.image_token = tokenizer.convert_ids_to_tokens(cfg.image_token_id)
@@ -90,7 +93,7 @@ class QwenVLTeacher:
         self.yes_ids = tokenizer.encode("Yes", add_special_tokens=False)
         if not self.yes_ids or tokenizer.unk_token_id in self.yes_ids:
             raise UserError(f"The teacher's tokenizer cannot encode 'Yes' (got ids {self.yes_ids}).")
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = eos_ids(model, tokenizer)
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -98,15 +101,22 @@ class QwenVLTeacher:
         cls, *, path: str, device: str = "auto", dtype: str = "float32", max_pixels: int | None = None,
         min_pixels: int | None = None, video_fps: float = 2.0, question_suffix: str = " Answer with Yes or No.",
         system_prompt: str | None = None, gradient_checkpointing: bool = False, max_new_tokens: int = 256,
-        synthesis_retries: int = 2,
+        synthesis_retries: int = 2, shared_prefix: bool | None = None,
     ) -> QwenVLTeacher:
         """Load a Qwen3-VL or Qwen2.5-VL checkpoint (folder or hub id) as a frozen teacher.
 
         ``min_pixels`` / ``max_pixels`` override the video pixel budget, read as the official video
         processor reads it (Qwen3-VL: all frames together; Qwen2.5-VL: per frame). ``video_fps`` is the
         frame rate the frames given to ``yes_nll`` are presented at (Qwen3-VL timestamps, Qwen2.5-VL
-        ``second_per_grid_ts``).
+        ``second_per_grid_ts``). ``shared_prefix`` runs the system + video prefix once per ``yes_nll`` call and
+        reuses its KV cache for every question; transformers drops that cache under gradient checkpointing,
+        so the two are exclusive and ``None`` means "on unless ``gradient_checkpointing``".
         """
+        if shared_prefix is None:
+            shared_prefix = not gradient_checkpointing
+        if shared_prefix and gradient_checkpointing:
+            raise UserError("teacher.shared_prefix reuses the KV cache, which transformers drops under gradient "
+                            "checkpointing: set teacher.shared_prefix=false or teacher.gradient_checkpointing=false")
         torch_dtype = resolve_dtype(dtype, config_key="teacher.dtype")
         hint = " Build the micro teacher with `python -m benchmarks.micro.weights_teacher`." if "micro" in path else ""
         local = resolve_model_dir(path, config_key="teacher.path", marker="config.json", allow_patterns=_TEACHER_FILES, hint=hint)
@@ -126,17 +136,9 @@ class QwenVLTeacher:
             model.train()
         else:
             model.eval()
-        return cls(model=model, tokenizer=tokenizer, chat_template=_chat_template(local, tokenizer), spec=spec,
+        return cls(model=model, tokenizer=tokenizer, chat_template=chat_template(local, tokenizer), spec=spec,
                    video_fps=video_fps, question_suffix=question_suffix, system_prompt=system_prompt,
-                   max_new_tokens=max_new_tokens, synthesis_retries=synthesis_retries)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
+                   max_new_tokens=max_new_tokens, synthesis_retries=synthesis_retries, shared_prefix=shared_prefix)
 
     # ---------------------------------------------------------------- the loss
     def yes_nll(self, frames: torch.Tensor, questions: list[str]) -> torch.Tensor:
@@ -148,10 +150,6 @@ class QwenVLTeacher:
         video = self.encode_video(frames)
         return self.score_video(video, questions)
 
-    def p_yes(self, frames: torch.Tensor, questions: list[str]) -> list[float]:
-        with torch.no_grad():
-            return torch.exp(-self.yes_nll(frames, questions)).tolist()
-
     def encode_video(self, frames: torch.Tensor) -> EncodedVideo:
         """Pixels, grid and vision-tower features of one video; reusable for several question batches."""
         frames = frames.to(self.device)
@@ -162,25 +160,76 @@ class QwenVLTeacher:
         return EncodedVideo(features=features, grid=grid, num_frames=frames.shape[0])
 
     def score_video(self, video: EncodedVideo, questions: list[str]) -> torch.Tensor:
-        """-log P("Yes") of each question about an ``encode_video`` result, one batched forward."""
+        """-log P("Yes") of each question about an ``encode_video`` result (``shared_prefix`` picks the path)."""
+        if self.shared_prefix:
+            return self.score_video_shared_prefix(video, questions)
+        return self.score_video_batched(video, questions)
+
+    def _question_texts(self, video: EncodedVideo, questions: list[str]) -> list[str]:
         placeholder = self.video_placeholder(video.grid, video.num_frames)
-        texts = [self.chat_text([{"type": "video"}, {"type": "text", "text": q + self.question_suffix}])
-                 .replace(self.video_token, placeholder, 1) for q in questions]
+        return [self.chat_text([{"type": "video"}, {"type": "text", "text": q + self.question_suffix}])
+                .replace(self.video_token, placeholder, 1) for q in questions]
+
+    def _grid_extra(self, n: int) -> dict[str, torch.Tensor]:
+        if self.family != "qwen2_5_vl":
+            return {}
+        return {"second_per_grid_ts": torch.full((n,), self.spec.temporal_patch_size / self.video_fps,
+                                                 device=self.device)}
+
+    def score_video_batched(self, video: EncodedVideo, questions: list[str]) -> torch.Tensor:
+        """The reference path: every question a full row (video included), one batched forward."""
+        texts = self._question_texts(video, questions)
         answer = self.yes_ids
         batch = self._tokenize(texts, suffix=answer[:-1])  # teacher forcing: feed all but the last answer token
         n = len(questions)
-        extra = {}
-        if self.family == "qwen2_5_vl":
-            extra["second_per_grid_ts"] = torch.full((n,), self.spec.temporal_patch_size / self.video_fps,
-                                                     device=self.device)
+        extra = self._grid_extra(n)
         out = self.model(
             **batch, video_grid_thw=torch.tensor([video.grid] * n, device=self.device),
             mm_encoder_outputs={"video": _repeat_features(video.features, n)},
             logits_to_keep=len(answer), use_cache=False, **extra,
         )
-        logp = out.logits.float().log_softmax(-1)  # [Q, L, V]
-        target = torch.tensor(answer, device=self.device).expand(n, -1)
-        return -logp.gather(-1, target[..., None]).squeeze(-1).sum(-1)
+        return self._answer_nll(out.logits)
+
+    def score_video_shared_prefix(self, video: EncodedVideo, questions: list[str]) -> torch.Tensor:
+        """Same loss as ``score_video_batched``, with the system + video prefix computed once: its KV cache
+        (which carries the gradient to the frames) is repeated for the questions, which run as one batch."""
+        texts = self._question_texts(video, questions)
+        n, answer = len(questions), self.yes_ids
+        prefix_text = texts[0][:texts[0].rindex(self.vision_end) + len(self.vision_end)]
+        if not all(t.startswith(prefix_text) for t in texts):
+            raise RuntimeError("the questions do not share the chat prefix; set teacher.shared_prefix=false")
+        prefix = self.tokenizer(prefix_text)["input_ids"]
+        tails = [self.tokenizer(t[len(prefix_text):], add_special_tokens=False)["input_ids"] + answer[:-1]
+                 for t in texts]
+        if prefix + tails[0][:len(tails[0]) - len(answer) + 1] != self.tokenizer(texts[0])["input_ids"]:
+            raise RuntimeError("the tokenizer merges tokens across the end of the video; "
+                               "set teacher.shared_prefix=false")
+        # Right-padded full rows give the positions (mRoPE) each token has in the batched path.
+        width = len(prefix) + max(map(len, tails))
+        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for i, tail in enumerate(tails):
+            ids[i, :len(prefix) + len(tail)] = torch.tensor(prefix + tail)
+            mask[i, :len(prefix) + len(tail)] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        types = (ids == self.model.config.video_token_id).int() * 2
+        grids = torch.tensor([video.grid] * n, device=self.device)
+        positions, _ = self.model.model.get_rope_index(input_ids=ids, mm_token_type_ids=types, video_grid_thw=grids,
+                                                       attention_mask=mask, **self._grid_extra(n))
+        p = len(prefix)
+        head = self.model.model(
+            input_ids=ids[:1, :p], attention_mask=mask[:1, :p], position_ids=positions[:, :1, :p],
+            mm_token_type_ids=types[:1, :p], video_grid_thw=grids[:1], mm_encoder_outputs={"video": video.features},
+            use_cache=True,
+        )
+        cache = head.past_key_values
+        cache.batch_repeat_interleave(n)
+        out = self.model(input_ids=ids[:, p:], attention_mask=mask, position_ids=positions[:, :, p:],
+                         past_key_values=cache, use_cache=True, mm_token_type_ids=types[:, p:])
+        # The answer's logits sit at the end of each row's own tail.
+        ends = torch.tensor([len(t) for t in tails], device=self.device)
+        cols = ends[:, None] - len(answer) + torch.arange(len(answer), device=self.device)
+        return self._answer_nll(out.logits[torch.arange(n, device=self.device)[:, None], cols])
 
     # ---------------------------------------------------------------- text
     def chat_text(self, content: list[dict]) -> str:
@@ -224,28 +273,6 @@ class QwenVLTeacher:
                 "mm_token_type_ids": types.to(self.device)}
 
     # ---------------------------------------------------------------- generation
-    def generate(self, prompt: str, images: list[np.ndarray] | None = None, max_new_tokens: int | None = None) -> str:
-        """Greedy answer to ``prompt`` with optional uint8 [H, W, 3] images, through the chat template."""
-        return self._generate(prompt, images, max_new_tokens or self.max_new_tokens, sample_seed=None)
-
-    def synthesize_queries(self, instance: Instance, max_process: int = 3) -> Queries:
-        """One goal and 1..max_process process questions written by the teacher from the task prompt and
-        first frame; retries (sampled, seeded by the instance id) then a deterministic fallback."""
-        images = [instance.first_frame] if instance.first_frame is not None else None
-        replies = []
-        for attempt in range(1 + self.synthesis_retries):
-            prompt = build_synthesis_prompt(instance.prompt, max_process=max_process, has_image=images is not None,
-                                            strict=attempt > 0)
-            seed = None if attempt == 0 else derive_seed(attempt, "synthesis", instance.id)
-            replies.append(self._generate(prompt, images, self.max_new_tokens, sample_seed=seed))
-            queries = parse_queries(replies[-1], max_process)
-            if queries is not None:
-                return queries
-        log.warning("teacher wrote no parseable questions for %s after %d tries; using the fallback",
-                    instance.id, len(replies))
-        return dataclasses.replace(fallback_queries(instance.prompt, max_process),
-                                   raw="\n---\n".join(replies))
-
     def _generate(self, prompt: str, images: list[np.ndarray] | None, max_new_tokens: int,
                   sample_seed: int | None) -> str:
         images = images or []
@@ -263,7 +290,7 @@ class QwenVLTeacher:
         decoding = {"do_sample": False} if sample_seed is None else sampled
         config = GenerationConfig(max_new_tokens=max_new_tokens, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
                                   **decoding)
-        with torch.no_grad(), _eval_mode(self.model), _seeded(sample_seed, self.device):
+        with torch.no_grad(), eval_mode(self.model), seeded(sample_seed, self.device):
             out = self.model.generate(**batch, **kwargs, generation_config=config)
         return self.tokenizer.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
@@ -272,8 +299,8 @@ class QwenVLTeacher:
 def _vision_spec(local: Path, config, family: _Family, *, min_pixels: int | None, max_pixels: int | None) -> VisionSpec:
     """Patch sizes from the model config; mean/std and pixel budgets from the preprocessing files, read
     as the official processors read them (video config falls back to the image one, then to defaults)."""
-    image_cfg = _read_json(local / "preprocessor_config.json")
-    video_cfg = _read_json(local / "video_preprocessor_config.json") or image_cfg
+    image_cfg = read_json(local / "preprocessor_config.json")
+    video_cfg = read_json(local / "video_preprocessor_config.json") or image_cfg
     image_min, image_max = _pixel_budget(image_cfg, family.image_pixels)
     video_min, video_max = _pixel_budget(video_cfg, family.video_pixels)
     vision = config.vision_config
@@ -293,31 +320,6 @@ def _pixel_budget(cfg: dict, default: tuple[int, int]) -> tuple[int, int]:
     low = cfg.get("min_pixels") or size.get("shortest_edge") or default[0]
     high = cfg.get("max_pixels") or size.get("longest_edge") or default[1]
     return int(low), int(high)
-
-
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _chat_template(local: Path, tokenizer) -> str:
-    """The tokenizer's chat template, else the processor's (chat_template.jinja / chat_template.json)."""
-    if tokenizer.chat_template:
-        return tokenizer.chat_template
-    if (local / "chat_template.jinja").is_file():
-        return (local / "chat_template.jinja").read_text()
-    if template := _read_json(local / "chat_template.json").get("chat_template"):
-        return template
-    raise UserError(f"{local} has no chat template (tokenizer_config.json, chat_template.jinja or chat_template.json).")
-
-
-def _eos_ids(model, tokenizer) -> list[int]:
-    ids = model.generation_config.eos_token_id
-    ids = set([ids] if isinstance(ids, int) else ids or [])
-    for token in ("<|im_end|>", tokenizer.eos_token):
-        tid = tokenizer.convert_tokens_to_ids(token) if token else None
-        if tid is not None and tid != tokenizer.unk_token_id:
-            ids.add(tid)
-    return sorted(ids)
 
 
 def _zero_dropout(model: torch.nn.Module) -> None:
@@ -349,23 +351,3 @@ def _image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1).float() / 255.0
 
 
-@contextmanager
-def _eval_mode(model: torch.nn.Module):
-    """Generation in eval mode (a checkpointing teacher sits in train mode and would disable the KV cache)."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
-@contextmanager
-def _seeded(seed: int | None, device: torch.device):
-    if seed is None:
-        yield
-        return
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield

@@ -1,0 +1,124 @@
+"""What every chat-VLM teacher shares: device/dtype, P(Yes), greedy generation, question synthesis
+with retries and fallback, and the small loading helpers. Subclasses implement ``yes_nll`` (the
+differentiable loss) and ``_generate`` (text generation with optional images)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness.method import derive_seed
+from harness.teachers.queries import (
+    build_synthesis_prompt,
+    fallback_queries,
+    parse_queries,
+)
+from harness.types import Instance, Queries, UserError
+
+log = logging.getLogger(__name__)
+
+
+class ChatTeacher:
+    model: torch.nn.Module
+    yes_ids: list[int]
+    max_new_tokens: int
+    synthesis_retries: int
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def yes_nll(self, frames: torch.Tensor, questions: list[str]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _generate(self, prompt: str, images: list[np.ndarray] | None, max_new_tokens: int,
+                  sample_seed: int | None) -> str:
+        raise NotImplementedError
+
+    def p_yes(self, frames: torch.Tensor, questions: list[str]) -> list[float]:
+        with torch.no_grad():
+            return torch.exp(-self.yes_nll(frames, questions)).tolist()
+
+    def _answer_nll(self, logits: torch.Tensor) -> torch.Tensor:
+        """Summed -log P of the answer tokens from their logits [Q, L, V] (full-vocabulary softmax)."""
+        logp = logits.float().log_softmax(-1)
+        target = torch.tensor(self.yes_ids, device=self.device).expand(logits.shape[0], -1)
+        return -logp.gather(-1, target[..., None]).squeeze(-1).sum(-1)
+
+    def generate(self, prompt: str, images: list[np.ndarray] | None = None, max_new_tokens: int | None = None) -> str:
+        """Greedy answer to ``prompt`` with optional uint8 [H, W, 3] images, through the chat template."""
+        return self._generate(prompt, images, max_new_tokens or self.max_new_tokens, sample_seed=None)
+
+    def synthesize_queries(self, instance: Instance, max_process: int = 3) -> Queries:
+        """One goal and 1..max_process process questions written by the teacher from the task prompt and
+        first frame; retries (sampled, seeded by the instance id) then a deterministic fallback."""
+        images = [instance.first_frame] if instance.first_frame is not None else None
+        replies = []
+        for attempt in range(1 + self.synthesis_retries):
+            prompt = build_synthesis_prompt(instance.prompt, max_process=max_process, has_image=images is not None,
+                                            strict=attempt > 0)
+            seed = None if attempt == 0 else derive_seed(attempt, "synthesis", instance.id)
+            replies.append(self._generate(prompt, images, self.max_new_tokens, sample_seed=seed))
+            queries = parse_queries(replies[-1], max_process)
+            if queries is not None:
+                return queries
+        log.warning("teacher wrote no parseable questions for %s after %d tries; using the fallback",
+                    instance.id, len(replies))
+        return dataclasses.replace(fallback_queries(instance.prompt, max_process), raw="\n---\n".join(replies))
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def chat_template(local: Path, tokenizer) -> str:
+    """The tokenizer's chat template, else the processor's (chat_template.jinja / chat_template.json)."""
+    if tokenizer.chat_template:
+        return tokenizer.chat_template
+    if (local / "chat_template.jinja").is_file():
+        return (local / "chat_template.jinja").read_text()
+    if template := read_json(local / "chat_template.json").get("chat_template"):
+        return template
+    raise UserError(f"{local} has no chat template (tokenizer_config.json, chat_template.jinja or chat_template.json).")
+
+
+def eos_ids(model, tokenizer) -> list[int]:
+    ids = model.generation_config.eos_token_id
+    ids = set([ids] if isinstance(ids, int) else ids or [])
+    for token in ("<|im_end|>", tokenizer.eos_token):
+        tid = tokenizer.convert_tokens_to_ids(token) if token else None
+        if tid is not None and tid != tokenizer.unk_token_id:
+            ids.add(tid)
+    return sorted(ids)
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module):
+    """Generation in eval mode (a checkpointing teacher sits in train mode and would disable the KV cache)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
+def seeded(seed: int | None, device: torch.device):
+    if seed is None:
+        yield
+        return
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield

@@ -1,0 +1,318 @@
+"""GPU cost of vlmteach at the paper's shapes, with random-weight models of the real sizes.
+
+    python scripts/bench_gpu.py [--steps 16] [--out results/perf]     # one GPU (the issue's targets: one H200)
+    python scripts/bench_gpu.py --tiny --device cpu                     # tiny configs: checks the script runs
+
+Shapes (models.md §7): 89 frames at 512x512 (latent [1, 48, 23, 32, 32], 5,888 DiT tokens), a
+Wan2.2-TI2V-5B DiT in bf16 with an fp32 rank-16 LoRA (attention + FFN) and gradient checkpointing,
+the 5B Wan VAE (fp32, final decode only), a full-size TAEHV light decoder (bf16), a Qwen3-VL-4B
+teacher in bf16 (SDPA) seeing 24 frames at 448x448, 3 questions (goal + 2 process), 4 DMD steps for
+the final sample. Weights are random: speed and memory do not depend on them. The text encoder is a
+one-layer stand-in with UMT5-XXL's width (the prompt is encoded once per instance, off the loop), and
+the tokenizers are the micro world's word-level ones; the teacher writes its questions with
+``max_new_tokens`` 96 and no retry (a real teacher's JSON reply is about that long; a random one never
+stops early and never parses, so the fallback questions are used).
+
+Paths, each on one instance (a short warm-up instance first; early stop off, so every instance
+takes exactly ``--steps`` updates):
+- ``optimised``: the teacher runs the system + video prefix once per loss and reuses its KV cache
+  for the questions (``teacher.shared_prefix``);
+- ``optimised_partial_ckpt``: the same, with ``--uncheckpointed`` DiT blocks left out of gradient
+  checkpointing (memory for speed; a bench-only knob, not a student config key);
+- ``naive``: the batched teacher (every question a full row, video included): the measured
+  straightforward baseline of models.md §7.
+Writes ``bench_gpu_<device>.json`` and ``.md`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from diffusers import AutoencoderKLWan, WanTransformer3DModel  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, T5Config, T5EncoderModel  # noqa: E402
+
+from benchmarks.micro import vocabulary as student_words  # noqa: E402
+from benchmarks.micro import weights_student, weights_teacher  # noqa: E402
+from harness.method import MethodContext  # noqa: E402
+from harness.students.taehv import TAEHVDecoder  # noqa: E402
+from harness.students.wan import WanStudent  # noqa: E402
+from harness.teachers.preprocess import VisionSpec  # noqa: E402
+from harness.teachers.qwen_vl import QwenVLTeacher  # noqa: E402
+from harness.types import Instance  # noqa: E402
+from harness.vlmteach import VlmTeach  # noqa: E402
+from harness.vlmteach.frames import select_frames  # noqa: E402
+from harness.vlmteach.loss import multi_vqa_loss, weigh_questions  # noqa: E402
+
+TARGETS = {"s_per_step": 0.7, "s_per_instance": 15.0, "peak_gib": 75.0}
+GIB = 2**30
+LORA = dict(rank=16, alpha=16, target_modules=["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"])
+
+# models.md §1.2 / §1.3: Wan2.2-TI2V-5B transformer and VAE.
+WAN_5B = dict(patch_size=(1, 2, 2), num_attention_heads=24, attention_head_dim=128, in_channels=48, out_channels=48,
+              text_dim=4096, freq_dim=256, ffn_dim=14336, num_layers=30, cross_attn_norm=True,
+              qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024)
+VAE_5B = dict(base_dim=160, decoder_base_dim=256, z_dim=48, is_residual=True, in_channels=12, out_channels=12,
+              patch_size=2, scale_factor_spatial=16, scale_factor_temporal=4, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
+              temperal_downsample=[False, True, True])
+WAN_TINY = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=48, out_channels=48,
+                text_dim=16, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+                qk_norm="rms_norm_across_heads")
+VAE_TINY = dict(base_dim=3, z_dim=48, in_channels=12, out_channels=12, is_residual=True, patch_size=2,
+                dim_mult=[1, 1, 1, 1], num_res_blocks=1, scale_factor_spatial=16, scale_factor_temporal=4,
+                temperal_downsample=[False, True, True])
+# Qwen3-VL-4B-Instruct's config.json (hyper-parameters only).
+QWEN3_VL_4B_TEXT = dict(vocab_size=151936, hidden_size=2560, intermediate_size=9728, num_hidden_layers=36,
+                        num_attention_heads=32, num_key_value_heads=8, head_dim=128, rms_norm_eps=1e-6,
+                        max_position_embeddings=262144, tie_word_embeddings=True,
+                        rope_parameters={"rope_type": "default", "rope_theta": 5000000.0, "mrope_section": [24, 20, 20],
+                                         "mrope_interleaved": True})
+QWEN3_VL_4B_VISION = dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16, patch_size=16,
+                          spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=2560,
+                          num_position_embeddings=2304, deepstack_visual_indexes=[5, 11, 17],
+                          hidden_act="gelu_pytorch_tanh")
+QWEN3_VL_TINY_TEXT = dict(vocab_size=512, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                          rope_parameters={"rope_type": "default", "mrope_section": [2, 1, 1],
+                                           "mrope_interleaved": True})
+QWEN3_VL_TINY_VISION = dict(depth=2, hidden_size=32, intermediate_size=32, num_heads=4, patch_size=16,
+                            spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=32, num_position_embeddings=16,
+                            deepstack_visual_indexes=[1], hidden_act="gelu_pytorch_tanh")
+
+
+def build_student(tiny: bool, device: torch.device, workdir: Path) -> WanStudent:
+    torch.manual_seed(0)
+    cfg = WAN_TINY if tiny else WAN_5B
+    stats = torch.Generator().manual_seed(1)  # non-trivial latent mean/std: the raw convention uses them
+    mean, std = (0.2 * torch.randn(48, generator=stats)).tolist(), (torch.rand(48, generator=stats) + 0.4).tolist()
+    with torch.device(device):
+        transformer = WanTransformer3DModel(**cfg).to(torch.bfloat16)
+        _keep_fp32(transformer, WanTransformer3DModel._keep_in_fp32_modules)
+        vae = AutoencoderKLWan(**(VAE_TINY if tiny else VAE_5B), latents_mean=mean, latents_std=std)
+    tokenizer = weights_student.build_tokenizer(student_words())
+    text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=cfg["text_dim"], d_kv=8, d_ff=64,
+                                           num_layers=1, num_heads=4, dropout_rate=0.0))
+    # A full-size TAEHV decoder (taew2_2 layout) with random weights, loaded through the config route.
+    taehv = workdir / "taehv_random.safetensors"
+    widths = (8, 8, 4, 4) if tiny else (256, 128, 64, 64)
+    save_file(TAEHVDecoder(latent_channels=48, patch_size=2, channels=widths).state_dict(), str(taehv))
+    return WanStudent(
+        transformer=transformer, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, device=str(device),
+        sampler="dmd", sigmas=[1.0, 0.75, 0.5, 0.25], num_steps=4, guidance_scale=1.0, lora=LORA,
+        gradient_checkpointing=True, offload_text_encoder=False, max_text_len=16 if tiny else 512,
+        light_decoder={"kind": "taehv", "path": str(taehv), "latent_convention": "raw", "dtype": "bfloat16"},
+    )
+
+
+def build_teacher(tiny: bool, device: torch.device, frames: int, size: int) -> QwenVLTeacher:
+    torch.manual_seed(0)
+    tokenizer = weights_teacher.build_tokenizer()
+    text = dict(QWEN3_VL_TINY_TEXT if tiny else QWEN3_VL_4B_TEXT, pad_token_id=weights_teacher.PAD_ID,
+                bos_token_id=weights_teacher.IM_START_ID, eos_token_id=weights_teacher.IM_END_ID)
+    config = Qwen3VLConfig(
+        text_config=text, vision_config=QWEN3_VL_TINY_VISION if tiny else QWEN3_VL_4B_VISION,
+        image_token_id=weights_teacher.IMAGE_PAD_ID, video_token_id=weights_teacher.VIDEO_PAD_ID,
+        vision_start_token_id=weights_teacher.VISION_START_ID, vision_end_token_id=weights_teacher.VISION_END_ID,
+        tie_word_embeddings=True,
+    )
+    with torch.device(device):
+        model = Qwen3VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16, attn_implementation="sdpa")
+    model.eval().requires_grad_(False)
+    spec = VisionSpec(patch_size=16, temporal_patch_size=2, merge_size=2, image_mean=(0.5,) * 3, image_std=(0.5,) * 3,
+                      image_min_pixels=56 * 56, image_max_pixels=28 * 28 * 1280, video_min_pixels=128 * 32 * 32,
+                      video_max_pixels=frames * size * size, video_budget="per_video")
+    return QwenVLTeacher(model=model, tokenizer=tokenizer, chat_template=tokenizer.chat_template, spec=spec,
+                         video_fps=2.0, question_suffix=" Answer with Yes or No.", system_prompt=None,
+                         max_new_tokens=96, synthesis_retries=0, shared_prefix=True)
+
+
+def _keep_fp32(model: torch.nn.Module, names: list[str]) -> None:
+    """What from_pretrained(torch_dtype=bf16) does: modules named in ``_keep_in_fp32_modules`` stay fp32."""
+    for name, module in model.named_modules():
+        if any(part in names for part in name.split(".")):
+            module.float()
+
+
+def partial_checkpointing(transformer: WanTransformer3DModel, uncheckpointed: int) -> None:
+    """Checkpoint all DiT blocks but the first ``uncheckpointed`` (diffusers' public hook)."""
+    plain = set(map(id, transformer.blocks[:uncheckpointed]))
+
+    def checkpoint(block, *args):
+        if id(block) in plain:
+            return block(*args)
+        return torch.utils.checkpoint.checkpoint(block.__call__, *args, use_reentrant=False)
+
+    transformer.enable_gradient_checkpointing(gradient_checkpointing_func=checkpoint)
+
+
+def make_instance(frames: int, size: int) -> Instance:
+    first = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    return Instance(id="bench-0", bench="bench", task="maze", category="spatial", split="id",
+                    prompt="Move the red ball to the green square without touching the walls.",
+                    num_frames=frames, height=size, width=size, fps=16, first_frame=first)
+
+
+def sync(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def step_breakdown(student: WanStudent, teacher: QwenVLTeacher, instance: Instance, k: int,
+                   device: torch.device) -> dict[str, float]:
+    """Seconds of each part of one optimisation step (forwards with grad, then one backward)."""
+    cond = student.encode(instance)
+    noise = student.make_noise(cond, seed=0)
+    weighted = weigh_questions(teacher.synthesize_queries(instance, max_process=2), 0.5)
+    student.reset_lora(0)
+    t0 = sync(device)
+    x0 = student.predict_x0(cond, noise, student.sigmas[0])
+    t1 = sync(device)
+    frames, _ = select_frames(student.decode(x0, light=True), k)
+    t2 = sync(device)
+    loss = multi_vqa_loss(teacher.yes_nll(frames, weighted.questions), weighted.weights)
+    t3 = sync(device)
+    loss.backward()
+    t4 = sync(device)
+    for p in student.lora_parameters():
+        p.grad = None
+    return {"dit_forward_s": t1 - t0, "light_decode_s": t2 - t1, "teacher_forward_s": t3 - t2, "backward_s": t4 - t3,
+            "questions": len(weighted.questions)}
+
+
+def run_path(name: str, student: WanStudent, teacher: QwenVLTeacher, instance: Instance, steps: int, k: int,
+             device: torch.device) -> dict[str, Any]:
+    """Warm-up, then one timed instance of ``steps`` updates; peak memory over the timed instance."""
+    ctx = MethodContext(student=student, teacher=teacher, bench=None, seed=1234)
+    VlmTeach(num_steps=1, early_stop=False, max_process=2, num_frames=k).run(instance, ctx)
+    breakdown = step_breakdown(student, teacher, instance, k, device)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    method = VlmTeach(num_steps=steps, early_stop=False, max_process=2, num_frames=k)
+    start = sync(device)
+    out = method.run(instance, ctx)
+    total = sync(device) - start
+    per_step = [s["seconds"] for s in out.trace["per_step"] if "seconds" in s]
+    per_step = per_step[1:] or per_step  # the first pays lazy inits
+    result = {
+        "path": name, "shared_prefix": teacher.shared_prefix, "steps": out.steps, "instance_s": total,
+        "s_per_step_mean": statistics.mean(per_step) if per_step else None,
+        "s_per_step_median": statistics.median(per_step) if per_step else None,
+        "timings": out.timings, "questions": len(out.trace["loss_questions"]),
+        "frames_decoded": out.trace["frames_decoded"], "step_breakdown": breakdown,
+    }
+    if device.type == "cuda":
+        result["peak_gib"] = torch.cuda.max_memory_allocated(device) / GIB
+        result["peak_reserved_gib"] = torch.cuda.max_memory_reserved(device) / GIB
+    return result
+
+
+def hardware(device: torch.device) -> dict[str, Any]:
+    info = {"device": str(device), "torch": torch.__version__, "python": platform.python_version()}
+    for module in ("transformers", "diffusers", "peft"):
+        info[module] = __import__(module).__version__
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info |= {"gpu": props.name, "gpu_memory_gib": props.total_memory / GIB, "cuda": torch.version.cuda}
+    else:
+        info["cpu"] = platform.processor() or platform.machine()
+    return info
+
+
+def markdown(report: dict[str, Any]) -> str:
+    hw, shapes = report["hardware"], report["shapes"]
+    lines = [f"# vlmteach GPU benchmark: {hw.get('gpu', hw['device'])}", "",
+             f"torch {hw['torch']}, transformers {hw['transformers']}, diffusers {hw['diffusers']}, peft {hw['peft']}."
+             f" Shapes: {shapes}. Random weights of the real sizes; {report['steps']} steps per instance, early stop"
+             " off; instance = question synthesis + encode + steps (+1 evaluation) + final 4-step sample + full VAE"
+             " decode.", "",
+             "| path | s / step (median) | s / instance | peak GiB (allocated) | DiT fwd | decode | teacher fwd |"
+             " backward | synthesis s | final s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in report["paths"]:
+        if "error" in r:
+            lines.append(f"| {r['path']} | {r['error']} | | | | | | | | |")
+            continue
+        b, t = r["step_breakdown"], r["timings"]
+        peak = f"{r['peak_gib']:.1f}" if "peak_gib" in r else "n/a"
+        lines.append(f"| {r['path']} | {r['s_per_step_median']:.3f} | {r['instance_s']:.1f} | {peak} | "
+                     f"{b['dit_forward_s']:.3f} | {b['light_decode_s']:.3f} | {b['teacher_forward_s']:.3f} | "
+                     f"{b['backward_s']:.3f} | {t['synthesis_s']:.2f} | {t['final_s']:.2f} |")
+    lines += ["", f"Targets (one H200): <= {TARGETS['s_per_step']} s per step, <= {TARGETS['s_per_instance']} s per "
+              f"instance of 16 steps, peak <= {TARGETS['peak_gib']} GiB."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tiny", action="store_true", help="tiny configs and shapes (a CPU check of the script)")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=None, help="default 89 (tiny: 17)")
+    parser.add_argument("--size", type=int, default=None, help="default 512 (tiny: 64)")
+    parser.add_argument("--k", type=int, default=24, help="frames shown to the teacher")
+    parser.add_argument("--uncheckpointed", type=int, default=10, help="DiT blocks without checkpointing (0: skip)")
+    parser.add_argument("--paths", default="optimised,optimised_partial_ckpt,naive")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results" / "perf")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    frames = args.frames or (17 if args.tiny else 89)
+    size = args.size or (64 if args.tiny else 512)
+    teacher_size = 64 if args.tiny else 448
+    torch.backends.cuda.matmul.allow_tf32 = True
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        student = build_student(args.tiny, device, Path(tmp))
+    teacher = build_teacher(args.tiny, device, args.k, teacher_size)
+    build_s = time.perf_counter() - t0
+    instance = make_instance(frames, size)
+    print(f"built in {build_s:.1f} s; latent {student.latent_shape(frames, size, size)}; "
+          f"LoRA {sum(p.numel() for p in student.lora_parameters()) / 1e6:.1f}M params", flush=True)
+
+    results = []
+    for name in args.paths.split(","):
+        teacher.shared_prefix = name != "naive"
+        if name == "optimised_partial_ckpt":
+            if not args.uncheckpointed:
+                continue
+            partial_checkpointing(student.transformer, args.uncheckpointed)
+        else:
+            student.transformer.enable_gradient_checkpointing()
+        try:
+            results.append(run_path(name, student, teacher, instance, args.steps, args.k, device))
+        except torch.cuda.OutOfMemoryError as err:  # reported, not hidden: the path does not fit this GPU
+            results.append({"path": name, "error": f"out of memory: {str(err).splitlines()[0]}"})
+            for p in student.lora_parameters():
+                p.grad = None
+            torch.cuda.empty_cache()
+        print(json.dumps(results[-1], default=float), flush=True)
+
+    report = {"hardware": hardware(device), "build_s": build_s, "steps": args.steps, "targets": TARGETS,
+              "shapes": {"frames": frames, "size": size, "latent": list(student.latent_shape(frames, size, size)),
+                         "teacher_frames": args.k, "teacher_size": teacher_size, "questions": 3,
+                         "uncheckpointed_blocks": args.uncheckpointed},
+              "paths": results}
+    slug = "tiny_" if args.tiny else ""
+    slug += "".join(c if c.isalnum() else "_" for c in report["hardware"].get("gpu", device.type)).strip("_").lower()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"bench_gpu_{slug}.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    (args.out / f"bench_gpu_{slug}.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()

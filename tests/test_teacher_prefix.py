@@ -1,0 +1,75 @@
+"""The shared-video-prefix path of QwenVLTeacher against the batched reference: same loss, same gradients
+to the frames, and fewer tokens through the language model."""
+
+import pytest
+import torch
+from teacher_fixtures import write_tiny_teacher
+
+from harness.teachers import QwenVLTeacher
+from harness.types import UserError
+
+PREPROCESSOR = {"size": {"shortest_edge": 28 * 28, "longest_edge": 64 * 64 * 4}}
+# Different lengths, so the question tails are padded.
+QUESTIONS = ["Is the red agent on the green cell?", "Does the agent avoid the walls at all times?", "Is it whole?"]
+
+
+@pytest.fixture(scope="module", params=["qwen3_vl", "qwen2_5_vl"])
+def teacher(request, tmp_path_factory):
+    path = write_tiny_teacher(tmp_path_factory.mktemp(request.param), request.param, preprocessor=PREPROCESSOR)
+    return QwenVLTeacher.from_pretrained(path=str(path), device="cpu")
+
+
+def frames():
+    return torch.rand(5, 3, 56, 84, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+
+
+def loss_and_grad(teacher, path: str):
+    x = frames()
+    nll = getattr(teacher, path)(teacher.encode_video(x), QUESTIONS)
+    weights = torch.tensor([0.5, 0.25, 0.25])  # the method's weighting: every question reaches the gradient
+    (grad,) = torch.autograd.grad((nll * weights).sum(), x)
+    return nll.detach(), grad
+
+
+def test_shared_prefix_equals_batched_loss_and_gradients(teacher):
+    nll_ref, grad_ref = loss_and_grad(teacher, "score_video_batched")
+    nll, grad = loss_and_grad(teacher, "score_video_shared_prefix")
+    torch.testing.assert_close(nll, nll_ref, atol=1e-5, rtol=1e-5)
+    assert grad_ref.abs().max() > 0
+    torch.testing.assert_close(grad, grad_ref, atol=1e-6 * float(grad_ref.abs().max()) + 1e-9, rtol=1e-3)
+    # One question at a time is the same number again (padding does not leak between rows).
+    with torch.no_grad():
+        video = teacher.encode_video(frames())
+        single = torch.cat([teacher.score_video_shared_prefix(video, [q]) for q in QUESTIONS])
+    torch.testing.assert_close(single, nll_ref, atol=1e-5, rtol=1e-5)
+
+
+def test_yes_nll_uses_the_prefix_once(teacher):
+    seen: list[int] = []
+    hook = teacher.model.model.language_model.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["inputs_embeds"].shape[0] * kwargs["inputs_embeds"].shape[1]),
+        with_kwargs=True,
+    )
+    try:
+        with torch.no_grad():
+            teacher.yes_nll(frames(), QUESTIONS)
+            shared = sum(seen)
+            seen.clear()
+            teacher.score_video_batched(teacher.encode_video(frames()), QUESTIONS)
+            batched = sum(seen)
+    finally:
+        hook.remove()
+    assert teacher.shared_prefix  # the default
+    t, h, w = teacher.encode_video(frames()).grid
+    video_tokens = t * h * w // teacher.spec.merge_size**2
+    # The batched path runs the video tokens once per question; the shared path once.
+    assert batched - shared >= (len(QUESTIONS) - 1) * video_tokens
+
+
+def test_shared_prefix_and_checkpointing_are_exclusive(tmp_path):
+    path = write_tiny_teacher(tmp_path / "t", "qwen3_vl", preprocessor=PREPROCESSOR)
+    with pytest.raises(UserError, match="shared_prefix"):
+        QwenVLTeacher.from_pretrained(path=str(path), device="cpu", gradient_checkpointing=True, shared_prefix=True)
+    # The default (None) follows checkpointing: the prefix cache would be dropped inside checkpointed layers.
+    assert not QwenVLTeacher.from_pretrained(path=str(path), device="cpu", gradient_checkpointing=True).shared_prefix
+    assert QwenVLTeacher.from_pretrained(path=str(path), device="cpu").shared_prefix
