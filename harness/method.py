@@ -51,8 +51,11 @@ def generate_clip(student: Student, instance: Instance, seed: int) -> np.ndarray
 def uniform_frame_indices(num_frames: int, k: int) -> list[int]:
     """``k`` frame indices spread evenly over ``num_frames`` (first and last included).
 
-    With ``k >= num_frames`` every frame is used once: a teacher is never shown duplicates.
+    With ``k >= num_frames`` every frame is used once: a teacher is never shown duplicates (repeats
+    would stretch time in its eyes; in the paper K=24 is well below the 89 generated frames).
     """
+    if num_frames < 1 or k < 1:
+        raise ValueError(f"need at least one frame and k >= 1, got num_frames={num_frames}, k={k}")
     if k >= num_frames:
         return list(range(num_frames))
     if k == 1:

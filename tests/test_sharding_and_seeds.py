@@ -1,6 +1,6 @@
 import pytest
 
-from harness.method import derive_seed, uniform_frame_indices
+from harness.method import derive_seed
 from harness.sharding import select_shard
 from harness.types import UserError
 
@@ -26,9 +26,3 @@ def test_seeds_depend_only_on_base_seed_and_instance():
     assert a != derive_seed(0, "micro/id/reach/00002")
     assert 0 <= a < 2**31
 
-
-def test_uniform_frame_indices():
-    assert uniform_frame_indices(17, 5) == [0, 4, 8, 12, 16]
-    assert uniform_frame_indices(17, 24) == list(range(17))
-    assert uniform_frame_indices(89, 24)[0] == 0 and uniform_frame_indices(89, 24)[-1] == 88
-    assert len(set(uniform_frame_indices(89, 24))) == 24

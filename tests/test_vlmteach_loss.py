@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from harness.types import Queries
-from harness.vlmteach.frames import select_frames, uniform_indices
+from harness.method import uniform_frame_indices as uniform_indices
+from harness.vlmteach.frames import select_frames
 from harness.vlmteach.loss import multi_vqa_loss, weigh_questions
 
 QUERIES = Queries(goal="goal?", process=["p1?", "p2?", "p3?"])
