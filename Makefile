@@ -11,7 +11,7 @@ ARGS    ?=
 comma := ,
 MULTIRUN = $(if $(findstring $(comma),$(METHOD)),--multirun,)
 
-.PHONY: setup eval test data clean-runs bench-gpu
+.PHONY: setup eval test data clean-runs bench-gpu train-micro
 
 # Where `make data` puts each benchmark (the bench configs' data_dir points here).
 HUB_ruler := hexmSeeU/RULER-Bench
@@ -46,6 +46,12 @@ endif
 BENCH_GPU_ARGS ?=
 bench-gpu: setup
 	$(BIN)/python scripts/bench_gpu.py $(BENCH_GPU_ARGS)
+
+# Train the micro VAE, student and teacher (one GPU, ~17 min) and swap them into benchmarks/micro/weights.
+train-micro: setup
+	$(BIN)/python -m benchmarks.micro.training.pipeline --out build/micro-trained --scale full
+	$(BIN)/python -m benchmarks.micro.training.pipeline --install build/micro-trained
+	$(BIN)/python -m benchmarks.micro.training.measure --out build/micro-trained/measure.json
 
 clean-runs:
 	rm -rf results/runs

@@ -1,0 +1,154 @@
+"""Training data from the micro generator: the teacher's questions and their scorer labels, the
+teacher's synthesis replies, and the student's noise -> behaviour assignment.
+
+Questions are phrased per family from the prompt's own words (so a teacher that reads the prompt can
+write them) and each is tied to scorer checks: its label on a clip is the minimum of those checks as
+``score_clip`` reads that clip, so teacher labels and benchmark scores never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+import torch
+
+from benchmarks.micro.corruptions import render_solution, variants
+from benchmarks.micro.dataset import generate_instances
+from benchmarks.micro.scorer import score_clip
+from benchmarks.micro.tasks import FORBIDDEN_COLOR, pattern_phrase
+from harness.types import Instance
+
+GOAL = "goal"
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    role: str  # "goal" or "process"
+    checks: tuple[str, ...]  # scorer sub-scores whose minimum is the answer
+
+
+_MOVES = "move one cell at a time, without vanishing or jumping?"
+
+
+def questions(instance: Instance) -> list[Question]:
+    """The goal question first, then 2-3 process questions, for any micro instance."""
+    ref = instance.reference
+    if instance.task == "toggle_lights":
+        pattern = pattern_phrase(ref["pattern"], ref["orientation"])
+        return [
+            Question(f"At the end of the video, is it true that {pattern}?", GOAL, (GOAL,)),
+            Question("Does each light switch no more than one time?", "process", ("no_flicker",)),
+            Question(f"Does every light stay a {ref['on_color']} or {ref['off_color']} square in its cell?",
+                     "process", ("lights_intact",)),
+            Question("Does nothing else move?", "process", ("others_static",)),
+        ]
+    if instance.task == "match_colors":
+        return [
+            Question("At the end of the video, is every square on the outlined cell of the same color?", GOAL, (GOAL,)),
+            Question(f"Does every square {_MOVES}", "process", ("continuity", "intact")),
+            Question("Do the squares keep their colors the whole time?", "process", ("intact",)),
+        ]
+    agent = ref["movers"][0]["color"]
+    target = next(m["color"] for m in ref["markers"] if m["role"] == "target")
+    goal = Question(f"At the end of the video, is the {agent} square on the {target} outlined cell?", GOAL, (GOAL,))
+    moves = Question(f"Does the {agent} square {_MOVES}", "process", ("continuity", "intact"))
+    static = Question("Do the other squares and the outlined cells stay where they are?", "process", ("others_static",))
+    if instance.task == "avoid_forbidden":
+        avoid = Question(f"Does the {agent} square stay out of the {FORBIDDEN_COLOR} outlined cells the whole time?",
+                         "process", ("avoids_forbidden",))
+        return [goal, avoid, moves, static]
+    return [goal, moves, static]
+
+
+def synthesis_reply(instance: Instance) -> str:
+    """What the teacher should write for the instance's synthesis prompt (the parser's JSON format)."""
+    qs = questions(instance)
+    return json.dumps({"goal": qs[0].text, "process": [q.text for q in qs[1:]]})
+
+
+def question_labels(instance: Instance, clip: np.ndarray) -> np.ndarray:
+    """1.0 / 0.0 per question (``questions`` order): the micro scorer's verdict on this uint8 clip."""
+    scores = score_clip(instance, clip).scores
+    return np.array([min(scores[c] for c in q.checks) for q in questions(instance)], dtype=np.float32)
+
+
+def training_instances(splits: tuple[str, ...], n_per_family: int, seed: int) -> list[Instance]:
+    """Fresh instances for training; ``seed`` must differ from the evaluation set's (0)."""
+    if seed == 0:
+        raise ValueError("seed 0 generates the evaluation set; train on another seed")
+    return [x for split in splits for x in generate_instances(split, n_per_family, seed)]
+
+
+# ---------------------------------------------------------------- the student's behaviour
+
+
+# The student's behaviours per family: index 0 follows the instruction, the others are plausible
+# wrong solutions with a clean process (score 0.4) or a broken rule (enter_forbidden, 0.3).
+def student_behaviours(task: str) -> list[str]:
+    wrong = ["wrong_target", "enter_forbidden"] if "enter_forbidden" in variants(task) else ["wrong_target"]
+    return ["correct", *wrong]
+
+
+MAX_BEHAVIOURS = 3
+
+
+def behaviour_clips(instance: Instance) -> np.ndarray:
+    """uint8 [MAX_BEHAVIOURS, T, H, W, 3]: the canonical video of each behaviour (the last one repeated)."""
+    clips = [render_solution(instance, name) for name in student_behaviours(instance.task)]
+    clips += [clips[-1]] * (MAX_BEHAVIOURS - len(clips))
+    return np.stack(clips)
+
+
+def behaviour_from_noise(noise: torch.Tensor, p_correct: float, num_wrong: torch.Tensor) -> torch.Tensor:
+    """Which behaviour a noise draw [B, C, F, h, w] asks for: the deterministic map the one-step student learns.
+
+    Correct when the mean of channel 0 over the generated frames (F >= 1; frame 0 is the condition) lies
+    in its top ``p_correct`` tail; otherwise wrong behaviour 1 or, where a family has two, the sign of
+    channel 1's mean picks between them.
+    """
+    gen = noise[:, :, 1:]
+    n = gen[:, 0].numel() / gen.shape[0]
+    u = gen[:, 0].flatten(1).mean(1) * math.sqrt(n)  # ~ N(0, 1)
+    threshold = NormalDist().inv_cdf(1.0 - p_correct)
+    second = (gen[:, 1].flatten(1).mean(1) > 0) & (num_wrong.to(noise.device) > 1)
+    wrong = 1 + second.long()
+    return torch.where(u > threshold, torch.zeros_like(wrong), wrong)
+
+
+# ---------------------------------------------------------------- clips for the teacher
+
+
+def variant_clips(instance: Instance, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Every variant of the instance (random equally short plans): uint8 clips [V, T, H, W, 3] and
+    their question labels [V, Q]."""
+    names = variants(instance.task)
+    clips = np.stack([render_solution(instance, name, seed=int(rng.integers(2**31))) for name in names])
+    return clips, np.stack([question_labels(instance, c) for c in clips])
+
+
+def degrade(frames: torch.Tensor, generator: torch.Generator, max_blur: float = 1.0, max_noise: float = 0.05
+            ) -> torch.Tensor:
+    """Random Gaussian blur and pixel noise on frames [N, T, 3, H, W] in [0, 1] (one strength per clip),
+    like an imperfect decoder or a one-step prediction."""
+    n = frames.shape[0]
+    sigma = torch.rand(n, generator=generator) * max_blur
+    radius = 2
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-offsets[None] ** 2 / (2 * sigma[:, None].clamp_min(1e-3) ** 2))
+    kernel = (kernel / kernel.sum(1, keepdim=True)).to(frames.device)  # [N, 5]
+    x = frames.float().reshape(n, -1, *frames.shape[-2:])  # [N, T*3, H, W]
+    c = x.shape[1]
+    padded = torch.nn.functional.pad(x, (radius, radius, radius, radius), mode="replicate")
+    out = torch.zeros_like(x)
+    for i in range(n):  # separable depthwise blur, per clip strength
+        k = kernel[i]
+        rows = torch.nn.functional.conv2d(padded[i:i + 1], k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+        out[i:i + 1] = torch.nn.functional.conv2d(rows, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    strength = (torch.rand(n, generator=generator) * max_noise).view(n, 1, 1, 1)
+    noise = torch.randn(out.shape, generator=generator) * strength
+    return (out + noise.to(frames.device)).clamp(0, 1).reshape(frames.shape)

@@ -1,0 +1,185 @@
+"""Measure what the trained micro world can do, through the harness's own adapters.
+
+    python -m benchmarks.micro.training.measure [--student DIR] [--teacher DIR] [--per-family 4] [--out FILE]
+    python -m benchmarks.micro.training.measure --compare 3 [--lora-alpha A]   # methods on the eval set
+
+On held-out instances (seed 7, both splits; never the evaluation set):
+- student: how often its final video (frozen, 4 steps) follows the instruction, its mean score, and the
+  sharpness of its one-step prediction (mean RGB distance of a pixel to the nearest palette colour, and
+  the share of pixels the scorer can classify);
+- teacher: yes/no accuracy (P(Yes) > 0.5 against the scorer's label) on rendered final videos of every
+  variant and on the student's one-step predictions, per question role; and how often its synthesised
+  questions parse and equal the template questions.
+
+``--compare n`` runs frozen, best_of_n (5), pass_at_k (5), vlmteach and vlmteach with lambda = 0 through
+the harness's method classes on the first n instances of every family x split of the evaluation set
+(a quick stand-in for ``make eval`` on a CPU), scoring clips in memory, with paired differences
+against frozen (clustered bootstrap CI, ``harness.stats``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from baselines.frozen import Frozen
+from baselines.sampling import BestOfN, PassAtK
+from benchmarks.micro import MicroBenchmark
+from benchmarks.micro.detect import MAX_COLOR_DISTANCE
+from benchmarks.micro.scorer import score_clip
+from benchmarks.micro.training import data
+from benchmarks.micro.world import PALETTE
+from harness.students.wan import WanStudent
+from harness.teachers import QwenVLTeacher
+from harness.method import MethodContext, derive_seed
+from harness.stats import cluster_bootstrap, paired_difference
+from harness.video import clip_to_frames, frames_to_clip
+from harness.vlmteach import VlmTeach
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+HELD_OUT_SEED = 7
+_PALETTE = torch.tensor(list(PALETTE.values()), dtype=torch.float32)
+
+
+def load_student(path: Path, lora_alpha: float = 16.0) -> WanStudent:
+    """The student as conf/student/micro.yaml configures it (LoRA alpha overridable)."""
+    lora = {"rank": 16, "alpha": lora_alpha, "target_modules": ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj",
+                                                                "ffn.net.2"]}
+    return WanStudent.from_pretrained(path=str(path), device="cpu", sigmas=[1.0, 0.75, 0.5, 0.25], num_steps=4,
+                                      max_text_len=64, offload_text_encoder=False, lora=lora)
+
+
+def palette_distance(frames: torch.Tensor) -> torch.Tensor:
+    """Per-pixel RGB distance (0-255 units) to the nearest palette colour, frames [T, 3, H, W] in [0, 1]."""
+    rgb = frames.permute(0, 2, 3, 1).reshape(-1, 3) * 255
+    return torch.cdist(rgb, _PALETTE).min(1).values
+
+
+@torch.no_grad()
+def measure_student(student: WanStudent, instances, seed: int = 0) -> tuple[dict, list]:
+    """Frozen final-video scores and one-step sharpness; returns the one-step frames for the teacher check."""
+    finals, one_steps, sharp, readable = [], [], [], []
+    for i, instance in enumerate(instances):
+        cond = student.encode(instance)
+        noise = student.make_noise(cond, seed + i)
+        one = student.decode(student.predict_x0(cond, noise, student.sigmas[0]))
+        dist = palette_distance(one)
+        sharp.append(float(dist.mean()))
+        readable.append(float((dist <= MAX_COLOR_DISTANCE).float().mean()))
+        one_steps.append(one)
+        finals.append(score_clip(instance, frames_to_clip(student.decode(student.sample(cond, noise, seed + i)))))
+    report = {
+        "final_mean_score": float(np.mean([s.score for s in finals])),
+        "final_solved_rate": float(np.mean([s.scores["solved"] for s in finals])),
+        "final_goal_rate": float(np.mean([s.scores["goal"] for s in finals])),
+        "one_step_palette_distance": float(np.mean(sharp)),
+        "one_step_readable_pixels": float(np.mean(readable)),
+    }
+    return report, one_steps
+
+
+@torch.no_grad()
+def yes_no_accuracy(teacher: QwenVLTeacher, items) -> dict:
+    """``items``: (instance, frames [T, 3, H, W]) pairs; labels come from the scorer on the rounded clip."""
+    hits = defaultdict(list)
+    for instance, frames in items:
+        labels = data.question_labels(instance, frames_to_clip(frames))
+        qs = data.questions(instance)
+        p_yes = teacher.p_yes(frames, [q.text for q in qs])
+        for q, label, p in zip(qs, labels, p_yes, strict=True):
+            hits[f"{q.role}_label{int(label)}"].append(float((p > 0.5) == bool(label)))
+            hits["all"].append(float((p > 0.5) == bool(label)))
+    return {k: {"accuracy": float(np.mean(v)), "n": len(v)} for k, v in sorted(hits.items())}
+
+
+def synthesis_match(teacher: QwenVLTeacher, instances) -> dict:
+    parsed, exact = [], []
+    for instance in instances:
+        queries = teacher.synthesize_queries(instance, max_process=3)
+        want = [q.text.lower() for q in data.questions(instance)]
+        parsed.append(float(not queries.fallback))
+        exact.append(float([q.lower() for q in queries.all] == want[: 1 + min(3, len(want) - 1)]))
+    return {"parsed": float(np.mean(parsed)), "exact": float(np.mean(exact)), "n": len(instances)}
+
+
+def measure(student_dir: Path, teacher_dir: Path, per_family: int) -> dict:
+    torch.manual_seed(0)
+    instances = data.training_instances(("id", "ood"), per_family, HELD_OUT_SEED)
+    started = time.perf_counter()
+    report: dict = {"instances": len(instances)}
+    rng = np.random.default_rng(0)
+    rendered = [(x, clip_to_frames(c)) for x in instances for c in data.variant_clips(x, rng)[0]]
+    teacher = QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
+    report["teacher_synthesis"] = synthesis_match(teacher, instances)
+    report["teacher_yes_no_rendered"] = yes_no_accuracy(teacher, rendered)
+    if student_dir is not None:
+        student = load_student(student_dir)
+        for split in ("id", "ood"):
+            subset = [x for x in instances if x.split == split]
+            stats, one_steps = measure_student(student, subset)
+            report[f"student_{split}"] = stats
+            report[f"teacher_yes_no_one_step_{split}"] = yes_no_accuracy(teacher, list(zip(subset, one_steps)))
+    report["seconds"] = time.perf_counter() - started
+    return report
+
+
+def compare(student_dir: Path, teacher_dir: Path, per_cell: int, lora_alpha: float) -> dict:
+    """Mean score per method and paired differences against frozen on a stratified eval subset."""
+    bench = MicroBenchmark()
+    cells: dict[tuple[str, str], list] = defaultdict(list)
+    for x in bench.instances():
+        cells[(x.split, x.task)].append(x)
+    chosen = [x for key in sorted(cells) for x in cells[key][:per_cell]]
+    student, teacher = load_student(student_dir, lora_alpha), QwenVLTeacher.from_pretrained(path=str(teacher_dir),
+                                                                                          device="cpu")
+    methods = {"frozen": Frozen(), "best_of_n": BestOfN(n=5), "pass_at_k": PassAtK(k=5),
+               "vlmteach": VlmTeach(), "vlmteach_lambda0": VlmTeach(goal_weight=0.0)}
+    scores: dict[str, list[float]] = {}
+    report: dict = {"instances": len(chosen), "lora_alpha": lora_alpha, "methods": {}}
+    for name, method in methods.items():
+        started = time.perf_counter()
+        scores[name], steps = [], []
+        for x in chosen:
+            out = method.run(x, MethodContext(student=student, teacher=teacher, bench=bench, seed=derive_seed(0, x.id)))
+            scores[name].append(score_clip(x, out.clip).score)
+            steps.append(out.steps)
+        clusters, strata = [x.task for x in chosen], [x.split for x in chosen]
+        est = cluster_bootstrap(scores[name], clusters, strata, key=name)
+        row = {"mean": est.mean, "ci": [est.ci_low, est.ci_high], "n": est.n, "mean_steps": float(np.mean(steps)),
+               "seconds_per_instance": (time.perf_counter() - started) / len(chosen)}
+        if name != "frozen":
+            diff = paired_difference(scores[name], scores["frozen"], clusters, strata, key=f"{name}-frozen")
+            row["minus_frozen"] = {"mean": diff.mean, "ci": [diff.ci_low, diff.ci_high], "p": diff.p_value}
+        report["methods"][name] = row
+        print(name, json.dumps(row), flush=True)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--student", type=Path, default=WEIGHTS / "student")
+    parser.add_argument("--teacher", type=Path, default=WEIGHTS / "teacher")
+    parser.add_argument("--per-family", type=int, default=4)
+    parser.add_argument("--no-student", action="store_true", help="measure the teacher on rendered clips only")
+    parser.add_argument("--compare", type=int, metavar="N", help="run the methods on N instances per family x split")
+    parser.add_argument("--lora-alpha", type=float, default=16.0, help="student.lora.alpha for --compare")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if args.compare:
+        report = compare(args.student, args.teacher, args.compare, args.lora_alpha)
+    else:
+        report = measure(None if args.no_student else args.student, args.teacher, args.per_family)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

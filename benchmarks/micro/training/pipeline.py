@@ -1,0 +1,330 @@
+"""Train the micro world end to end: VAE, then student, then teacher (on clips that include the trained
+student's own one-step predictions and final samples); write ``student/`` and ``teacher/`` folders.
+
+    python -m benchmarks.micro.training.pipeline --out DIR [--scale full|quick|toy] [--stages student,teacher]
+    python -m benchmarks.micro.training.pipeline --install DIR   # swap DIR/{student,teacher} into the repo
+
+Instances, batches and initialisations are seeded; each model also has a time cap (its learning rate
+anneals within it), so step counts depend on the machine once a cap is reached. ``full`` is sized for
+about 17 minutes on one H100/H200, ``toy`` checks the whole path on a CPU in about two minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import WanPipeline
+
+from benchmarks.micro.training import data
+from benchmarks.micro.training.train_student import (
+    LATER_SIGMAS,
+    embed,
+    new_student,
+    predict_x0,
+    save_student,
+    tokenize_prompts,
+    train_student,
+)
+from benchmarks.micro.training.train_teacher import new_teacher, save_teacher, train_teacher
+from benchmarks.micro.training.train_vae import (
+    decode_frames,
+    encode_clips,
+    new_vae,
+    normalise,
+    set_latent_stats,
+    train_vae,
+)
+from benchmarks.micro.world import NUM_FRAMES
+from harness.method import uniform_frame_indices
+from harness.teachers import QwenVLTeacher
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+STUDENT_SEED, TEACHER_SEED = 1, 2  # instance seeds (the evaluation set is seed 0)
+P_CORRECT = 0.15  # how often the student follows the instruction on its own
+
+
+@dataclass(frozen=True)
+class Scale:
+    student_per_family: int  # ID training instances per family for the student
+    teacher_per_family: int  # per family and split for the teacher
+    vae_steps: int
+    vae_batch: int
+    student_steps: int
+    student_batch: int
+    teacher_steps: int
+    teacher_clips: int  # clips per yes/no batch (each asked all its questions)
+    synthesis_batch: int
+    one_step_draws: int  # student one-step predictions per teacher instance
+    time_caps_s: tuple[float, float, float]  # VAE, student, teacher: stop early (logged) past these
+
+
+SCALES = {
+    "toy": Scale(2, 1, 2, 2, 2, 4, 2, 2, 1, 1, (120.0, 120.0, 120.0)),
+    # what this task's last ~3.5-minute H200 call ran ("run B" in docs/micro-world.md)
+    "quick": Scale(600, 150, 5000, 128, 6000, 256, 4000, 24, 4, 2, (55.0, 30.0, 55.0)),
+    # the intended training (not yet run: about 17 minutes on one H100/H200, see docs/micro-world.md)
+    "full": Scale(1500, 400, 20000, 128, 8000, 256, 6000, 24, 4, 3, (480.0, 120.0, 330.0)),
+}
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _variants(args):
+    instance, seed = args
+    return data.variant_clips(instance, np.random.default_rng(seed))
+
+
+def _labels(args):
+    instance, clip = args
+    return data.question_labels(instance, clip)
+
+
+def _to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """Frames [T, 3, H, W] in [0, 1] -> uint8 clip [T, H, W, 3] (as harness.video.frames_to_clip)."""
+    return (frames.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def student_clips(transformer, text_encoder, tokenizer, vae, instances, draws: int, seed: int, device) -> tuple:
+    """One-step predictions (float frames) and 4-step DMD samples (uint8-rounded frames) of the trained student."""
+    ids, mask = tokenize_prompts(tokenizer, [x.prompt for x in instances])
+    firsts = torch.from_numpy(np.stack([x.first_frame for x in instances]))[:, None]  # [N, 1, H, W, 3]
+    first_latent = normalise(vae, encode_clips(vae, firsts.to(device)))  # [N, C, 1, h, w]
+    text = torch.cat([embed(text_encoder, ids[i:i + 256].to(device), mask[i:i + 256].to(device))
+                      for i in range(0, len(ids), 256)])
+    generator = torch.Generator().manual_seed(seed)
+    frames = (NUM_FRAMES - 1) // vae.config.scale_factor_temporal + 1
+    shape = (len(instances), first_latent.shape[1], frames, *first_latent.shape[-2:])
+    one_step, final, owners = [], [], []
+    ones = torch.ones(len(instances), device=device)
+    for _ in range(draws):
+        x = torch.randn(shape, generator=generator).to(device)
+        for k, sigma in enumerate((1.0, *LATER_SIGMAS)):
+            x = torch.cat([first_latent, x[:, :, 1:]], dim=2)
+            x0 = predict_x0(transformer, x, ones * sigma, text)
+            x0 = torch.cat([first_latent, x0[:, :, 1:]], dim=2)
+            if k == 0:
+                one_step.append(decode_frames(vae, x0).half())
+            if k < len(LATER_SIGMAS):  # DMD re-noising to the next level
+                nxt = LATER_SIGMAS[k]
+                x = (1 - nxt) * x0 + nxt * torch.randn(shape, generator=generator).to(device)
+        final.append(decode_frames(vae, x0).half())
+        owners.append(torch.arange(len(instances)))
+    final_frames = torch.cat(final)
+    final_frames = (final_frames.float().clamp(0, 1) * 255).round() / 255  # what a saved video holds
+    return torch.cat(one_step), final_frames.half(), torch.cat(owners)
+
+
+def yes_no_stream(frames, owner, labels, instances, clips: int, seed: int):
+    """Batches (videos, questions, soft labels): random clips, 40% blended with another clip of the same
+    instance (labels mixed alike), 50% degraded, shown with 8, 12 or 17 uniformly picked frames."""
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.argsort(owner, stable=True)
+    frames, owner, labels = frames[order], owner[order], labels[order]
+    counts = torch.bincount(owner, minlength=len(instances))
+    starts = torch.cumsum(counts, 0) - counts
+    texts = [[q.text for q in data.questions(x)] for x in instances]
+    while True:
+        i = torch.randint(len(frames), (clips,), generator=generator)
+        o = owner[i]
+        j = starts[o] + (torch.rand(clips, generator=generator) * counts[o]).long()
+        alpha = torch.where(torch.rand(clips, generator=generator) < 0.4, torch.rand(clips, generator=generator),
+                            torch.ones(clips))
+        a = alpha.to(frames.device).view(-1, 1, 1, 1, 1)
+        batch = a * frames[i].float() + (1 - a) * frames[j].float()
+        lab = alpha.view(-1, 1) * labels[i] + (1 - alpha.view(-1, 1)) * labels[j]
+        degraded = data.degrade(batch, generator)
+        use = (torch.rand(clips, generator=generator) < 0.5).to(frames.device).view(-1, 1, 1, 1, 1)
+        batch = torch.where(use, degraded, batch)
+        videos, questions, targets = [], [], []
+        for n in range(clips):
+            k = int(torch.tensor([8, 12, 17])[torch.randint(3, (1,), generator=generator)])
+            video = batch[n][uniform_frame_indices(batch.shape[1], k)]
+            for q, text in enumerate(texts[int(o[n])]):
+                videos.append(video)
+                questions.append(text)
+                targets.append(float(lab[n, q]))
+        yield videos, questions, torch.tensor(targets)
+
+
+def synthesis_stream(instances, batch: int, seed: int):
+    rng = np.random.default_rng(seed)
+    replies = [data.synthesis_reply(x) for x in instances]
+    while True:
+        pick = rng.integers(len(instances), size=batch)
+        yield ([instances[i].first_frame for i in pick], [instances[i].prompt for i in pick],
+               [replies[i] for i in pick], [bool(rng.random() < 0.2) for _ in pick])
+
+
+def _pad_labels(rows: list[np.ndarray]) -> torch.Tensor:
+    out = np.zeros((len(rows), 4), dtype=np.float32)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = r
+    return torch.from_numpy(out)
+
+
+def _device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def train_student_stage(out: Path, scale: Scale, dev: torch.device, workers: int) -> dict:
+    """VAE on every clip the world can show, then the student on its behaviour latents -> ``out/student``."""
+    started = time.perf_counter()
+    student_set = data.training_instances(("id",), scale.student_per_family, STUDENT_SEED)
+    teacher_set = data.training_instances(("id", "ood"), scale.teacher_per_family, TEACHER_SEED)
+    with Pool(workers) as pool:
+        behaviours = np.stack(pool.map(data.behaviour_clips, student_set, chunksize=16))
+        others = pool.map(data.behaviour_clips, teacher_set, chunksize=16)  # OOD scenes for the VAE too
+    flat = behaviours.reshape(-1, *behaviours.shape[2:])
+    _log(f"data: {len(student_set)} student instances ({time.perf_counter() - started:.0f}s)")
+
+    vae = new_vae(seed=0).to(dev)
+    clips = torch.from_numpy(np.concatenate([flat, np.concatenate(others)])).to(dev)
+    train_vae(vae, clips, steps=scale.vae_steps, batch=scale.vae_batch, lr=2e-3, seed=0,
+              time_cap_s=scale.time_caps_s[0], log=_log)
+    del clips
+
+    raw = encode_clips(vae, torch.from_numpy(flat).to(dev))
+    set_latent_stats(vae, raw)
+    latents = normalise(vae, raw).reshape(len(student_set), data.MAX_BEHAVIOURS, *raw.shape[1:])
+    num_wrong = torch.tensor([len(data.student_behaviours(x.task)) - 1 for x in student_set], device=dev)
+    transformer, text_encoder, tokenizer = new_student(seed=0)
+    transformer.to(dev)
+    text_encoder.to(dev)
+    ids, mask = tokenize_prompts(tokenizer, [x.prompt for x in student_set])
+    train_student(transformer, text_encoder, ids=ids.to(dev), mask=mask.to(dev), latents=latents, num_wrong=num_wrong,
+                  p_correct=P_CORRECT, steps=scale.student_steps, batch=scale.student_batch, lr=1e-3, seed=0,
+                  time_cap_s=scale.time_caps_s[1], log=_log)
+    save_student(out / "student", transformer=transformer, text_encoder=text_encoder, vae=vae)
+    report = {"student_stage_seconds": time.perf_counter() - started}
+    _log(f"student saved ({report['student_stage_seconds']:.0f}s)")
+    return report
+
+
+def load_student_parts(folder: Path, dev: torch.device):
+    pipe = WanPipeline.from_pretrained(folder)
+    return (pipe.transformer.to(dev).eval(), pipe.text_encoder.to(dev).eval(), pipe.tokenizer,
+            pipe.vae.to(dev).eval().requires_grad_(False))
+
+
+def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int,
+                        init_from: Path | None = None) -> dict:
+    """The teacher on rendered variants, their VAE reconstructions and the trained student's own
+    one-step predictions and final videos (``out/student``) -> ``out/teacher``. ``init_from`` continues
+    from a trained teacher folder instead of the builder's random initialisation."""
+    started = time.perf_counter()
+    teacher_set = data.training_instances(("id", "ood"), scale.teacher_per_family, TEACHER_SEED)
+    with Pool(workers) as pool:
+        variant_sets = pool.map(_variants, [(x, i) for i, x in enumerate(teacher_set)], chunksize=4)
+    var_clips = np.concatenate([c for c, _ in variant_sets])
+    var_owner = torch.cat([torch.full((len(c),), i) for i, (c, _) in enumerate(variant_sets)])
+    var_labels = _pad_labels([lab for _, labs in variant_sets for lab in labs])
+    transformer, text_encoder, tokenizer, vae = load_student_parts(out / "student", dev)
+    with torch.no_grad():
+        recon = decode_frames(vae, normalise(vae, encode_clips(vae, torch.from_numpy(var_clips).to(dev)))).half()
+    one_step, final, own = student_clips(transformer, text_encoder, tokenizer, vae, teacher_set,
+                                         scale.one_step_draws, seed=1, device=dev)
+    student_frames = torch.cat([one_step, final])
+    with Pool(workers) as pool:
+        student_labels = pool.map(_labels, [(teacher_set[int(o)], _to_uint8(f)) for o, f in
+                                            zip(torch.cat([own, own]), student_frames)], chunksize=16)
+        recon_labels = pool.map(_labels, [(teacher_set[int(o)], _to_uint8(f)) for o, f in zip(var_owner, recon)],
+                                chunksize=16)
+    report = {
+        # does the scorer read the VAE's reconstructions as it reads the rendered originals?
+        "vae_label_agreement": float(np.mean([np.array_equal(a, b[:len(a)].numpy())
+                                              for a, b in zip(recon_labels, var_labels)])),
+        "student_one_step_goal_rate": float(np.mean([lab[0] for lab in student_labels[:len(own)]])),
+        "student_final_goal_rate": float(np.mean([lab[0] for lab in student_labels[len(own):]])),
+        "student_final_all_yes_rate": float(np.mean([lab.min() for lab in student_labels[len(own):]])),
+    }
+    _log(json.dumps(report))
+    rendered = torch.from_numpy(var_clips).permute(0, 1, 4, 2, 3).to(dev).half() / 255
+    frames = torch.cat([rendered, recon, student_frames])
+    owner = torch.cat([var_owner, var_owner, own, own])
+    labels = torch.cat([var_labels, var_labels, _pad_labels(student_labels)])
+    del transformer, text_encoder, vae
+    _log(f"teacher data: {len(frames)} clips ({time.perf_counter() - started:.0f}s)")
+
+    init = out / "teacher_init"
+    teacher = new_teacher(init, seed=0, device=str(dev))
+    if init_from is not None:
+        shutil.copytree(init_from, init, dirs_exist_ok=True)
+        teacher = QwenVLTeacher.from_pretrained(path=str(init), device=str(dev))
+    yes_no = yes_no_stream(frames, owner, labels, teacher_set, scale.teacher_clips, seed=0)
+    train_teacher(teacher, yes_no_batches=yes_no,
+                  synthesis_batches=synthesis_stream(teacher_set, scale.synthesis_batch, seed=0),
+                  steps=scale.teacher_steps, lr=2e-3, time_cap_s=scale.time_caps_s[2], log=_log)
+    save_teacher(teacher, init, out / "teacher")
+    shutil.rmtree(init)
+    report["teacher_stage_seconds"] = time.perf_counter() - started
+    return report
+
+
+def train_all(out: Path, scale: Scale, device: str, workers: int, stages: tuple[str, ...],
+              teacher_init: Path | None = None) -> dict:
+    torch.manual_seed(0)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = _device(device)
+    report: dict = {"scale": scale.__dict__, "device": str(dev), "p_correct": P_CORRECT}
+    if "student" in stages:
+        report |= train_student_stage(out, scale, dev, workers)
+    if "teacher" in stages:
+        report |= train_teacher_stage(out, scale, dev, workers, teacher_init)
+    path = out / "train_report.json"
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    path.write_text(json.dumps(previous | report, indent=2) + "\n")
+    return report
+
+
+def install(trained: Path, weights: Path = WEIGHTS) -> None:
+    """Swap trained ``student/`` and ``teacher/`` folders into ``weights`` (each rename is atomic)."""
+    for name in ("student", "teacher"):
+        source = Path(trained) / name
+        if not (source / ("model_index.json" if name == "student" else "config.json")).is_file():
+            raise FileNotFoundError(f"{source} is not a trained {name} folder; run the pipeline with --out first")
+        staging = weights / f".{name}.new"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(source, staging)
+        old = weights / f".{name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if (weights / name).exists():
+            os.rename(weights / name, old)
+        os.rename(staging, weights / name)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--scale", choices=sorted(SCALES), default="full")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    parser.add_argument("--stages", default="student,teacher", help="student (VAE + student), teacher, or both")
+    parser.add_argument("--teacher-init", type=Path, help="continue from this trained teacher folder")
+    parser.add_argument("--install", type=Path, help="a folder written by --out, to copy into the repo's weights")
+    args = parser.parse_args()
+    if args.out is None and args.install is None:
+        parser.error("give --out DIR (train) and/or --install DIR (swap trained weights in)")
+    if args.out is not None:
+        train_all(args.out, SCALES[args.scale], args.device, args.workers, tuple(args.stages.split(",")),
+                  args.teacher_init)
+    if args.install is not None:
+        install(args.install)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Train the micro student: a step-distilled Wan (transformer + UMT5 text encoder) over the trained VAE.
+
+What it learns (docs/micro-world.md):
+- at sigma = 1 (the first step of the 4-step sampler, from pure noise), a deterministic, sharp map from
+  the noise to ONE behaviour of the task (``data.behaviour_from_noise``): the instruction is followed for
+  a ``p_correct`` minority of noise draws, a plausible wrong solution otherwise. This is the direct
+  x0 regression a distilled model's first step realises; it makes one-step predictions sharp;
+- at sigma < 1 (the re-noised later steps), plain flow matching with independent noise: a denoiser that
+  completes whatever behaviour the signal already shows.
+Conditioning is Wan2.2-TI2V's: the first latent frame is the clean first-frame latent with timestep 0.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+from diffusers.pipelines.wan.pipeline_wan import prompt_clean
+from transformers import PreTrainedTokenizerFast, UMT5EncoderModel
+
+from benchmarks.micro.training.data import behaviour_from_noise
+from benchmarks.micro.training.loop import fit
+from benchmarks.micro.weights_student import (
+    MAX_TEXT_LEN,
+    TRANSFORMER_CONFIG,
+    build_text_encoder,
+    build_tokenizer,
+)
+from benchmarks.micro import vocabulary
+
+LATER_SIGMAS = (0.75, 0.5, 0.25)  # the micro sampler's re-noised levels (conf/student/micro.yaml)
+
+
+def new_student(seed: int) -> tuple[WanTransformer3DModel, UMT5EncoderModel, PreTrainedTokenizerFast]:
+    tokenizer = build_tokenizer(vocabulary())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return WanTransformer3DModel(**TRANSFORMER_CONFIG), build_text_encoder(len(tokenizer)), tokenizer
+
+
+def tokenize_prompts(tokenizer, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ids and mask exactly as WanStudent._embed_prompt builds them."""
+    tokens = tokenizer([prompt_clean(p) for p in prompts], padding="max_length", max_length=MAX_TEXT_LEN,
+                       truncation=True, add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
+    return tokens.input_ids, tokens.attention_mask
+
+
+def embed(text_encoder: UMT5EncoderModel, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    hidden = text_encoder(ids, mask).last_hidden_state
+    return hidden * mask.unsqueeze(-1).to(hidden.dtype)
+
+
+def token_timesteps(sigma: torch.Tensor, latent_shape: tuple[int, ...]) -> torch.Tensor:
+    """[B, seq] timesteps (1x1x1 patches): sigma * 1000, 0 on the condition frame's tokens."""
+    _, _, frames, h, w = latent_shape
+    mask = torch.ones(frames, h, w, device=sigma.device)
+    mask[0] = 0.0
+    return sigma.view(-1, 1) * 1000.0 * mask.flatten().unsqueeze(0)
+
+
+def predict_x0(transformer, x_t: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    v = transformer(hidden_states=x_t, timestep=token_timesteps(sigma, x_t.shape), encoder_hidden_states=text,
+                    return_dict=False)[0]
+    return x_t - sigma.view(-1, 1, 1, 1, 1) * v
+
+
+def student_loss(transformer, text: torch.Tensor, latents: torch.Tensor, num_wrong: torch.Tensor, p_correct: float,
+                 generator: torch.Generator, first_step_fraction: float = 0.5) -> torch.Tensor:
+    """x0 regression on the generated frames for one batch.
+
+    ``latents`` [B, M, C, F, h, w] are the normalised latents of each instance's behaviours (0 = correct).
+    Rows before ``first_step_fraction * B`` train the sigma = 1 map (target = the noise's behaviour);
+    the rest train a later sigma with independent noise and a behaviour drawn from the mixture.
+    """
+    b = latents.shape[0]
+    device = latents.device
+    noise = torch.randn(latents[:, 0].shape, generator=generator).to(device)
+    n_first = int(round(first_step_fraction * b))
+    first = torch.arange(b, device=device) < n_first
+    prior = behaviour_from_noise(torch.randn(latents[:, 0].shape, generator=generator), p_correct, num_wrong.cpu())
+    chosen = torch.where(first, behaviour_from_noise(noise, p_correct, num_wrong), prior.to(device))
+    x0 = latents[torch.arange(b, device=device), chosen]
+    pick = torch.randint(len(LATER_SIGMAS), (b,), generator=generator)
+    later = torch.tensor(LATER_SIGMAS)[pick]
+    uniform = torch.rand(b, generator=generator).clamp(0.05, 0.95)  # between the fixed levels, for robustness
+    later = torch.where(torch.rand(b, generator=generator) < 0.7, later, uniform)
+    sigma = torch.where(first.cpu(), torch.ones(b), later).to(device)
+    x_t = (1 - sigma.view(-1, 1, 1, 1, 1)) * x0 + sigma.view(-1, 1, 1, 1, 1) * noise
+    x_t = torch.cat([x0[:, :, :1], x_t[:, :, 1:]], dim=2)  # the clean condition frame
+    x0_hat = predict_x0(transformer, x_t, sigma, text)
+    return (x0_hat[:, :, 1:] - x0[:, :, 1:]).pow(2).mean()
+
+
+def train_student(transformer, text_encoder, *, ids: torch.Tensor, mask: torch.Tensor, latents: torch.Tensor,
+                  num_wrong: torch.Tensor, p_correct: float, steps: int, batch: int, lr: float, seed: int,
+                  time_cap_s: float | None = None, log=print) -> None:
+    """Fit transformer and text encoder on random instances (prompts ``ids``/``mask``, latents [N, M, C, F, h, w])."""
+    transformer.train().requires_grad_(True)
+    text_encoder.train().requires_grad_(True)
+    generator = torch.Generator().manual_seed(seed)
+
+    def loss_fn(step: int):
+        idx = torch.randint(len(latents), (batch,), generator=generator).to(latents.device)
+        text = embed(text_encoder, ids[idx], mask[idx])
+        loss = student_loss(transformer, text, latents[idx], num_wrong[idx], p_correct, generator)
+        return loss, f"loss {loss.item():.4f}"
+
+    fit([*transformer.parameters(), *text_encoder.parameters()], loss_fn, steps=steps, lr=lr, name="student",
+        weight_decay=0.01, time_cap_s=time_cap_s, log=log)
+    transformer.eval().requires_grad_(False)
+    text_encoder.eval().requires_grad_(False)
+
+
+def save_student(out_dir, *, transformer, text_encoder, vae) -> None:
+    """The diffusers WanPipeline folder the micro builder writes, with trained components (and a fresh
+    tokenizer: a used fast tokenizer would save its last padding and truncation settings)."""
+    pipeline = WanPipeline(
+        tokenizer=build_tokenizer(vocabulary()), text_encoder=text_encoder.cpu(), transformer=transformer.cpu(),
+        vae=vae.cpu(),
+        scheduler=UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                          num_train_timesteps=1000, flow_shift=5.0),
+        transformer_2=None, boundary_ratio=None, expand_timesteps=True,
+    )
+    pipeline.save_pretrained(out_dir, safe_serialization=True)

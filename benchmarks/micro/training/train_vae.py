@@ -1,0 +1,96 @@
+"""Fit the micro student's ``AutoencoderKLWan`` to reconstruct micro clips (flat colours, sharp cells).
+
+The VAE keeps the builder's shape (8x spatial, 4x temporal: latents [16, 5, 4, 4]); after training its
+``latents_mean`` / ``latents_std`` are set from the data, as Wan's own config carries them.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import AutoencoderKLWan
+
+from benchmarks.micro.training.loop import fit
+from benchmarks.micro.weights_student import VAE_CONFIG
+
+KL_WEIGHT = 1e-6  # a little pull to N(0, 1) keeps latents bounded without blurring reconstructions
+
+
+def new_vae(seed: int) -> AutoencoderKLWan:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return AutoencoderKLWan(**VAE_CONFIG)
+
+
+def to_video(clips: torch.Tensor) -> torch.Tensor:
+    """uint8 clips [B, T, H, W, 3] -> VAE input [B, 3, T, H, W] in [-1, 1]."""
+    return clips.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
+
+
+def vae_loss(vae: AutoencoderKLWan, clips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """L1 + MSE reconstruction of a sampled posterior latent, plus a small KL term."""
+    video = to_video(clips)
+    posterior = vae.encode(video).latent_dist
+    eps = torch.randn(posterior.mean.shape, generator=generator).to(video.device)
+    z = posterior.mean + posterior.std * eps
+    recon = vae.decode(z).sample
+    err = recon - video
+    return err.abs().mean() + err.pow(2).mean() + KL_WEIGHT * posterior.kl().mean()
+
+
+WINDOW = 9  # 1 + 2 chunks of 4: the first-frame path and a chunk that reads a full chunk's cache
+
+
+def train_vae(vae: AutoencoderKLWan, clips: torch.Tensor, *, steps: int, batch: int, lr: float, seed: int,
+              time_cap_s: float | None = None, log=print) -> AutoencoderKLWan:
+    """Fit on random ``WINDOW``-frame windows of ``clips`` (uint8 [N, T, H, W, 3] on the training device).
+
+    The causal VAE treats every later chunk alike, so 9-frame windows train what 17-frame clips would,
+    at about half the cost (its chunk loop, not arithmetic, bounds the speed on a GPU).
+    """
+    vae.train().requires_grad_(True)
+    generator = torch.Generator().manual_seed(seed)
+
+    def loss_fn(step: int):
+        idx = torch.randint(len(clips), (batch,), generator=generator).to(clips.device)
+        start = int(torch.randint(clips.shape[1] - WINDOW + 1, (1,), generator=generator))
+        loss = vae_loss(vae, clips[idx, start:start + WINDOW], generator)
+        return loss, f"loss {loss.item():.4f}"
+
+    fit(list(vae.parameters()), loss_fn, steps=steps, lr=lr, name="vae", time_cap_s=time_cap_s, log=log)
+    return vae.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def encode_clips(vae: AutoencoderKLWan, clips: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """Raw (unnormalised) posterior modes [N, C, F, h, w] of uint8 clips."""
+    return torch.cat([vae.encode(to_video(clips[i:i + batch])).latent_dist.mode() for i in range(0, len(clips), batch)])
+
+
+@torch.no_grad()
+def set_latent_stats(vae: AutoencoderKLWan, raw_latents: torch.Tensor) -> None:
+    """Per-channel mean/std of the data's latents into the VAE config (the student works in (z - mean) / std)."""
+    channels = raw_latents.transpose(0, 1).flatten(1)
+    vae.register_to_config(latents_mean=channels.mean(1).tolist(), latents_std=channels.std(1).clamp_min(1e-3).tolist())
+
+
+def normalise(vae: AutoencoderKLWan, raw_latents: torch.Tensor) -> torch.Tensor:
+    shape = (1, -1, 1, 1, 1)
+    mean = torch.tensor(vae.config.latents_mean, device=raw_latents.device).view(shape)
+    std = torch.tensor(vae.config.latents_std, device=raw_latents.device).view(shape)
+    return (raw_latents - mean) / std
+
+
+def denormalise(vae: AutoencoderKLWan, latents: torch.Tensor) -> torch.Tensor:
+    shape = (1, -1, 1, 1, 1)
+    mean = torch.tensor(vae.config.latents_mean, device=latents.device).view(shape)
+    std = torch.tensor(vae.config.latents_std, device=latents.device).view(shape)
+    return latents * std + mean
+
+
+def decode_frames(vae: AutoencoderKLWan, latents: torch.Tensor, batch: int = 128) -> torch.Tensor:
+    """Normalised latents [N, C, F, h, w] -> frames [N, T, 3, H, W] in [0, 1] (as WanStudent.decode)."""
+    out = []
+    for i in range(0, len(latents), batch):
+        video = vae.decode(denormalise(vae, latents[i:i + batch])).sample
+        out.append(((video + 1.0) / 2.0).transpose(1, 2))
+    return torch.cat(out)

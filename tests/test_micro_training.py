@@ -1,0 +1,132 @@
+"""The micro world's training code: labels agree with the scorer, replies parse, the student's noise map,
+and one optimisation step of each model lowers its loss on a fixed batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.micro import render_solution, score_clip, variants
+from benchmarks.micro.training import data
+from benchmarks.micro.training.loop import fit
+from benchmarks.micro.training.pipeline import install
+from benchmarks.micro.training.train_student import embed, new_student, student_loss, tokenize_prompts
+from benchmarks.micro.training.train_teacher import new_teacher, synthesis_loss, yes_no_loss
+from benchmarks.micro.weights_teacher import build_tokenizer
+from harness.teachers.queries import parse_queries
+
+
+@pytest.fixture(scope="module")
+def instances():
+    return data.training_instances(("id", "ood"), 1, seed=11)
+
+
+def test_labels_are_the_scorers_checks_on_the_same_clip(instances):
+    for instance in instances:
+        for variant in variants(instance.task):
+            clip = render_solution(instance, variant, seed=3)
+            labels = data.question_labels(instance, clip)
+            scores = score_clip(instance, clip).scores
+            qs = data.questions(instance)
+            assert qs[0].role == "goal" and labels[0] == scores["goal"]
+            for q, label in zip(qs, labels, strict=True):
+                assert label == min(scores[c] for c in q.checks)
+            if variant == "correct":
+                assert labels.tolist() == [1.0] * len(qs)
+            if variant == "wrong_target":  # a clean process towards the wrong goal
+                assert labels[0] == 0.0 and labels[1:].min() == 1.0
+
+
+def test_labels_follow_the_scorer_on_a_broken_clip(instances):
+    instance = next(x for x in instances if x.task == "reach_target")
+    clip = render_solution(instance, "correct").copy()
+    clip[5:9] = clip[0]  # the agent jumps back to its start for a few frames
+    labels = data.question_labels(instance, clip)
+    assert labels[1] == 0.0 == score_clip(instance, clip).scores["continuity"]
+    assert labels[0] == 1.0  # still ends on the target
+
+
+def test_synthesis_reply_parses_back_to_the_questions_after_the_word_tokenizer(instances):
+    tokenizer = build_tokenizer()
+    for instance in instances:
+        reply = data.synthesis_reply(instance)
+        ids = tokenizer(reply, add_special_tokens=False)["input_ids"]
+        assert tokenizer.unk_token_id not in ids, reply
+        decoded = tokenizer.decode(ids)  # what greedy generation of exactly these tokens gives back
+        queries = parse_queries(decoded, max_process=3)
+        want = [q.text.lower() for q in data.questions(instance)]
+        assert queries is not None and [q.lower() for q in queries.all] == want
+
+
+def test_behaviour_from_noise_is_a_fixed_minority_map():
+    noise = torch.randn(20000, 16, 5, 4, 4, generator=torch.Generator().manual_seed(0))
+    two = data.behaviour_from_noise(noise, 0.15, torch.full((20000,), 2))
+    one = data.behaviour_from_noise(noise, 0.15, torch.full((20000,), 1))
+    assert abs((two == 0).float().mean().item() - 0.15) < 0.015
+    assert torch.equal(two == 0, one == 0) and one.max() == 1 and two.max() == 2
+    changed = noise.clone()
+    changed[:, :, 0] = 5.0  # the condition frame's slot is overwritten by the first-frame latent
+    assert torch.equal(data.behaviour_from_noise(changed, 0.15, torch.full((20000,), 2)), two)
+
+
+def test_degrade_keeps_range_and_shape():
+    frames = torch.rand(3, 17, 3, 32, 32)
+    out = data.degrade(frames, torch.Generator().manual_seed(0))
+    assert out.shape == frames.shape and out.min() >= 0 and out.max() <= 1
+    assert not torch.equal(out, frames)
+
+
+def _fixed_batch_fit(params, loss_of_batch, steps, lr):
+    before = loss_of_batch().item()
+    fit(params, lambda step: (loss_of_batch(), ""), steps=steps, lr=lr, name="test", log=lambda m: None)
+    return before, loss_of_batch().item()
+
+
+def test_one_student_step_lowers_the_loss_on_a_fixed_batch(instances):
+    transformer, text_encoder, tokenizer = new_student(seed=0)
+    ids, mask = tokenize_prompts(tokenizer, [x.prompt for x in instances[:4]])
+    latents = torch.randn(4, data.MAX_BEHAVIOURS, 16, 5, 4, 4, generator=torch.Generator().manual_seed(1))
+    num_wrong = torch.tensor([2, 1, 1, 1])
+
+    def loss():
+        text = embed(text_encoder, ids, mask)
+        return student_loss(transformer, text, latents, num_wrong, 0.15, torch.Generator().manual_seed(2))
+
+    before, after = _fixed_batch_fit([*transformer.parameters(), *text_encoder.parameters()], loss, 3, 3e-3)
+    assert after < before
+
+
+def test_one_teacher_step_lowers_both_losses_on_a_fixed_batch(instances, tmp_path):
+    teacher = new_teacher(tmp_path / "teacher", seed=0, device="cpu")
+    teacher.model.requires_grad_(True).train()
+    instance = instances[0]
+    clip = torch.from_numpy(render_solution(instance, "wrong_target")).permute(0, 3, 1, 2).float() / 255
+    qs = [q.text for q in data.questions(instance)]
+    labels = torch.from_numpy(data.question_labels(instance, render_solution(instance, "wrong_target")))
+    videos = [clip[::2]] * len(qs)  # 9 frames
+
+    def loss():
+        yn, _ = yes_no_loss(teacher, videos, qs, labels)
+        syn = synthesis_loss(teacher, [instance.first_frame], [instance.prompt], [data.synthesis_reply(instance)],
+                             [False])
+        return yn + syn
+
+    before, after = _fixed_batch_fit(list(teacher.model.parameters()), loss, 2, 3e-3)
+    assert after < before
+
+
+def test_install_swaps_both_folders_and_refuses_an_untrained_one(tmp_path):
+    trained, weights = tmp_path / "trained", tmp_path / "weights"
+    for name, marker in (("student", "model_index.json"), ("teacher", "config.json")):
+        (trained / name).mkdir(parents=True)
+        (trained / name / marker).write_text("new")
+        (weights / name).mkdir(parents=True)
+        (weights / name / "old.txt").write_text("old")
+    install(trained, weights)
+    assert sorted(p.name for p in weights.iterdir()) == ["student", "teacher"]
+    assert (weights / "student" / "model_index.json").read_text() == "new"
+    assert not (weights / "teacher" / "old.txt").exists()
+    with pytest.raises(FileNotFoundError, match="--out"):
+        install(tmp_path / "missing", weights)
+    assert np.array_equal(sorted(p.name for p in weights.iterdir()), ["student", "teacher"])
