@@ -20,10 +20,17 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def resolve_device(device: str) -> torch.device:
+def resolve_device(device: str, *, config_key: str = "device") -> torch.device:
+    """``auto`` picks CUDA when present; an explicit ``cuda`` without a GPU is a clear error."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            f"{config_key}={device} but no CUDA GPU is visible. These weights are meant for a GPU; run on a "
+            f"GPU machine, or set {config_key}=cpu to force the CPU (very slow at real model sizes)."
+        )
+    return resolved
 
 
 def resolve_dtype(dtype: str, *, config_key: str) -> torch.dtype:

@@ -45,3 +45,16 @@ def test_real_student_configs(name, hub_id, sampler, steps, tmp_path, monkeypatc
         instantiate(cfg, device="cpu")
     assert isinstance(err.value.__cause__, UserError)
     assert f"huggingface-cli download {hub_id}" in str(err.value.__cause__)
+
+
+def test_asking_for_a_gpu_without_one_is_a_clear_error(tmp_path):
+    import torch
+
+    from harness.loading import resolve_device
+    from harness.types import UserError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(UserError, match=r"student.device=cuda but no CUDA GPU is visible.*student.device=cpu"):
+        resolve_device("cuda", config_key="student.device")
+    assert resolve_device("auto").type == "cpu"

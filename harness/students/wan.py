@@ -59,7 +59,7 @@ class WanStudent:
     ) -> None:
         if sampler not in SAMPLERS:
             raise ValueError(f"student.sampler must be one of {SAMPLERS}, got {sampler!r}")
-        self.device = resolve_device(device)
+        self.device = resolve_device(device, config_key="student.device")
         self.sampler = sampler
         self.sigmas = self._schedule(sampler, sigmas, num_steps, shift)
         self.guidance_scale = float(guidance_scale)
@@ -109,6 +109,7 @@ class WanStudent:
         if library != "transformers" or not hasattr(transformers, class_name):
             raise UserError(f"{index_file}: unsupported text encoder {library}.{class_name}")
         torch_dtype = resolve_dtype(dtype, config_key="student.dtype")
+        resolve_device(settings.get("device", "auto"), config_key="student.device")  # fail before loading GBs
         text_encoder_cls = getattr(transformers, class_name)
         return cls(
             transformer=WanTransformer3DModel.from_pretrained(root, subfolder="transformer", torch_dtype=torch_dtype),

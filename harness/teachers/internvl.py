@@ -81,6 +81,7 @@ class InternVLTeacher(ChatTeacher):
         """Load an InternVL ``-hf`` checkpoint (folder or hub id, e.g. ``OpenGVLab/InternVL3-8B-hf``)."""
         torch_dtype = resolve_dtype(dtype, config_key="teacher.dtype")
         local = resolve_model_dir(path, config_key="teacher.path", marker="config.json", allow_patterns=_FILES)
+        torch_device = resolve_device(device, config_key="teacher.device")
         config = AutoConfig.from_pretrained(local)
         if config.model_type != "internvl":
             raise UserError(f"{path}: model_type {config.model_type!r} is not 'internvl'; use an InternVL -hf "
@@ -97,7 +98,7 @@ class InternVLTeacher(ChatTeacher):
         std = tuple(video_cfg.get("image_std") or image_processor.image_std)
         tokenizer = AutoTokenizer.from_pretrained(local)
         model = InternVLForConditionalGeneration.from_pretrained(local, dtype=torch_dtype)
-        model = model.to(resolve_device(device)).eval().requires_grad_(False)
+        model = model.to(torch_device).eval().requires_grad_(False)
         return cls(model=model, tokenizer=tokenizer, chat_template=chat_template(local, tokenizer),
                    image_processor=image_processor, frame_size=tile, frame_mean=mean, frame_std=std,
                    question_suffix=question_suffix, system_prompt=system_prompt, max_new_tokens=max_new_tokens,

@@ -120,6 +120,7 @@ class QwenVLTeacher(ChatTeacher):
         torch_dtype = resolve_dtype(dtype, config_key="teacher.dtype")
         hint = " Build the micro teacher with `python -m benchmarks.micro.weights_teacher`." if "micro" in path else ""
         local = resolve_model_dir(path, config_key="teacher.path", marker="config.json", allow_patterns=_TEACHER_FILES, hint=hint)
+        torch_device = resolve_device(device, config_key="teacher.device")
         config = AutoConfig.from_pretrained(local)
         family = FAMILIES.get(config.model_type)
         if family is None:
@@ -127,7 +128,7 @@ class QwenVLTeacher(ChatTeacher):
                             f"(supported: {sorted(FAMILIES)}).")
         tokenizer = AutoTokenizer.from_pretrained(local)
         spec = _vision_spec(local, config, family, min_pixels=min_pixels, max_pixels=max_pixels)
-        model = family.model_class.from_pretrained(local, dtype=torch_dtype).to(resolve_device(device))
+        model = family.model_class.from_pretrained(local, dtype=torch_dtype).to(torch_device)
         model.requires_grad_(False)
         if gradient_checkpointing:
             # transformers only checkpoints in train mode; train mode is made safe by zeroing dropout.
