@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 class ChatTeacher:
     model: torch.nn.Module
+    tokenizer: object
+    chat_template: str
+    system_prompt: str | None
     yes_ids: list[int]
     max_new_tokens: int
     synthesis_retries: int
@@ -54,6 +57,20 @@ class ChatTeacher:
         logp = logits.float().log_softmax(-1)
         target = torch.tensor(self.yes_ids, device=self.device).expand(logits.shape[0], -1)
         return -logp.gather(-1, target[..., None]).squeeze(-1).sum(-1)
+
+    def _tail_answer_nll(self, logits: torch.Tensor, tail_lengths: list[int], answer_len: int) -> torch.Tensor:
+        """Answer NLL when each row's answer ends its own right-padded tail of ``logits [Q, L, V]``."""
+        rows = torch.arange(logits.shape[0], device=self.device)[:, None]
+        ends = torch.tensor(tail_lengths, device=self.device)
+        cols = ends[:, None] - answer_len + torch.arange(answer_len, device=self.device)
+        return self._answer_nll(logits[rows, cols])
+
+    def _apply_chat_template(self, content: list[dict]) -> str:
+        """One user turn (plus the optional system turn) through the chat template, generation prompt open."""
+        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        messages.append({"role": "user", "content": content})
+        return self.tokenizer.apply_chat_template(messages, chat_template=self.chat_template, tokenize=False,
+                                                  add_generation_prompt=True)
 
     def generate(self, prompt: str, images: list[np.ndarray] | None = None, max_new_tokens: int | None = None) -> str:
         """Greedy answer to ``prompt`` with optional uint8 [H, W, 3] images, through the chat template."""

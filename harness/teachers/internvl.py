@@ -168,17 +168,12 @@ class InternVLTeacher(ChatTeacher):
         full_mask = torch.cat([torch.ones(n, len(prefix), dtype=mask.dtype), mask], dim=1)
         out = self.model(input_ids=ids.to(self.device), attention_mask=full_mask.to(self.device),
                          past_key_values=cache, use_cache=True)
-        ends = torch.tensor([len(t) for t in tails], device=self.device)
-        cols = ends[:, None] - len(answer) + torch.arange(len(answer), device=self.device)
-        return self._answer_nll(out.logits[torch.arange(n, device=self.device)[:, None], cols])
+        return self._tail_answer_nll(out.logits, [len(t) for t in tails], len(answer))
 
     # ---------------------------------------------------------------- text
     def chat_text(self, content: list[dict]) -> str:
         """One user turn (plus the optional system turn) through the chat template, generation prompt open."""
-        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        messages.append({"role": "user", "content": content})
-        text = self.tokenizer.apply_chat_template(messages, chat_template=self.chat_template, tokenize=False,
-                                                  add_generation_prompt=True)
+        text = self._apply_chat_template(content)
         videos = sum(c["type"] == "video" for c in content)
         images = sum(c["type"] == "image" for c in content)
         if text.count(self.tokens["video_token"]) != videos or \

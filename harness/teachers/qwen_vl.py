@@ -227,18 +227,12 @@ class QwenVLTeacher(ChatTeacher):
         cache.batch_repeat_interleave(n)
         out = self.model(input_ids=ids[:, p:], attention_mask=mask, position_ids=positions[:, :, p:],
                          past_key_values=cache, use_cache=True, mm_token_type_ids=types[:, p:])
-        # The answer's logits sit at the end of each row's own tail.
-        ends = torch.tensor([len(t) for t in tails], device=self.device)
-        cols = ends[:, None] - len(answer) + torch.arange(len(answer), device=self.device)
-        return self._answer_nll(out.logits[torch.arange(n, device=self.device)[:, None], cols])
+        return self._tail_answer_nll(out.logits, [len(t) for t in tails], len(answer))
 
     # ---------------------------------------------------------------- text
     def chat_text(self, content: list[dict]) -> str:
         """One user turn (plus the optional system turn) through the chat template, generation prompt open."""
-        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        messages.append({"role": "user", "content": content})
-        text = self.tokenizer.apply_chat_template(messages, chat_template=self.chat_template, tokenize=False,
-                                                  add_generation_prompt=True)
+        text = self._apply_chat_template(content)
         placeholders = sum(c["type"] in ("image", "video") for c in content)
         if text.count(self.video_token) + text.count(self.image_token) != placeholders:
             raise UserError("The teacher's chat template does not emit one vision placeholder per image/video.")
