@@ -110,7 +110,7 @@ class Runner:
             video = self.run.videos / self.bench.video_relpath(instance)
             for stale in video.parent.glob(f"{temp_prefix(video)}*"):
                 stale.unlink()
-        self.run.config_path.write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
+        atomic_write_text(self.run.config_path, OmegaConf.to_yaml(self.cfg, resolve=True))  # shards write it too
         manifest = {
             "bench": self.bench.name,
             "method": self.cfg.method.label,
