@@ -171,9 +171,12 @@ class Runner:
         return self._score(instance, video, record, start)
 
     def _generate(self, instance: Instance, seed: int, video: Path, relpath: Path, record: rec.Record) -> rec.Record:
+        # Outside the per-instance guard: a model that cannot load fails the run once, clearly,
+        # instead of recording the same error for every instance.
+        student, teacher = self.student, self.teacher
         start = time.perf_counter()
         try:
-            ctx = MethodContext(student=self.student, teacher=self.teacher, bench=self.bench, seed=seed)
+            ctx = MethodContext(student=student, teacher=teacher, bench=self.bench, seed=seed)
             out = self.method.run(instance, ctx)
             write_mp4(video, out.clip, fps=instance.fps)
         except Exception as exc:  # any per-instance failure is recorded, never dropped

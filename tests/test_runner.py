@@ -163,3 +163,11 @@ def test_append_after_a_torn_line_keeps_the_file_readable(tmp_path):
         f.write('{"instance_id": "b", "sta')  # a writer killed mid-line
     rec.append(path, rec.Record(**{**first.__dict__, "instance_id": "c"}))
     assert [r["instance_id"] for r in rec.read_lines(path)] == ["a", "c"]
+
+
+def test_a_model_that_cannot_load_fails_the_run_instead_of_every_instance(tmp_path):
+    with pytest.raises(UserError, match="student.path"):
+        run(tmp_path, "bench.limit=2", "student.path=/nonexistent/student")
+    with pytest.raises(Exception, match="no_such_setting"):  # any load failure, not only a UserError
+        run(tmp_path, "bench.limit=2", "+student.no_such_setting=1", "run_name=badkw")
+    assert not list(tmp_path.rglob("records*.jsonl"))
