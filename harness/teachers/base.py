@@ -41,6 +41,14 @@ class ChatTeacher:
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
 
+    def _set_answer_tokens(self, model: torch.nn.Module, tokenizer) -> None:
+        """Padding, "Yes" and end-of-turn token ids, checked once at construction."""
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.yes_ids = tokenizer.encode("Yes", add_special_tokens=False)
+        if not self.yes_ids or tokenizer.unk_token_id in self.yes_ids:
+            raise UserError(f"The teacher's tokenizer cannot encode 'Yes' (got ids {self.yes_ids}).")
+        self.eos_ids = eos_ids(model, tokenizer)
+
     def yes_nll(self, frames: torch.Tensor, questions: list[str]) -> torch.Tensor:
         raise NotImplementedError
 

@@ -28,7 +28,6 @@ from harness.loading import resolve_device, resolve_dtype, resolve_model_dir
 from harness.teachers.base import (
     ChatTeacher,
     chat_template,
-    eos_ids,
     eval_mode,
     read_json,
     seeded,
@@ -67,11 +66,7 @@ class InternVLTeacher(ChatTeacher):
         if tokenizer.convert_tokens_to_ids(self.tokens["context_image_token"]) != model.config.image_token_id:
             raise UserError("the tokenizer's <IMG_CONTEXT> id differs from config.image_token_id")
         self.tokens_per_tile = model.config.image_seq_length
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.yes_ids = tokenizer.encode("Yes", add_special_tokens=False)
-        if not self.yes_ids or tokenizer.unk_token_id in self.yes_ids:
-            raise UserError(f"The teacher's tokenizer cannot encode 'Yes' (got ids {self.yes_ids}).")
-        self.eos_ids = eos_ids(model, tokenizer)
+        self._set_answer_tokens(model, tokenizer)
 
     @classmethod
     def from_pretrained(cls, *, path: str, device: str = "auto", dtype: str = "float32",

@@ -26,7 +26,6 @@ from harness.loading import resolve_device, resolve_dtype, resolve_model_dir
 from harness.teachers.base import (
     ChatTeacher,
     chat_template,
-    eos_ids,
     eval_mode,
     read_json,
     seeded,
@@ -89,11 +88,7 @@ class QwenVLTeacher(ChatTeacher):
         self.image_token = tokenizer.convert_ids_to_tokens(cfg.image_token_id)
         self.vision_start = tokenizer.convert_ids_to_tokens(cfg.vision_start_token_id)
         self.vision_end = tokenizer.convert_ids_to_tokens(cfg.vision_end_token_id)
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.yes_ids = tokenizer.encode("Yes", add_special_tokens=False)
-        if not self.yes_ids or tokenizer.unk_token_id in self.yes_ids:
-            raise UserError(f"The teacher's tokenizer cannot encode 'Yes' (got ids {self.yes_ids}).")
-        self.eos_ids = eos_ids(model, tokenizer)
+        self._set_answer_tokens(model, tokenizer)
 
     # ---------------------------------------------------------------- construction
     @classmethod
