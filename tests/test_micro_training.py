@@ -60,7 +60,7 @@ def test_synthesis_reply_parses_back_to_the_questions_after_the_word_tokenizer(i
 
 
 def test_behaviour_from_noise_is_a_fixed_minority_map():
-    noise = torch.randn(20000, 16, 5, 4, 4, generator=torch.Generator().manual_seed(0))
+    noise = torch.randn(20000, 16, 17, 4, 4, generator=torch.Generator().manual_seed(0))
     two = data.behaviour_from_noise(noise, 0.15, torch.full((20000,), 2))
     one = data.behaviour_from_noise(noise, 0.15, torch.full((20000,), 1))
     assert abs((two == 0).float().mean().item() - 0.15) < 0.015
@@ -86,7 +86,7 @@ def _fixed_batch_fit(params, loss_of_batch, steps, lr):
 def test_one_student_step_lowers_the_loss_on_a_fixed_batch(instances):
     transformer, text_encoder, tokenizer = new_student(seed=0)
     ids, mask = tokenize_prompts(tokenizer, [x.prompt for x in instances[:4]])
-    latents = torch.randn(4, data.MAX_BEHAVIOURS, 16, 5, 4, 4, generator=torch.Generator().manual_seed(1))
+    latents = torch.randn(4, data.MAX_BEHAVIOURS, 16, 17, 4, 4, generator=torch.Generator().manual_seed(1))
     num_wrong = torch.tensor([2, 1, 1, 1])
 
     def loss():

@@ -13,7 +13,7 @@ from benchmarks.micro.weights_student import DEFAULT_OUT as MICRO_DIR
 from benchmarks.micro.weights_student import MAX_TEXT_LEN, build_tokenizer
 from harness.students.lora import ADAPTER_NAME
 from harness.students.schedules import shifted_flow_sigmas
-from harness.students.wan import WanStudent
+from harness.students.wan import WanStudent, is_frame_wise
 from harness.types import Instance, UserError
 
 LORA = dict(rank=4, alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"])
@@ -69,13 +69,13 @@ def ti2v(path, **settings) -> WanStudent:
 def test_micro_shapes(i2v):
     student = micro()
     cond = student.encode(make_instance(17, 32, i2v=i2v))
-    assert cond.latent_shape == (1, 16, 5, 4, 4)
+    assert cond.latent_shape == (1, 16, 17, 4, 4)
     assert cond.prompt_embeds.shape == (1, MAX_TEXT_LEN, 32)
     assert (cond.first_latent is not None) == i2v
     if i2v:
         assert cond.first_latent.shape == (1, 16, 1, 4, 4)
     noise = student.make_noise(cond, seed=0)
-    assert student.predict_x0(cond, noise, 1.0).shape == noise.shape == (1, 16, 5, 4, 4)
+    assert student.predict_x0(cond, noise, 1.0).shape == noise.shape == (1, 16, 17, 4, 4)
     with torch.no_grad():
         frames = student.decode(student.sample(cond, noise, seed=0))
     assert frames.shape == (17, 3, 32, 32)
@@ -244,7 +244,7 @@ def test_classifier_free_guidance_combines_two_forwards():
     calls = []
     student.transformer.register_forward_hook(lambda *_: calls.append(1))
     model_in = torch.cat([cond.first_latent, x[:, :, 1:]], dim=2)
-    per_token = torch.tensor([[0.0] * 16 + [1000.0] * 64])  # 1x1x1 patches: 16 tokens per latent frame
+    per_token = torch.tensor([[0.0] * 16 + [1000.0] * 16 * 16])  # 1x1x1 patches: 16 tokens per latent frame
     with torch.no_grad():
         x0 = student.predict_x0(cond, x, 1.0)
         assert len(calls) == 2  # conditional + unconditional
@@ -283,7 +283,7 @@ def test_bfloat16_base_with_float32_lora():
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in student.lora_parameters())
 
 
-def test_invalid_settings_are_rejected():
+def test_invalid_settings_are_rejected(ti2v_dir):
     with pytest.raises(ValueError, match="strictly decreasing"):
         micro(sigmas=[1.0, 0.5, 0.5, 0.2])
     with pytest.raises(ValueError, match="num_steps"):
@@ -296,8 +296,8 @@ def test_invalid_settings_are_rejected():
         micro(lora={**LORA, "dropout": 0.1})
     with pytest.raises(ValueError, match="not found in the base model"):
         micro(lora={**LORA, "target_modules": ["no_such_layer"]})
-    with pytest.raises(ValueError, match="4k\\+1"):
-        micro().encode(make_instance(16, 32, i2v=False))
+    with pytest.raises(ValueError, match="4k\\+1"):  # a VAE with 4x temporal compression
+        ti2v(ti2v_dir).encode(make_instance(16, 32, i2v=False))
     assert micro(sigmas=None).sigmas == [1.0, 0.75, 0.5, 0.25]
     with pytest.raises(UserError, match="student.lora"):
         micro(lora=None).reset_lora(0)
@@ -318,3 +318,22 @@ def test_uncached_hub_id_offline_gives_the_download_command(tmp_path, monkeypatc
     message = str(err.value)
     assert "huggingface-cli download Wan-AI/Wan2.2-TI2V-5B-Diffusers --local-dir" in message
     assert "student.path=" in message
+
+
+def test_frame_wise_vae_decodes_frames_as_one_batch_with_the_loops_result():
+    student = micro()
+    assert is_frame_wise(student.vae)  # the micro VAE is built with zero past taps
+    latents = torch.randn(1, 16, 17, 4, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        looped = student.vae.decode(latents * student._latents_std + student._latents_mean).sample
+        batched = student.decode(latents)
+    torch.testing.assert_close(batched, (looped[0].transpose(0, 1) + 1) / 2, atol=1e-4, rtol=0)
+
+
+def test_a_vae_that_reads_past_frames_is_not_frame_wise():
+    student = micro()
+    conv = next(m for m in student.vae.decoder.modules() if getattr(m, "weight", None) is not None
+                and m.weight.dim() == 5 and m.weight.shape[2] > 1)
+    with torch.no_grad():
+        conv.weight[:, :, 0] += 0.01
+    assert not is_frame_wise(student.vae)

@@ -9,6 +9,7 @@ from safetensors.torch import save_file
 
 from harness.students.taehv import MemBlock, TAEHVDecoder, TGrow, build_light_decoder
 from harness.types import UserError
+from test_student_wan import ti2v_dir  # noqa: F401  (the tiny Wan2.2-shaped student folder fixture)
 
 # Tiny widths; latent channels and patch size are taew2_2's (48, 2), so one latent pixel is 16x16 pixels.
 WIDTHS = (8, 8, 4, 4)
@@ -169,16 +170,15 @@ def test_config_errors_are_actionable(tmp_path, ckpt):
                             latents_std=[1.0] * 48, vae_scales=(4, 8))
 
 
-def test_wan_student_decodes_light_with_taehv_and_keeps_the_lora_graph(tmp_path):
-    from benchmarks.micro.weights_student import DEFAULT_OUT, MAX_TEXT_LEN
+def test_wan_student_decodes_light_with_taehv_and_keeps_the_lora_graph(tmp_path, ti2v_dir):
     from harness.students.wan import WanStudent
     from test_student_wan import LORA, make_instance
 
-    path = tmp_path / "micro_taehv.safetensors"
-    save_file(fake_checkpoint(latent=16, patch=1), str(path))  # the micro VAE: 16 channels, 8x spatial
+    path = tmp_path / "taew2_2.safetensors"
+    save_file(fake_checkpoint(latent=48, patch=2), str(path))  # the Wan2.2 VAE's layout: 48 channels, 16x
     block = {"kind": "taehv", "path": str(path), "latent_convention": "raw"}
-    student = WanStudent.from_pretrained(path=str(DEFAULT_OUT), device="cpu", num_steps=4, max_text_len=MAX_TEXT_LEN,
-                                         lora=LORA, light_decoder=block)
+    student = WanStudent.from_pretrained(path=str(ti2v_dir), device="cpu", sampler="dmd", sigmas=[1.0, 0.5],
+                                         num_steps=2, max_text_len=16, lora=LORA, light_decoder=block)
     cond = student.encode(make_instance(17, 32, i2v=True))
     x0 = student.predict_x0(cond, student.make_noise(cond, seed=0), 1.0)
     frames = student.decode(x0, light=True)

@@ -3,9 +3,14 @@ tokenizer, flow scheduler) saved as a diffusers ``WanPipeline`` folder, the same
 
     python -m benchmarks.micro.weights_student [--out DIR] [--seed N]
 
-Shapes fit the micro world (32x32 RGB, 17 frames, 4x4 grid of 8x8 cells): the VAE compresses 4x in time and
-8x in space, so latents are [1, 16, 5, 4, 4] (one latent pixel per grid cell), and the transformer uses
-1x1x1 patches, so each cell of each latent frame is one token.
+Shapes fit the micro world (32x32 RGB, 17 frames, 4x4 grid of 8x8 cells): the VAE compresses 8x in space and
+not in time, so latents are [1, 16, 17, 4, 4] (one latent pixel per grid cell and frame), and the transformer
+uses 1x1x1 patches, so each cell of each latent frame is one token.
+
+Why no temporal compression (Wan2.2's VAE has 4x): the micro world changes a cell almost every frame, and a
+4x-temporal micro VAE could not learn to read those changes back in the time a CPU or one short GPU run
+has (docs/micro-world.md). The micro VAE is made exactly frame-wise: the past taps of every causal
+convolution are zero, so each frame is encoded and decoded alone and it trains on single frames.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
+from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
 from benchmarks.micro import vocabulary
@@ -41,18 +47,32 @@ TRANSFORMER_CONFIG = dict(
     qk_norm="rms_norm_across_heads",
     eps=1e-6,
 )
-# Wan2.1-style VAE: three spatial downsamples (8x), two temporal (4x); mean 0 / std 1 until trained.
+# Wan2.1-style VAE: three spatial downsamples (8x), none in time; mean 0 / std 1 until trained.
 VAE_CONFIG = dict(
-    base_dim=8,
+    base_dim=16,
     z_dim=LATENT_CHANNELS,
     dim_mult=[1, 2, 2, 2],
     num_res_blocks=1,
-    temperal_downsample=[False, True, True],
+    temperal_downsample=[False, False, False],
     latents_mean=[0.0] * LATENT_CHANNELS,
     latents_std=[1.0] * LATENT_CHANNELS,
     scale_factor_spatial=8,
-    scale_factor_temporal=4,
+    scale_factor_temporal=1,
 )
+
+
+def build_vae() -> AutoencoderKLWan:
+    """The micro VAE with every causal convolution's past taps at zero: a frame-wise autoencoder.
+
+    A frame's output then depends on that frame alone (the causal padding and the chunk cache only ever
+    meet zero weights), and the past taps get no gradient from single-frame training, so they stay zero.
+    """
+    vae = AutoencoderKLWan(**VAE_CONFIG)
+    with torch.no_grad():
+        for module in vae.modules():
+            if isinstance(module, WanCausalConv3d) and module.weight.shape[2] > 1:
+                module.weight[:, :, :-1] = 0.0
+    return vae
 
 
 def build_tokenizer(words: list[str]) -> PreTrainedTokenizerFast:
@@ -102,7 +122,7 @@ def build_micro_student(out_dir: Path = DEFAULT_OUT, *, seed: int = 0) -> Path:
             tokenizer=tokenizer,
             text_encoder=build_text_encoder(len(tokenizer)),
             transformer=WanTransformer3DModel(**TRANSFORMER_CONFIG),
-            vae=AutoencoderKLWan(**VAE_CONFIG),
+            vae=build_vae(),
             scheduler=UniPCMultistepScheduler(
                 prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000, flow_shift=5.0
             ),

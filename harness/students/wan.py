@@ -15,6 +15,7 @@ import PIL.Image
 import torch
 import transformers
 from diffusers import AutoencoderKLWan, WanTransformer3DModel
+from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 from diffusers.pipelines.wan.pipeline_wan import prompt_clean
 from diffusers.video_processor import VideoProcessor
 from transformers import AutoTokenizer
@@ -32,6 +33,15 @@ SAMPLERS = ("dmd", "euler")
 # The diffusers components a Wan student loads; nothing else in the repo is downloaded.
 _COMPONENTS = ["model_index.json", "transformer/*", "vae/*", "text_encoder/*", "tokenizer/*", "scheduler/*"]
 LightDecoder = Callable[[torch.Tensor], torch.Tensor]
+
+
+def is_frame_wise(vae: AutoencoderKLWan) -> bool:
+    """True for a Wan VAE without temporal compression whose causal convolutions ignore past frames (all
+    past taps zero, as the micro VAE is built): each frame then decodes alone, so frames can be batched."""
+    if vae.config.scale_factor_temporal != 1 or any(vae.config.temperal_downsample):
+        return False
+    convs = [m for m in vae.decoder.modules() if isinstance(m, WanCausalConv3d) and m.weight.shape[2] > 1]
+    return all(not m.weight[:, :, :-1].any() for m in convs)
 
 
 class WanStudent:
@@ -87,6 +97,7 @@ class WanStudent:
         self._scale_t = self.vae.config.scale_factor_temporal
         self._scale_s = self.vae.config.scale_factor_spatial
         self._video_processor = VideoProcessor(vae_scale_factor=self._scale_s)
+        self._frame_wise = is_frame_wise(self.vae)
         # The ``light_decoder`` block ({kind, path, latent_convention, dtype}); None decodes with the VAE.
         self.light_decoder: LightDecoder | None = None
         if light_decoder is not None:
@@ -264,9 +275,13 @@ class WanStudent:
         """Normalised latents -> frames [T, 3, H, W] in [0, 1]; ``light`` uses ``light_decoder`` when set."""
         if light and self.light_decoder is not None:
             return self.light_decoder(latents)
-        z = latents.float() * self._latents_std + self._latents_mean
+        z = (latents.float() * self._latents_std + self._latents_mean).to(self.vae.dtype)
+        if self._frame_wise:  # every frame alone, as one batch: the same frames without the per-frame loop
+            b, c, t, h, w = z.shape
+            frames = self.vae.decode(z.transpose(1, 2).reshape(b * t, c, 1, h, w), return_dict=False)[0]
+            return (frames[:, :, 0].float() + 1.0) / 2.0
         # [1, 3, T, H, W] in [-1, 1]; the VAE's clamp gives zero gradient on saturated pixels.
-        video = self.vae.decode(z.to(self.vae.dtype), return_dict=False)[0].float()
+        video = self.vae.decode(z, return_dict=False)[0].float()
         return (video[0].transpose(0, 1) + 1.0) / 2.0
 
     # ----- LoRA -----

@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -69,10 +69,11 @@ class Scale:
 
 SCALES = {
     "toy": Scale(2, 1, 2, 2, 2, 4, 2, 2, 1, 1, (120.0, 120.0, 120.0)),
-    # what this task's last ~3.5-minute H200 call ran ("run B" in docs/micro-world.md)
-    "quick": Scale(600, 150, 5000, 128, 6000, 256, 4000, 24, 4, 2, (55.0, 30.0, 55.0)),
-    # the intended training (not yet run: about 17 minutes on one H100/H200, see docs/micro-world.md)
-    "full": Scale(1500, 400, 20000, 128, 8000, 256, 6000, 24, 4, 3, (480.0, 120.0, 330.0)),
+    "quick": Scale(600, 150, 3000, 256, 3000, 256, 2000, 24, 4, 2, (60.0, 60.0, 90.0)),
+    # continuing on a CPU (2 cores) what a GPU run started: small teacher data, small batches
+    "cpu": Scale(1500, 40, 3000, 64, 3000, 64, 3000, 8, 2, 3, (1800.0, 1800.0, 1500.0)),
+    # what ships (docs/micro-world.md): about 10 minutes on one H200
+    "full": Scale(1500, 400, 12000, 256, 6000, 256, 6000, 24, 4, 3, (160.0, 170.0, 150.0)),
 }
 
 
@@ -180,8 +181,10 @@ def _device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def train_student_stage(out: Path, scale: Scale, dev: torch.device, workers: int) -> dict:
-    """VAE on every clip the world can show, then the student on its behaviour latents -> ``out/student``."""
+def train_student_stage(out: Path, scale: Scale, dev: torch.device, workers: int, init_from: Path | None = None
+                        ) -> dict:
+    """VAE on every clip the world can show, then the student on its behaviour latents -> ``out/student``.
+    ``init_from`` (a trained student folder) keeps its VAE and continues its transformer and text encoder."""
     started = time.perf_counter()
     student_set = data.training_instances(("id",), scale.student_per_family, STUDENT_SEED)
     teacher_set = data.training_instances(("id", "ood"), scale.teacher_per_family, TEACHER_SEED)
@@ -191,27 +194,49 @@ def train_student_stage(out: Path, scale: Scale, dev: torch.device, workers: int
     flat = behaviours.reshape(-1, *behaviours.shape[2:])
     _log(f"data: {len(student_set)} student instances ({time.perf_counter() - started:.0f}s)")
 
-    vae = new_vae(seed=0).to(dev)
-    clips = torch.from_numpy(np.concatenate([flat, np.concatenate(others)])).to(dev)
-    train_vae(vae, clips, steps=scale.vae_steps, batch=scale.vae_batch, lr=2e-3, seed=0,
-              time_cap_s=scale.time_caps_s[0], log=_log)
-    del clips
+    if init_from is None:
+        vae = new_vae(seed=0).to(dev)
+        clips = torch.from_numpy(np.concatenate([flat, np.concatenate(others)])).to(dev)
+        train_vae(vae, clips, steps=scale.vae_steps, batch=scale.vae_batch, lr=2e-3, seed=0,
+                  time_cap_s=scale.time_caps_s[0], log=_log)
+        del clips
+        transformer, text_encoder, tokenizer = new_student(seed=0)
+        lr = 1e-3
+    else:
+        transformer, text_encoder, tokenizer, vae = load_student_parts(init_from, dev)
+        vae.register_to_config(latents_mean=[0.0] * vae.config.z_dim, latents_std=[1.0] * vae.config.z_dim)
+        lr = 5e-4  # a second cosine cycle, lower
 
+    held_out = teacher_set[: 64]  # never seen by the student; OOD half included
+    report = {"vae_label_agreement": vae_label_agreement(vae, held_out, dev, workers)}
+    _log(json.dumps(report))
     raw = encode_clips(vae, torch.from_numpy(flat).to(dev))
     set_latent_stats(vae, raw)
     latents = normalise(vae, raw).reshape(len(student_set), data.MAX_BEHAVIOURS, *raw.shape[1:])
     num_wrong = torch.tensor([len(data.student_behaviours(x.task)) - 1 for x in student_set], device=dev)
-    transformer, text_encoder, tokenizer = new_student(seed=0)
     transformer.to(dev)
     text_encoder.to(dev)
     ids, mask = tokenize_prompts(tokenizer, [x.prompt for x in student_set])
     train_student(transformer, text_encoder, ids=ids.to(dev), mask=mask.to(dev), latents=latents, num_wrong=num_wrong,
-                  p_correct=P_CORRECT, steps=scale.student_steps, batch=scale.student_batch, lr=1e-3, seed=0,
+                  p_correct=P_CORRECT, steps=scale.student_steps, batch=scale.student_batch, lr=lr, seed=0,
                   time_cap_s=scale.time_caps_s[1], log=_log)
     save_student(out / "student", transformer=transformer, text_encoder=text_encoder, vae=vae)
-    report = {"student_stage_seconds": time.perf_counter() - started}
+    report["student_stage_seconds"] = time.perf_counter() - started
     _log(f"student saved ({report['student_stage_seconds']:.0f}s)")
     return report
+
+
+@torch.no_grad()
+def vae_label_agreement(vae, instances, dev: torch.device, workers: int) -> float:
+    """Fraction of rendered variants whose VAE reconstruction the scorer labels as it labels the original."""
+    with Pool(workers) as pool:
+        sets = pool.map(_variants, [(x, i) for i, x in enumerate(instances)])
+        owners = [x for x, (c, _) in zip(instances, sets) for _ in c]
+        clips = np.concatenate([c for c, _ in sets])
+        recon = decode_frames(vae, normalise(vae, encode_clips(vae, torch.from_numpy(clips).to(dev))))
+        labels = pool.map(_labels, [(x, _to_uint8(f)) for x, f in zip(owners, recon)])
+    truth = [lab for _, labs in sets for lab in labs]
+    return float(np.mean([np.array_equal(a, b) for a, b in zip(labels, truth)]))
 
 
 def load_student_parts(folder: Path, dev: torch.device):
@@ -275,13 +300,13 @@ def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int
 
 
 def train_all(out: Path, scale: Scale, device: str, workers: int, stages: tuple[str, ...],
-              teacher_init: Path | None = None) -> dict:
+              teacher_init: Path | None = None, student_init: Path | None = None) -> dict:
     torch.manual_seed(0)
     out.mkdir(parents=True, exist_ok=True)
     dev = _device(device)
     report: dict = {"scale": scale.__dict__, "device": str(dev), "p_correct": P_CORRECT}
     if "student" in stages:
-        report |= train_student_stage(out, scale, dev, workers)
+        report |= train_student_stage(out, scale, dev, workers, student_init)
     if "teacher" in stages:
         report |= train_teacher_stage(out, scale, dev, workers, teacher_init)
     path = out / "train_report.json"
@@ -313,15 +338,20 @@ def main() -> None:
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    parser.add_argument("--time-factor", type=float, default=1.0,
+                        help="multiply the scale's time caps (a slower machine, e.g. 10 on a CPU)")
     parser.add_argument("--stages", default="student,teacher", help="student (VAE + student), teacher, or both")
     parser.add_argument("--teacher-init", type=Path, help="continue from this trained teacher folder")
+    parser.add_argument("--student-init", type=Path, help="keep this trained student's VAE, continue the rest")
     parser.add_argument("--install", type=Path, help="a folder written by --out, to copy into the repo's weights")
     args = parser.parse_args()
     if args.out is None and args.install is None:
         parser.error("give --out DIR (train) and/or --install DIR (swap trained weights in)")
     if args.out is not None:
-        train_all(args.out, SCALES[args.scale], args.device, args.workers, tuple(args.stages.split(",")),
-                  args.teacher_init)
+        scale = SCALES[args.scale]
+        scale = replace(scale, time_caps_s=tuple(c * args.time_factor for c in scale.time_caps_s))
+        train_all(args.out, scale, args.device, args.workers, tuple(args.stages.split(",")),
+                  args.teacher_init, args.student_init)
     if args.install is not None:
         install(args.install)
 
