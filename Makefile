@@ -7,9 +7,12 @@ BIN    := $(VENV)/bin
 BENCH   ?= micro
 METHOD  ?= frozen,best_of_n,pass_at_k,vlmteach
 ARGS    ?=
-# A comma in METHOD means a comparison: one Hydra multirun job per method, then one table.
+# The micro world runs SHARDS processes per method at once, one CPU thread each (2 cores: 2 shards).
+SHARDS  ?= $(if $(filter micro,$(BENCH)),2,1)
+# A comma in METHOD means a comparison: one Hydra multirun job per method (and shard), then one table.
 comma := ,
-MULTIRUN = $(if $(findstring $(comma),$(METHOD)),--multirun,)
+SHARDING = $(if $(filter-out 1,$(SHARDS)),hydra/launcher=local_cpus bench.num_shards=$(SHARDS) 'bench.shard=range(0,$(SHARDS))',)
+MULTIRUN = $(if $(or $(findstring $(comma),$(METHOD)),$(SHARDING)),--multirun $(SHARDING),)
 
 .PHONY: setup eval test data clean-runs bench-gpu train-micro
 

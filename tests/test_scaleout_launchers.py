@@ -2,6 +2,8 @@
 
 import os
 import stat
+import subprocess
+from pathlib import Path
 
 import pytest
 import submitit
@@ -60,9 +62,32 @@ def test_local_gpus_launcher_runs_processes_and_pins_from_harness_gpus(monkeypat
     assert launcher_cfg("hydra/launcher=local_gpus").job.env_set.HARNESS_GPUS == "2,3"
 
 
-@pytest.mark.parametrize("launcher", ["slurm", "local_gpus"])
+@pytest.mark.parametrize("launcher", ["slurm", "local_gpus", "local_cpus"])
 def test_launchers_leave_the_job_config_alone(launcher):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         a = compose(config_name="config")
         b = compose(config_name="config", overrides=[f"hydra/launcher={launcher}"])
     assert OmegaConf.to_container(a) == OmegaConf.to_container(b)  # same config hash, same run directory
+
+
+def test_local_cpus_launcher_runs_processes_without_gpu_pinning(monkeypatch):
+    monkeypatch.delenv("HARNESS_GPUS", raising=False)
+    hydra_cfg = launcher_cfg("hydra/launcher=local_cpus")
+    assert hydra_cfg.launcher._target_.endswith("LocalLauncher")
+    assert "HARNESS_GPUS" not in hydra_cfg.job.env_set
+
+
+def _make_eval(*variables):
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(["make", "-s", "-n", "-C", str(root), "eval", *variables], capture_output=True, text=True,
+                         check=True).stdout
+    return next(line for line in out.splitlines() if "harness.eval" in line)
+
+
+def test_make_eval_runs_the_micro_comparison_as_one_shard_per_core():
+    line = _make_eval()
+    assert "--multirun hydra/launcher=local_cpus bench.num_shards=2 'bench.shard=range(0,2)'" in line
+    assert "method=frozen,best_of_n,pass_at_k,vlmteach" in line
+    assert "--multirun" not in _make_eval("SHARDS=1", "METHOD=frozen")
+    real = _make_eval("BENCH=ruler", "METHOD=vlmteach")
+    assert "--multirun" not in real and "num_shards" not in real  # GPU benchmarks pick their own launcher
