@@ -130,3 +130,32 @@ def test_install_swaps_both_folders_and_refuses_an_untrained_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="--out"):
         install(tmp_path / "missing", weights)
     assert np.array_equal(sorted(p.name for p in weights.iterdir()), ["student", "teacher"])
+
+
+def test_frame_batched_encode_and_decode_equal_the_vaes_own_clip_path(instances):
+    from diffusers import AutoencoderKLWan
+
+    from benchmarks.micro.training.train_vae import decode_frames, encode_clips, normalise, to_video
+    from benchmarks.micro.weights_student import DEFAULT_OUT
+
+    vae = AutoencoderKLWan.from_pretrained(DEFAULT_OUT / "vae")
+    clips = torch.from_numpy(np.stack([render_solution(x) for x in instances[:3]]))
+    with torch.no_grad():
+        raw = vae.encode(to_video(clips)).latent_dist.mode()
+        video = vae.decode(raw).sample
+    latents = encode_clips(vae, clips)
+    torch.testing.assert_close(latents, raw, atol=1e-4, rtol=0)
+    torch.testing.assert_close(decode_frames(vae, normalise(vae, raw)), ((video + 1) / 2).transpose(1, 2),
+                               atol=1e-4, rtol=0)
+
+
+def test_vae_training_keeps_the_micro_vae_frame_wise():
+    from benchmarks.micro.training.train_vae import new_vae, train_vae
+    from harness.students.wan import is_frame_wise
+
+    vae = new_vae(seed=0)
+    clips = torch.from_numpy(np.random.default_rng(0).integers(0, 255, (2, 17, 32, 32, 3), dtype=np.uint8))
+    before = [p.clone() for p in vae.parameters()]
+    train_vae(vae, clips, steps=2, batch=4, lr=1e-3, seed=0, log=lambda m: None)
+    assert any(not torch.equal(a, b) for a, b in zip(before, vae.parameters()))
+    assert is_frame_wise(vae)  # past taps get no gradient from single frames and stay zero

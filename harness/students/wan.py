@@ -40,7 +40,7 @@ def is_frame_wise(vae: AutoencoderKLWan) -> bool:
     past taps zero, as the micro VAE is built): each frame then decodes alone, so frames can be batched."""
     if vae.config.scale_factor_temporal != 1 or any(vae.config.temperal_downsample):
         return False
-    convs = [m for m in vae.decoder.modules() if isinstance(m, WanCausalConv3d) and m.weight.shape[2] > 1]
+    convs = [m for m in vae.modules() if isinstance(m, WanCausalConv3d) and m.weight.shape[2] > 1]
     return all(not m.weight[:, :, :-1].any() for m in convs)
 
 

@@ -13,6 +13,7 @@ from diffusers import AutoencoderKLWan
 
 from benchmarks.micro.training.loop import fit
 from benchmarks.micro.weights_student import build_vae
+from harness.students.wan import is_frame_wise
 
 KL_WEIGHT = 1e-6  # a little pull to N(0, 1) keeps latents bounded without blurring reconstructions
 # Latent noise during training, relative to each channel's spread: the decoder learns to snap latents
@@ -67,10 +68,26 @@ def train_vae(vae: AutoencoderKLWan, clips: torch.Tensor, *, steps: int, batch: 
     return vae.eval().requires_grad_(False)
 
 
+def _frames_as_batch(x: torch.Tensor) -> torch.Tensor:
+    """[N, C, T, H, W] -> [N*T, C, 1, H, W]: what a frame-wise VAE computes in one pass instead of a frame loop."""
+    return x.transpose(1, 2).reshape(-1, x.shape[1], 1, *x.shape[-2:])
+
+
+def _batch_as_frames(x: torch.Tensor, n: int) -> torch.Tensor:
+    return x[:, :, 0].reshape(n, -1, *x.shape[1:2], *x.shape[-2:]).transpose(1, 2)
+
+
 @torch.no_grad()
 def encode_clips(vae: AutoencoderKLWan, clips: torch.Tensor, batch: int = 256) -> torch.Tensor:
     """Raw (unnormalised) posterior modes [N, C, F, h, w] of uint8 clips."""
-    return torch.cat([vae.encode(to_video(clips[i:i + batch])).latent_dist.mode() for i in range(0, len(clips), batch)])
+    out = []
+    for i in range(0, len(clips), batch):
+        video = to_video(clips[i:i + batch])
+        if is_frame_wise(vae):
+            out.append(_batch_as_frames(vae.encode(_frames_as_batch(video)).latent_dist.mode(), len(video)))
+        else:
+            out.append(vae.encode(video).latent_dist.mode())
+    return torch.cat(out)
 
 
 @torch.no_grad()
@@ -98,6 +115,10 @@ def decode_frames(vae: AutoencoderKLWan, latents: torch.Tensor, batch: int = 128
     """Normalised latents [N, C, F, h, w] -> frames [N, T, 3, H, W] in [0, 1] (as WanStudent.decode)."""
     out = []
     for i in range(0, len(latents), batch):
-        video = vae.decode(denormalise(vae, latents[i:i + batch])).sample
+        z = denormalise(vae, latents[i:i + batch])
+        if is_frame_wise(vae):
+            video = _batch_as_frames(vae.decode(_frames_as_batch(z)).sample, len(z))
+        else:
+            video = vae.decode(z).sample
         out.append(((video + 1.0) / 2.0).transpose(1, 2))
     return torch.cat(out)
