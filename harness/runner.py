@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness import records as rec
 from harness.config import Stage, component_kwargs, config_hash, method_needs_teacher
+from harness.fingerprint import weights_fingerprint
 from harness.method import MethodContext, derive_seed
 from harness.progress import Progress
 from harness.rundir import RunDir, atomic_write_text
@@ -50,12 +51,18 @@ def run_dir_for(cfg: DictConfig, choices: dict[str, str], chash: str) -> RunDir:
     return RunDir(Path(cfg.output_root) / bench_name / cfg.method.label / name)
 
 
-def _check_same_config(run: RunDir, chash: str, num_shards: int) -> None:
+def _check_same_config(run: RunDir, chash: str, num_shards: int, weights: dict[str, str]) -> None:
     for manifest in run.manifests():
         if manifest["config_hash"] != chash:
             raise UserError(
                 f"{run.path} holds records of config {manifest['config_hash']}, but this config is {chash}. "
                 "Results of different configs are never mixed: choose another run_name or remove that directory."
+            )
+        changed = sorted(k for k, v in manifest.get("weights", weights).items() if weights.get(k) != v)
+        if changed:
+            raise UserError(
+                f"{run.path} holds records made with other weights at {', '.join(changed)} (the files changed since). "
+                "Results of different weights are never mixed: choose another run_name or remove that directory."
             )
         if manifest["num_shards"] != num_shards:
             raise UserError(
@@ -104,7 +111,8 @@ class Runner:
 
     def prepare(self) -> list[Instance]:
         instances = plan(self.bench, self.cfg.bench.limit, self.shard, self.num_shards)
-        _check_same_config(self.run, self.chash, self.num_shards)
+        weights = weights_fingerprint(OmegaConf.to_container(self.cfg, resolve=True))
+        _check_same_config(self.run, self.chash, self.num_shards, weights)
         self.run.path.mkdir(parents=True, exist_ok=True)
         for instance in instances:  # temp files of writers killed mid-encode; other shards' are left alone
             video = self.run.videos / self.bench.video_relpath(instance)
@@ -117,6 +125,7 @@ class Runner:
             "config_hash": self.chash,
             "shard": self.shard,
             "num_shards": self.num_shards,
+            "weights": weights,
             "instance_ids": [i.id for i in instances],
             # lets tables count a missing instance in its task/category/split rows
             "instance_groups": {i.id: {"task": i.task, "category": i.category, "split": i.split} for i in instances},

@@ -92,6 +92,23 @@ def test_records_of_another_config_are_refused(tmp_path):
         run(tmp_path, "bench.limit=1", "run_name=fixed", "seed=5")
 
 
+def test_records_of_other_weights_at_the_same_path_are_refused(tmp_path):
+    import shutil
+
+    from diffusers import AutoencoderKLWan
+
+    student = tmp_path / "student"
+    shutil.copytree(ROOT / "benchmarks/micro/weights/student", student)
+    overrides = ["bench.limit=1", f"student.path={student}", "run_name=fixed"]
+    run(tmp_path, *overrides)
+    run(tmp_path, *overrides)  # unchanged weights resume
+    vae = AutoencoderKLWan.from_pretrained(student / "vae")  # re-trained in place: same path, same config
+    vae.register_to_config(latents_std=[s * 2 for s in vae.config.latents_std])
+    vae.save_pretrained(student / "vae")
+    with pytest.raises(UserError, match="other weights at student.path"):
+        run(tmp_path, *overrides)
+
+
 def test_shard_out_of_range_is_refused(tmp_path):
     with pytest.raises(UserError, match="out of range"):
         run(tmp_path, "bench.num_shards=2", "bench.shard=2")
