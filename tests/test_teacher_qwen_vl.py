@@ -173,7 +173,7 @@ INSTANCE = Instance(id="micro/0001", bench="micro", task="reach", category="navi
 
 @pytest.fixture(scope="module")
 def micro_teacher():
-    # The committed micro teacher; while untrained its replies are word salad.
+    # The committed (trained) micro teacher, with a short reply budget.
     return QwenVLTeacher.from_pretrained(path="benchmarks/micro/weights/teacher", device="cpu",
                                          max_new_tokens=8, synthesis_retries=1)
 

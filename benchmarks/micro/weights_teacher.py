@@ -3,7 +3,7 @@ saved in transformers format so ``harness.teachers.QwenVLTeacher`` loads it like
 
 Micro frames are 32x32 (a 4x4 grid of 8x8 cells): vision patch 8 and merge 2 make one LLM token per
 2x2 cells, temporal patch 2 pairs frames, and the pixel budgets keep 32x32 frames at their size.
-The weights are untrained; a training script fits them later and saves over the same folder.
+The builder's weights are random; `benchmarks.micro.training` trains them and saves over the same folder.
 
     python -m benchmarks.micro.weights_teacher [--out DIR] [--seed 0]
 """

@@ -2,6 +2,7 @@
 
     python -m benchmarks.micro.training.measure [--student DIR] [--teacher DIR] [--per-family 4] [--out FILE]
     python -m benchmarks.micro.training.measure --compare 3 [--lora-alpha A]   # methods on the eval set
+    python -m benchmarks.micro.training.measure --oracle 1 [--lora-alpha A]    # can a LoRA reach the answer?
 
 On held-out instances (seed 7, both splits; never the evaluation set):
 - student: how often its final video (frozen, 4 steps) follows the instruction, its mean score, and the
@@ -161,6 +162,42 @@ def compare(student_dir: Path, teacher_dir: Path, per_cell: int, lora_alpha: flo
     return report
 
 
+def oracle_lora(student_dir: Path, per_cell: int, lora_alpha: float, steps: int = 40) -> dict:
+    """Can the per-instance LoRA reach the correct video at all? vlmteach's optimiser (the paper's lr,
+    AdamW, clipping) on an oracle loss: pixel MSE between the differentiable one-step decode and the
+    instance's correct video. Scores of the one-step prediction and of the final sample, every 10 steps."""
+    bench = MicroBenchmark()
+    cells: dict[tuple[str, str], list] = defaultdict(list)
+    for x in bench.instances():
+        cells[(x.split, x.task)].append(x)
+    chosen = [x for key in sorted(cells) for x in cells[key][:per_cell]]
+    student = load_student(student_dir, lora_alpha)
+    trace = {"one_step": [], "final": []}
+    for x in chosen:
+        cond, seed = student.encode(x), derive_seed(0, x.id)
+        noise = student.make_noise(cond, seed)
+        target = clip_to_frames(data.behaviour_clips(x)[0])
+        student.reset_lora(seed)
+        optimizer = torch.optim.AdamW(student.lora_parameters(), lr=VlmTeach().optimizer_kwargs["lr"], weight_decay=0.0)
+        one, final = [], []
+        for step in range(steps + 1):
+            frames = student.decode(student.predict_x0(cond, noise, student.sigmas[0]))
+            if step % 10 == 0:
+                with torch.no_grad():
+                    one.append(score_clip(x, frames_to_clip(frames.detach())).score)
+                    final.append(score_clip(x, frames_to_clip(student.decode(student.sample(cond, noise, seed)))).score)
+            if step < steps:
+                optimizer.zero_grad()
+                (frames - target).square().mean().backward()
+                torch.nn.utils.clip_grad_norm_(student.lora_parameters(), 1.0)
+                optimizer.step()
+        trace["one_step"].append(one)
+        trace["final"].append(final)
+    solved = {k: np.mean(np.array(v) == 1.0, axis=0).tolist() for k, v in trace.items()}
+    return {"instances": len(chosen), "lora_alpha": lora_alpha, "checked_at_steps": list(range(0, steps + 1, 10)),
+            "solved_rate": solved, "mean_score": {k: np.mean(v, axis=0).tolist() for k, v in trace.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--student", type=Path, default=WEIGHTS / "student")
@@ -168,10 +205,13 @@ def main() -> None:
     parser.add_argument("--per-family", type=int, default=4)
     parser.add_argument("--no-student", action="store_true", help="measure the teacher on rendered clips only")
     parser.add_argument("--compare", type=int, metavar="N", help="run the methods on N instances per family x split")
-    parser.add_argument("--lora-alpha", type=float, default=16.0, help="student.lora.alpha for --compare")
+    parser.add_argument("--lora-alpha", type=float, default=16.0, help="student.lora.alpha for --compare / --oracle")
+    parser.add_argument("--oracle", type=int, metavar="N", help="fit the LoRA to the correct video on N per cell")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    if args.compare:
+    if args.oracle:
+        report = oracle_lora(args.student, args.oracle, args.lora_alpha)
+    elif args.compare:
         report = compare(args.student, args.teacher, args.compare, args.lora_alpha)
     else:
         report = measure(None if args.no_student else args.student, args.teacher, args.per_family)
