@@ -48,7 +48,8 @@ STATS_NOTE = (
     "tasks resampled within categories (a one-task category resamples its instances; a task row its instances). "
     "Errored and unscored instances are excluded from means and counted as err. "
     "Δ: mean paired difference against the baseline on instances ok in both, same bootstrap; "
-    "p: two-sided Wilcoxon signed-rank on the paired instances (treats instances as independent). "
+    "p: two-sided Wilcoxon signed-rank on the paired instances (treats instances as independent); "
+    "p Holm: the same, Holm-adjusted over the methods compared in the table. "
     "(oracle): Pass@k selects with the benchmark's own scorer, an upper bound rather than a deployable method."
 )
 
@@ -457,8 +458,10 @@ def _comparison_markdown(bench: str, rows: list[dict[str, Any]], paper: list[dic
     columns = [(lvl, g) for lvl in MAIN_LEVELS for g in groups[lvl]]
     header = ["method"] + ["Overall" if lvl == "overall" else g for lvl, g in columns]
     if baseline is not None:
-        header += [f"Δ vs {baseline} [95% CI]", "p", "n pairs"]
+        header += [f"Δ vs {baseline} [95% CI]", "p", "p Holm", "n pairs"]
     header += ["s/inst", "steps"]
+    overall_p = [(lookup(m, "overall", "all") or {}).get("p_value") for m in methods]
+    holm_p = dict(zip(methods, stats.holm(overall_p)))
     body = []
     for method in methods:
         cells = [_cell(hit) if (hit := lookup(method, lvl, g)) else "–" for lvl, g in columns]
@@ -467,9 +470,10 @@ def _comparison_markdown(bench: str, rows: list[dict[str, Any]], paper: list[dic
             if overall.get("diff_mean") is not None:
                 d = overall
                 cells += [f"{_fmt(d['diff_mean'], '+')} [{_fmt(d['diff_ci_low'], '+')}, {_fmt(d['diff_ci_high'], '+')}]",
-                          "–" if d["p_value"] is None else f"{d['p_value']:.3g}", str(d["n_pairs"])]
+                          "–" if d["p_value"] is None else f"{d['p_value']:.3g}",
+                          "–" if holm_p[method] is None else f"{holm_p[method]:.3g}", str(d["n_pairs"])]
             else:
-                cells += ["–", "–", "–"]
+                cells += ["–", "–", "–", "–"]
         cells += [_fmt_cost(overall.get("mean_seconds")), _fmt_cost(overall.get("mean_steps"))]
         body.append([method] + cells)
     lines = _md_table(header, body) + [""]

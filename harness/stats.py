@@ -103,6 +103,18 @@ def wilcoxon_p(differences: Sequence[float]) -> float | None:
     return None if np.isnan(p) else p
 
 
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1); None stays None and does
+    not count as a test. Controls the family-wise error over the methods of one comparison table."""
+    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
 def paired_difference(
     method: Sequence[float],
     baseline: Sequence[float],

@@ -100,3 +100,11 @@ def test_paired_difference_sign_size_and_p():
     assert worse.mean == pytest.approx(-est.mean) and worse.ci_high < 0
     same = stats.paired_difference(base, base, tasks, ["c"] * 8, key="k")
     assert same.mean == 0 and same.p_value == 1.0
+
+
+def test_holm_adjusts_step_down_keeps_order_and_skips_untested():
+    # sorted 0.01, 0.03, 0.04 -> 3*0.01, 2*0.03, max(0.06, 1*0.04)
+    assert stats.holm([0.04, None, 0.01, 0.03]) == pytest.approx([0.06, None, 0.03, 0.06])
+    assert stats.holm([0.5, 0.6]) == [1.0, 1.0]  # capped at 1
+    assert stats.holm([0.02]) == [0.02]  # one test: nothing to adjust
+    assert stats.holm([None, None]) == [None, None]

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from agg_fixtures import frozen_scores, write_run
 
 from harness.table import main
@@ -58,3 +59,26 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys):
     write_run(tmp_path / "r", "frozen", frozen_scores())
     assert main([str(tmp_path / "r"), "--reference", "vbvr_table9"]) == 2
     assert "unknown reference table 'vbvr_table9'" in capsys.readouterr().err
+
+
+def test_p_values_are_also_holm_adjusted_over_the_methods_of_the_table(tmp_path):
+    from harness import stats
+
+    runs = tmp_path / "runs" / "synth"
+    base = frozen_scores()
+    write_run(runs / "frozen" / "r", "frozen", base)
+    shifts = {"small": lambda i, s: s + (0.01 if i.endswith("0") else -0.005), "large": lambda i, s: s + 0.2}
+    for name, shift in shifts.items():
+        write_run(runs / name / "r", name, {i: shift(i, s) for i, s in base.items()})
+    proc = _table(str(runs / "frozen" / "r"), str(runs / "small" / "r"), str(runs / "large" / "r"))
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].split("|")]
+    p_col, holm_col = header.index("p"), header.index("p Holm")
+    rows = {c[1]: c for c in ([x.strip() for x in line.split("|")] for line in lines[1:4])}
+    raw = [float(rows[m][p_col]) for m in ("small", "large")]
+    want = stats.holm(raw)
+    for method, adjusted in zip(("small", "large"), want):
+        assert float(rows[method][holm_col]) == pytest.approx(adjusted, rel=1e-2)
+        assert float(rows[method][holm_col]) >= float(rows[method][p_col])
+    assert rows["frozen"][holm_col] == "–"
