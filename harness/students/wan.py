@@ -44,6 +44,14 @@ def is_frame_wise(vae: AutoencoderKLWan) -> bool:
     return all(not m.weight[:, :, :-1].any() for m in convs)
 
 
+def frames_as_batch(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``fn`` of a frame-wise VAE ([B, C, 1, H, W] -> [B, C', 1, H', W']) on every frame of ``x``
+    [N, C, T, H, W] as one batch: [N, C', T, H', W'], the frames the VAE's own frame loop gives."""
+    n, c, t = x.shape[:3]
+    out = fn(x.transpose(1, 2).reshape(n * t, c, 1, *x.shape[-2:]))
+    return out[:, :, 0].reshape(n, t, *out.shape[1:2], *out.shape[-2:]).transpose(1, 2)
+
+
 class WanStudent:
     """A Wan transformer + Wan VAE + T5-family text encoder, sampled with DMD re-noising or Euler flow steps."""
 
@@ -276,12 +284,11 @@ class WanStudent:
         if light and self.light_decoder is not None:
             return self.light_decoder(latents)
         z = (latents.float() * self._latents_std + self._latents_mean).to(self.vae.dtype)
-        if self._frame_wise:  # every frame alone, as one batch: the same frames without the per-frame loop
-            b, c, t, h, w = z.shape
-            frames = self.vae.decode(z.transpose(1, 2).reshape(b * t, c, 1, h, w), return_dict=False)[0]
-            return (frames[:, :, 0].float() + 1.0) / 2.0
+        def decode(latents: torch.Tensor) -> torch.Tensor:
+            return self.vae.decode(latents, return_dict=False)[0]
+
         # [1, 3, T, H, W] in [-1, 1]; the VAE's clamp gives zero gradient on saturated pixels.
-        video = self.vae.decode(z, return_dict=False)[0].float()
+        video = (frames_as_batch(decode, z) if self._frame_wise else decode(z)).float()
         return (video[0].transpose(0, 1) + 1.0) / 2.0
 
     # ----- LoRA -----

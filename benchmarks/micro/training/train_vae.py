@@ -13,7 +13,7 @@ from diffusers import AutoencoderKLWan
 
 from benchmarks.micro.training.loop import fit
 from benchmarks.micro.weights_student import build_vae
-from harness.students.wan import is_frame_wise
+from harness.students.wan import frames_as_batch, is_frame_wise
 
 KL_WEIGHT = 1e-6  # a little pull to N(0, 1) keeps latents bounded without blurring reconstructions
 # Latent noise during training, relative to each channel's spread: the decoder learns to snap latents
@@ -68,25 +68,17 @@ def train_vae(vae: AutoencoderKLWan, clips: torch.Tensor, *, steps: int, batch: 
     return vae.eval().requires_grad_(False)
 
 
-def _frames_as_batch(x: torch.Tensor) -> torch.Tensor:
-    """[N, C, T, H, W] -> [N*T, C, 1, H, W]: what a frame-wise VAE computes in one pass instead of a frame loop."""
-    return x.transpose(1, 2).reshape(-1, x.shape[1], 1, *x.shape[-2:])
-
-
-def _batch_as_frames(x: torch.Tensor, n: int) -> torch.Tensor:
-    return x[:, :, 0].reshape(n, -1, *x.shape[1:2], *x.shape[-2:]).transpose(1, 2)
-
-
 @torch.no_grad()
 def encode_clips(vae: AutoencoderKLWan, clips: torch.Tensor, batch: int = 256) -> torch.Tensor:
     """Raw (unnormalised) posterior modes [N, C, F, h, w] of uint8 clips."""
+    def encode(video: torch.Tensor) -> torch.Tensor:
+        return vae.encode(video).latent_dist.mode()
+
+    frame_wise = is_frame_wise(vae)
     out = []
     for i in range(0, len(clips), batch):
         video = to_video(clips[i:i + batch])
-        if is_frame_wise(vae):
-            out.append(_batch_as_frames(vae.encode(_frames_as_batch(video)).latent_dist.mode(), len(video)))
-        else:
-            out.append(vae.encode(video).latent_dist.mode())
+        out.append(frames_as_batch(encode, video) if frame_wise else encode(video))
     return torch.cat(out)
 
 
@@ -113,12 +105,13 @@ def denormalise(vae: AutoencoderKLWan, latents: torch.Tensor) -> torch.Tensor:
 
 def decode_frames(vae: AutoencoderKLWan, latents: torch.Tensor, batch: int = 128) -> torch.Tensor:
     """Normalised latents [N, C, F, h, w] -> frames [N, T, 3, H, W] in [0, 1] (as WanStudent.decode)."""
+    def decode(z: torch.Tensor) -> torch.Tensor:
+        return vae.decode(z).sample
+
+    frame_wise = is_frame_wise(vae)
     out = []
     for i in range(0, len(latents), batch):
         z = denormalise(vae, latents[i:i + batch])
-        if is_frame_wise(vae):
-            video = _batch_as_frames(vae.decode(_frames_as_batch(z)).sample, len(z))
-        else:
-            video = vae.decode(z).sample
+        video = frames_as_batch(decode, z) if frame_wise else decode(z)
         out.append(((video + 1.0) / 2.0).transpose(1, 2))
     return torch.cat(out)
