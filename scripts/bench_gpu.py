@@ -17,10 +17,13 @@ Paths, each on one instance (a short warm-up instance first; early stop off, so 
 takes exactly ``--steps`` updates):
 - ``optimised``: the teacher runs the system + video prefix once per loss and reuses its KV cache
   for the questions (``teacher.shared_prefix``);
-- ``optimised_partial_ckpt``: the same, with ``--uncheckpointed`` DiT blocks left out of gradient
-  checkpointing (memory for speed; a bench-only knob, not a student config key);
-- ``naive``: the batched teacher (every question a full row, video included): the measured
-  straightforward baseline of models.md §7.
+- ``compiled``: the same, with every DiT block compiled (``student.compile``: diffusers' regional
+  ``torch.compile`` of the repeated Wan block, LoRA inside the graph);
+- ``compiled_partial_ckpt``: compiled, and the first ``--uncheckpointed`` DiT blocks left out of gradient
+  checkpointing (``student.uncheckpointed_blocks``: memory for speed);
+- ``naive``: the batched teacher (every question a full row, video included) on the eager DiT: the
+  measured straightforward baseline of models.md §7.
+Paths run in the order given (compilation cannot be undone in a process, so compiled paths go last).
 Writes ``bench_gpu_<device>.json`` and ``.md`` to ``--out``.
 """
 
@@ -48,7 +51,7 @@ from benchmarks.micro import vocabulary as student_words  # noqa: E402
 from benchmarks.micro import weights_student, weights_teacher  # noqa: E402
 from harness.method import MethodContext  # noqa: E402
 from harness.students.taehv import TAEHVDecoder  # noqa: E402
-from harness.students.wan import WanStudent  # noqa: E402
+from harness.students.wan import WanStudent, checkpoint_blocks  # noqa: E402
 from harness.teachers.preprocess import VisionSpec  # noqa: E402
 from harness.teachers.qwen_vl import QwenVLTeacher  # noqa: E402
 from harness.types import Instance  # noqa: E402
@@ -145,18 +148,6 @@ def _keep_fp32(model: torch.nn.Module, names: list[str]) -> None:
             module.float()
 
 
-def partial_checkpointing(transformer: WanTransformer3DModel, uncheckpointed: int) -> None:
-    """Checkpoint all DiT blocks but the first ``uncheckpointed`` (diffusers' public hook)."""
-    plain = set(map(id, transformer.blocks[:uncheckpointed]))
-
-    def checkpoint(block, *args):
-        if id(block) in plain:
-            return block(*args)
-        return torch.utils.checkpoint.checkpoint(block.__call__, *args, use_reentrant=False)
-
-    transformer.enable_gradient_checkpointing(gradient_checkpointing_func=checkpoint)
-
-
 def make_instance(frames: int, size: int) -> Instance:
     first = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
     return Instance(id="bench-0", bench="bench", task="maze", category="spatial", split="id",
@@ -196,7 +187,9 @@ def run_path(name: str, student: WanStudent, teacher: QwenVLTeacher, instance: I
              device: torch.device) -> dict[str, Any]:
     """Warm-up, then one timed instance of ``steps`` updates; peak memory over the timed instance."""
     ctx = MethodContext(student=student, teacher=teacher, bench=None, seed=1234)
-    VlmTeach(num_steps=1, early_stop=False, max_process=2, num_frames=k).run(instance, ctx)
+    start = sync(device)
+    VlmTeach(num_steps=1, early_stop=False, max_process=2, num_frames=k).run(instance, ctx)  # compiles, if compiled
+    warmup_s = sync(device) - start
     breakdown = step_breakdown(student, teacher, instance, k, device)
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -209,6 +202,7 @@ def run_path(name: str, student: WanStudent, teacher: QwenVLTeacher, instance: I
     per_step = per_step[1:] or per_step  # the first pays lazy inits
     result = {
         "path": name, "shared_prefix": teacher.shared_prefix, "steps": out.steps, "instance_s": total,
+        "warmup_s": warmup_s,
         "s_per_step_mean": statistics.mean(per_step) if per_step else None,
         "s_per_step_median": statistics.median(per_step) if per_step else None,
         "timings": out.timings, "questions": len(out.trace["loss_questions"]),
@@ -240,17 +234,17 @@ def markdown(report: dict[str, Any]) -> str:
              " off; instance = question synthesis + encode + steps (+1 evaluation) + final 4-step sample + full VAE"
              " decode.", "",
              "| path | s / step (median) | s / instance | peak GiB (allocated) | DiT fwd | decode | teacher fwd |"
-             " backward | synthesis s | final s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             " backward | synthesis s | final s | warm-up s (compiles) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["paths"]:
         if "error" in r:
-            lines.append(f"| {r['path']} | {r['error']} | | | | | | | | |")
+            lines.append(f"| {r['path']} | {r['error']} | | | | | | | | | |")
             continue
         b, t = r["step_breakdown"], r["timings"]
         peak = f"{r['peak_gib']:.1f}" if "peak_gib" in r else "n/a"
         lines.append(f"| {r['path']} | {r['s_per_step_median']:.3f} | {r['instance_s']:.1f} | {peak} | "
                      f"{b['dit_forward_s']:.3f} | {b['light_decode_s']:.3f} | {b['teacher_forward_s']:.3f} | "
-                     f"{b['backward_s']:.3f} | {t['synthesis_s']:.2f} | {t['final_s']:.2f} |")
+                     f"{b['backward_s']:.3f} | {t['synthesis_s']:.2f} | {t['final_s']:.2f} | {r['warmup_s']:.1f} |")
     lines += ["", f"Targets (one H200): <= {TARGETS['s_per_step']} s per step, <= {TARGETS['s_per_instance']} s per "
               f"instance of 16 steps, peak <= {TARGETS['peak_gib']} GiB."]
     return "\n".join(lines) + "\n"
@@ -264,8 +258,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=None, help="default 89 (tiny: 17)")
     parser.add_argument("--size", type=int, default=None, help="default 512 (tiny: 64)")
     parser.add_argument("--k", type=int, default=24, help="frames shown to the teacher")
-    parser.add_argument("--uncheckpointed", type=int, default=10, help="DiT blocks without checkpointing (0: skip)")
-    parser.add_argument("--paths", default="optimised,optimised_partial_ckpt,naive")
+    parser.add_argument("--uncheckpointed", type=int, default=13, help="DiT blocks without checkpointing")
+    parser.add_argument("--paths", default="naive,optimised,compiled,compiled_partial_ckpt")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results" / "perf")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -283,24 +277,32 @@ def main() -> None:
     print(f"built in {build_s:.1f} s; latent {student.latent_shape(frames, size, size)}; "
           f"LoRA {sum(p.numel() for p in student.lora_parameters()) / 1e6:.1f}M params", flush=True)
 
-    results = []
+    results: list[dict[str, Any]] = []
+    compiled = False
     for name in args.paths.split(","):
         teacher.shared_prefix = name != "naive"
-        if name == "optimised_partial_ckpt":
-            if not args.uncheckpointed:
-                continue
-            partial_checkpointing(student.transformer, args.uncheckpointed)
-        else:
-            student.transformer.enable_gradient_checkpointing()
+        wants_compile = name.startswith("compiled")
+        if compiled and not wants_compile:
+            raise SystemExit(f"--paths: {name!r} comes after a compiled path; put compiled paths last")
+        if wants_compile and not compiled:
+            student.transformer.compile_repeated_blocks()  # what student.compile=true does
+            compiled = True
+        checkpoint_blocks(student.transformer, skip_first=args.uncheckpointed if name.endswith("partial_ckpt") else 0)
         try:
             results.append(run_path(name, student, teacher, instance, args.steps, args.k, device))
-        except torch.cuda.OutOfMemoryError as err:  # reported, not hidden: the path does not fit this GPU
-            results.append({"path": name, "error": f"out of memory: {str(err).splitlines()[0]}"})
+        except Exception as err:  # reported, not hidden: e.g. the path does not fit this GPU
+            results.append({"path": name, "error": f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"})
             for p in student.lora_parameters():
                 p.grad = None
-            torch.cuda.empty_cache()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
         print(json.dumps(results[-1], default=float), flush=True)
+        report = write_report(args, device, student, frames, size, teacher_size, build_s, results)
+    print(markdown(report))
 
+
+def write_report(args, device, student, frames, size, teacher_size, build_s, results) -> dict[str, Any]:
+    """Rewritten after every path, so a run cut short keeps what it measured."""
     report = {"hardware": hardware(device), "build_s": build_s, "steps": args.steps, "targets": TARGETS,
               "shapes": {"frames": frames, "size": size, "latent": list(student.latent_shape(frames, size, size)),
                          "teacher_frames": args.k, "teacher_size": teacher_size, "questions": 3,
@@ -311,7 +313,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"bench_gpu_{slug}.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     (args.out / f"bench_gpu_{slug}.md").write_text(markdown(report))
-    print(markdown(report))
+    return report
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -39,6 +40,10 @@ def test_real_student_configs(name, hub_id, sampler, steps, tmp_path, monkeypatc
     sigmas = WanStudent._schedule(cfg.sampler, cfg.sigmas, cfg.num_steps, cfg.shift)
     expected = shifted_flow_sigmas(50, 5.0) if sampler == "euler" else [1.0, 0.757, 0.522]
     assert sigmas == expected
+    # Every other key reaches WanStudent (checked here because the 5B weights are not loaded below).
+    accepted = set(inspect.signature(WanStudent.__init__).parameters) | {"_target_", "path", "dtype"}
+    assert set(cfg) <= accepted, set(cfg) - accepted
+    assert cfg.compile and cfg.gradient_checkpointing and 0 < cfg.uncheckpointed_blocks < 30
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(InstantiationException) as err:  # Hydra wraps the adapter's UserError

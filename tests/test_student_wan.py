@@ -254,17 +254,49 @@ def test_classifier_free_guidance_combines_two_forwards():
     torch.testing.assert_close(x0[:, :, 1:], (model_in - (v_u + 4.0 * (v_c - v_u)))[:, :, 1:])
 
 
-def test_gradient_checkpointing_gives_the_same_gradients():
-    grads = []
-    for checkpointing in (False, True):
-        student = micro(gradient_checkpointing=checkpointing)
-        assert student.transformer.is_gradient_checkpointing == checkpointing
-        _perturb_lora_b(student)
-        cond = student.encode(make_instance(17, 32, i2v=False))
-        student.predict_x0(cond, student.make_noise(cond, 0), 1.0).square().mean().backward()
-        grads.append([p.grad for p in student.lora_parameters()])
-    for a, b in zip(*grads):
+def _lora_grads(student: WanStudent) -> list[torch.Tensor]:
+    _perturb_lora_b(student)
+    cond = student.encode(make_instance(17, 32, i2v=False))
+    student.predict_x0(cond, student.make_noise(cond, 0), 1.0).square().mean().backward()
+    return [p.grad for p in student.lora_parameters()]
+
+
+@pytest.mark.parametrize("settings", [dict(gradient_checkpointing=True),
+                                      dict(gradient_checkpointing=True, uncheckpointed_blocks=2)])
+def test_gradient_checkpointing_gives_the_same_gradients(settings):
+    plain = _lora_grads(micro(gradient_checkpointing=False))
+    student = micro(**settings)
+    assert student.transformer.is_gradient_checkpointing
+    for a, b in zip(plain, _lora_grads(student), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_uncheckpointed_blocks_run_once_and_the_others_recompute():
+    student = micro(gradient_checkpointing=True, uncheckpointed_blocks=1)
+    calls = [0] * len(student.transformer.blocks)
+    for i, block in enumerate(student.transformer.blocks):
+        block.register_forward_pre_hook(lambda *_, i=i: calls.__setitem__(i, calls[i] + 1))  # recompute stops early
+    _lora_grads(student)
+    assert calls == [1] + [2] * (len(calls) - 1)  # the backward re-runs every checkpointed block's forward
+
+
+def test_uncheckpointed_blocks_are_checked():
+    with pytest.raises(ValueError, match="uncheckpointed_blocks must be in"):
+        micro(gradient_checkpointing=True, uncheckpointed_blocks=99)
+    with pytest.raises(ValueError, match="needs student.gradient_checkpointing"):
+        micro(uncheckpointed_blocks=1)
+
+
+def test_compiled_blocks_give_the_eager_output_and_gradients():
+    torch._dynamo.reset()
+    eager, compiled = micro(), micro(compile=True, gradient_checkpointing=True, uncheckpointed_blocks=1)
+    assert all(block._compiled_call_impl is not None for block in compiled.transformer.blocks)
+    for a, b in zip(_lora_grads(eager), _lora_grads(compiled), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    cond = compiled.encode(make_instance(17, 32, i2v=True))
+    noise = compiled.make_noise(cond, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled.sample(cond, noise, 3), eager.sample(cond, noise, 3), rtol=1e-4, atol=1e-5)
 
 
 def test_bfloat16_base_with_float32_lora():

@@ -52,6 +52,22 @@ def frames_as_batch(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor)
     return out[:, :, 0].reshape(n, t, *out.shape[1:2], *out.shape[-2:]).transpose(1, 2)
 
 
+def checkpoint_blocks(transformer: WanTransformer3DModel, skip_first: int = 0) -> None:
+    """Gradient checkpointing on every DiT block but the first ``skip_first`` (memory for speed: an
+    uncheckpointed block keeps its activations instead of recomputing them in the backward)."""
+    num_blocks = len(transformer.blocks)
+    if not 0 <= skip_first <= num_blocks:
+        raise ValueError(f"student.uncheckpointed_blocks must be in [0, {num_blocks}], got {skip_first}")
+    plain = set(map(id, transformer.blocks[:skip_first]))
+
+    def checkpoint(block: torch.nn.Module, *args: Any) -> Any:
+        if id(block) in plain:
+            return block(*args)
+        return torch.utils.checkpoint.checkpoint(block, *args, use_reentrant=False)
+
+    transformer.enable_gradient_checkpointing(gradient_checkpointing_func=checkpoint)
+
+
 class WanStudent:
     """A Wan transformer + Wan VAE + T5-family text encoder, sampled with DMD re-noising or Euler flow steps."""
 
@@ -71,6 +87,8 @@ class WanStudent:
         negative_prompt: str = "",
         lora: dict[str, Any] | None = None,
         gradient_checkpointing: bool = False,
+        uncheckpointed_blocks: int = 0,
+        compile: bool = False,
         offload_text_encoder: bool = True,
         max_text_len: int = 512,
         light_decoder: dict[str, Any] | None = None,
@@ -93,10 +111,16 @@ class WanStudent:
         self.text_encoder.to(torch.device("cpu") if offload_text_encoder else self.device)
         self.tokenizer = tokenizer
         if gradient_checkpointing:
-            self.transformer.enable_gradient_checkpointing()
+            checkpoint_blocks(self.transformer, skip_first=uncheckpointed_blocks)
+        elif uncheckpointed_blocks:
+            raise ValueError("student.uncheckpointed_blocks needs student.gradient_checkpointing: true")
 
         self.lora_spec = LoraSpec(**lora) if lora is not None else None
         self._lora_params = attach_lora(self.transformer, self.lora_spec) if self.lora_spec else []
+        if compile:
+            # Regional compilation (diffusers): every DiT block shares one compiled graph, LoRA included;
+            # compiled lazily at the first call, so once per process and shape.
+            self.transformer.compile_repeated_blocks()
         self._prompt_cache: dict[str, torch.Tensor] = {}
 
         z_dim = self.vae.config.z_dim
