@@ -11,9 +11,17 @@ from benchmarks.micro import render_solution, score_clip, variants
 from benchmarks.micro.training import data
 from benchmarks.micro.training.loop import fit
 from benchmarks.micro.training.pipeline import install
-from benchmarks.micro.training.train_student import embed, new_student, student_loss, tokenize_prompts
+from benchmarks.micro.training.train_student import (
+    embed,
+    new_student,
+    student_loss,
+    target_behaviours,
+    tokenize_prompts,
+)
+from benchmarks.micro.training.train_light_decoder import light_decode, new_light_decoder, save_light_decoder
 from benchmarks.micro.training.train_teacher import new_teacher, synthesis_loss, yes_no_loss
 from benchmarks.micro.weights_teacher import build_tokenizer
+from harness.students.taehv import build_light_decoder
 from harness.teachers.queries import parse_queries
 
 
@@ -70,6 +78,20 @@ def test_behaviour_from_noise_is_a_fixed_minority_map():
     assert torch.equal(data.behaviour_from_noise(changed, 0.15, torch.full((20000,), 2)), two)
 
 
+def test_later_steps_train_on_every_behaviour_equally():
+    n = 30000
+    noise = torch.randn(n, 16, 17, 1, 1, generator=torch.Generator().manual_seed(0))
+    first = torch.arange(n) < n // 3
+    num_wrong = torch.tensor([1, 2] * (n // 2))
+    chosen = target_behaviours(noise, first, num_wrong, 0.15, torch.Generator().manual_seed(1))
+    assert torch.equal(chosen[first], data.behaviour_from_noise(noise, 0.15, num_wrong)[first])
+    for k in (1, 2):  # instances with 1 + k behaviours: each drawn with probability 1 / (1 + k)
+        later = chosen[~first & (num_wrong == k)]
+        counts = torch.bincount(later, minlength=3).float() / len(later)
+        assert torch.allclose(counts[: k + 1], torch.full((k + 1,), 1 / (k + 1)), atol=0.02), counts
+        assert later.max() == k
+
+
 def test_degrade_keeps_range_and_shape():
     frames = torch.rand(3, 17, 3, 32, 32)
     out = data.degrade(frames, torch.Generator().manual_seed(0))
@@ -95,6 +117,25 @@ def test_one_student_step_lowers_the_loss_on_a_fixed_batch(instances):
 
     before, after = _fixed_batch_fit([*transformer.parameters(), *text_encoder.parameters()], loss, 3, 3e-3)
     assert after < before
+
+
+def test_light_decoder_trains_and_loads_as_the_students_taehv_light_decoder(instances, tmp_path):
+    clips = torch.from_numpy(np.stack([render_solution(x, "correct") for x in instances[:2]]))
+    latents = torch.randn(2, 16, 17, 4, 4, generator=torch.Generator().manual_seed(0))
+    decoder = new_light_decoder(seed=0)
+    target = clips.permute(0, 1, 4, 2, 3).float() / 255
+
+    def loss():
+        return (light_decode(decoder, latents) - target).square().mean()
+
+    before, after = _fixed_batch_fit(list(decoder.parameters()), loss, 3, 3e-3)
+    assert after < before
+    path = save_light_decoder(decoder, tmp_path / "student")
+    # The config route (student.light_decoder) reads it as a TAEHV checkpoint for a 1x-time, 8x-space VAE.
+    light = build_light_decoder(kind="taehv", path=str(path), latent_convention="normalized",
+                                latents_mean=[0.0] * 16, latents_std=[1.0] * 16, vae_scales=(1, 8))
+    with torch.no_grad():
+        torch.testing.assert_close(light(latents[:1]), light_decode(decoder, latents[:1])[0])
 
 
 def test_one_teacher_step_lowers_both_losses_on_a_fixed_batch(instances, tmp_path):

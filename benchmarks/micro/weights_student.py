@@ -32,17 +32,18 @@ TEXT_DIM = 32
 MAX_TEXT_LEN = 64  # the longest micro prompt is 32 tokens + </s>
 SPECIAL_TOKENS = ["<pad>", "</s>", "[UNK]"]  # T5 order: pad 0, eos 1, unk 2
 
-# Small but trainable: 4 blocks of width 64 (4 heads x 16), text width 32.
+# Small but able to learn the world's plans: 6 blocks of width 128 (8 heads x 16), text width 32. (The first
+# shipped student, 4 blocks of width 64, kept hedging between paths and recolouring movers: docs/micro-world.md.)
 TRANSFORMER_CONFIG = dict(
     patch_size=(1, 1, 1),
-    num_attention_heads=4,
+    num_attention_heads=8,
     attention_head_dim=16,
     in_channels=LATENT_CHANNELS,
     out_channels=LATENT_CHANNELS,
     text_dim=TEXT_DIM,
     freq_dim=256,
-    ffn_dim=256,
-    num_layers=4,
+    ffn_dim=512,
+    num_layers=6,
     cross_attn_norm=True,
     qk_norm="rms_norm_across_heads",
     eps=1e-6,

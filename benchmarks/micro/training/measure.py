@@ -35,6 +35,8 @@ from benchmarks.micro import MicroBenchmark
 from benchmarks.micro.detect import MAX_COLOR_DISTANCE
 from benchmarks.micro.scorer import score_clip
 from benchmarks.micro.training import data
+from benchmarks.micro.training.train_light_decoder import FILE as LIGHT_FILE
+from benchmarks.micro.training.train_vae import encode_clips, normalise
 from benchmarks.micro.world import PALETTE
 from harness.students.wan import WanStudent
 from harness.teachers import QwenVLTeacher
@@ -52,8 +54,12 @@ def load_student(path: Path, lora_alpha: float = 16.0) -> WanStudent:
     """The student as conf/student/micro.yaml configures it (LoRA alpha overridable)."""
     lora = {"rank": 16, "alpha": lora_alpha, "target_modules": ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj",
                                                                 "ffn.net.2"]}
+    light = path / LIGHT_FILE
+    light_decoder = ({"kind": "taehv", "path": str(light), "latent_convention": "normalized", "dtype": "float32"}
+                     if light.is_file() else None)
     return WanStudent.from_pretrained(path=str(path), device="cpu", sigmas=[1.0, 0.75, 0.5, 0.25], num_steps=4,
-                                      max_text_len=64, offload_text_encoder=False, lora=lora)
+                                      max_text_len=64, offload_text_encoder=False, lora=lora,
+                                      light_decoder=light_decoder)
 
 
 def palette_distance(frames: torch.Tensor) -> torch.Tensor:
@@ -69,7 +75,7 @@ def measure_student(student: WanStudent, instances, seed: int = 0) -> tuple[dict
     for i, instance in enumerate(instances):
         cond = student.encode(instance)
         noise = student.make_noise(cond, seed + i)
-        one = student.decode(student.predict_x0(cond, noise, student.sigmas[0]))
+        one = student.decode(student.predict_x0(cond, noise, student.sigmas[0]), light=True)
         dist = palette_distance(one)
         sharp.append(float(dist.mean()))
         readable.append(float((dist <= MAX_COLOR_DISTANCE).float().mean()))
@@ -162,10 +168,16 @@ def compare(student_dir: Path, teacher_dir: Path, per_cell: int, lora_alpha: flo
     return report
 
 
-def oracle_lora(student_dir: Path, per_cell: int, lora_alpha: float, steps: int = 40) -> dict:
+def oracle_lora(student_dir: Path, per_cell: int, lora_alpha: float, lr: float | None = None, steps: int = 40,
+                space: str = "pixel") -> dict:
     """Can the per-instance LoRA reach the correct video at all? vlmteach's optimiser (the paper's lr,
-    AdamW, clipping) on an oracle loss: pixel MSE between the differentiable one-step decode and the
-    instance's correct video. Scores of the one-step prediction and of the final sample, every 10 steps."""
+    AdamW, clipping) on an oracle loss: MSE to the instance's correct video, in pixels through the loop's
+    decoder (``decode(light=True)``, the path the teacher's gradient takes) or, with ``space="latent"``,
+    between the one-step latents and the correct video's latents (no decoder in the way). Scores of the
+    one-step prediction (through the VAE) and of the final sample, every 10 steps. ``lr`` None is vlmteach's."""
+    if space not in ("pixel", "latent"):
+        raise ValueError(f"space must be 'pixel' or 'latent', got {space!r}")
+    lr = VlmTeach().optimizer_kwargs["lr"] if lr is None else lr
     bench = MicroBenchmark()
     cells: dict[tuple[str, str], list] = defaultdict(list)
     for x in bench.instances():
@@ -176,25 +188,32 @@ def oracle_lora(student_dir: Path, per_cell: int, lora_alpha: float, steps: int 
     for x in chosen:
         cond, seed = student.encode(x), derive_seed(0, x.id)
         noise = student.make_noise(cond, seed)
-        target = clip_to_frames(data.behaviour_clips(x)[0])
+        correct = data.behaviour_clips(x)[0]
+        with torch.no_grad():
+            target = (clip_to_frames(correct) if space == "pixel"
+                      else normalise(student.vae, encode_clips(student.vae, torch.from_numpy(correct[None]))))
         student.reset_lora(seed)
-        optimizer = torch.optim.AdamW(student.lora_parameters(), lr=VlmTeach().optimizer_kwargs["lr"], weight_decay=0.0)
+        optimizer = torch.optim.AdamW(student.lora_parameters(), lr=lr, weight_decay=0.0)
         one, final = [], []
         for step in range(steps + 1):
-            frames = student.decode(student.predict_x0(cond, noise, student.sigmas[0]))
+            x0 = student.predict_x0(cond, noise, student.sigmas[0])
             if step % 10 == 0:
                 with torch.no_grad():
-                    one.append(score_clip(x, frames_to_clip(frames.detach())).score)
+                    one.append(score_clip(x, frames_to_clip(student.decode(x0.detach()))).score)
                     final.append(score_clip(x, frames_to_clip(student.decode(student.sample(cond, noise, seed)))).score)
             if step < steps:
                 optimizer.zero_grad()
-                (frames - target).square().mean().backward()
+                if space == "pixel":
+                    loss = (student.decode(x0, light=True) - target).square().mean()
+                else:  # the generated frames only: frame 0 is the condition
+                    loss = (x0[:, :, 1:] - target[:, :, 1:]).square().mean()
+                loss.backward()
                 torch.nn.utils.clip_grad_norm_(student.lora_parameters(), 1.0)
                 optimizer.step()
         trace["one_step"].append(one)
         trace["final"].append(final)
     solved = {k: np.mean(np.array(v) == 1.0, axis=0).tolist() for k, v in trace.items()}
-    return {"instances": len(chosen), "lora_alpha": lora_alpha, "checked_at_steps": list(range(0, steps + 1, 10)),
+    return {"instances": len(chosen), "lora_alpha": lora_alpha, "lr": lr, "space": space, "checked_at_steps": list(range(0, steps + 1, 10)),
             "solved_rate": solved, "mean_score": {k: np.mean(v, axis=0).tolist() for k, v in trace.items()}}
 
 
@@ -207,10 +226,13 @@ def main() -> None:
     parser.add_argument("--compare", type=int, metavar="N", help="run the methods on N instances per family x split")
     parser.add_argument("--lora-alpha", type=float, default=16.0, help="student.lora.alpha for --compare / --oracle")
     parser.add_argument("--oracle", type=int, metavar="N", help="fit the LoRA to the correct video on N per cell")
+    parser.add_argument("--lr", type=float, help="the LoRA learning rate for --oracle (default: vlmteach's)")
+    parser.add_argument("--oracle-space", choices=("pixel", "latent"), default="pixel",
+                        help="--oracle's loss: pixels through the loop's decoder, or latents")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.oracle:
-        report = oracle_lora(args.student, args.oracle, args.lora_alpha)
+        report = oracle_lora(args.student, args.oracle, args.lora_alpha, args.lr, space=args.oracle_space)
     elif args.compare:
         report = compare(args.student, args.teacher, args.compare, args.lora_alpha)
     else:

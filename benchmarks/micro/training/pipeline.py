@@ -1,12 +1,13 @@
-"""Train the micro world end to end: VAE, then student, then teacher (on clips that include the trained
-student's own one-step predictions and final samples); write ``student/`` and ``teacher/`` folders.
+"""Train the micro world end to end: VAE, then student, then the loop's light decoder, then teacher (on
+clips that include the trained student's own light-decoded one-step predictions and final samples);
+write ``student/`` (with ``light_decoder/``) and ``teacher/`` folders.
 
-    python -m benchmarks.micro.training.pipeline --out DIR [--scale full|quick|toy] [--stages student,teacher]
+    python -m benchmarks.micro.training.pipeline --out DIR [--scale full|quick|toy] [--stages student,light,teacher]
     python -m benchmarks.micro.training.pipeline --install DIR   # swap DIR/{student,teacher} into the repo
 
 Instances, batches and initialisations are seeded; each model also has a time cap (its learning rate
 anneals within it), so step counts depend on the machine once a cap is reached. ``full`` is sized for
-about 17 minutes on one H100/H200, ``toy`` checks the whole path on a CPU in about two minutes.
+about 16 minutes on one H100/H200, ``toy`` checks the whole path on a CPU in about two minutes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import WanPipeline
+from safetensors.torch import load_file
 
 from benchmarks.micro.training import data
 from benchmarks.micro.training.train_student import (
@@ -33,6 +35,13 @@ from benchmarks.micro.training.train_student import (
     save_student,
     tokenize_prompts,
     train_student,
+)
+from benchmarks.micro.training.train_light_decoder import (
+    FILE as LIGHT_FILE,
+    light_decode,
+    new_light_decoder,
+    save_light_decoder,
+    train_light_decoder,
 )
 from benchmarks.micro.training.train_teacher import new_teacher, save_teacher, train_teacher
 from benchmarks.micro.training.train_vae import (
@@ -45,10 +54,11 @@ from benchmarks.micro.training.train_vae import (
 )
 from benchmarks.micro.world import NUM_FRAMES
 from harness.method import uniform_frame_indices
+from harness.students.taehv import TAEHVDecoder
 from harness.teachers import QwenVLTeacher
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
-STUDENT_SEED, TEACHER_SEED = 1, 2  # instance seeds (the evaluation set is seed 0)
+STUDENT_SEED, TEACHER_SEED, LIGHT_SEED = 1, 2, 3  # instance seeds (the evaluation set is seed 0)
 P_CORRECT = 0.15  # how often the student follows the instruction on its own
 
 
@@ -65,15 +75,18 @@ class Scale:
     synthesis_batch: int
     one_step_draws: int  # student one-step predictions per teacher instance
     time_caps_s: tuple[float, float, float]  # VAE, student, teacher: stop early (logged) past these
+    light_per_family: int = 150  # per family and split: rendered instances for the light decoder
+    light_steps: int = 3000
+    light_cap_s: float = 300.0
 
 
 SCALES = {
-    "toy": Scale(2, 1, 2, 2, 2, 4, 2, 2, 1, 1, (120.0, 120.0, 120.0)),
+    "toy": Scale(2, 1, 2, 2, 2, 4, 2, 2, 1, 1, (120.0, 120.0, 120.0), light_per_family=1, light_steps=2),
     "quick": Scale(600, 150, 3000, 256, 3000, 256, 2000, 24, 4, 2, (60.0, 60.0, 90.0)),
     # continuing on a CPU (2 cores) what a GPU run started: small teacher data, small batches
     "cpu": Scale(1500, 40, 3000, 64, 3000, 64, 3000, 8, 2, 3, (1800.0, 1800.0, 1500.0)),
-    # what ships (docs/micro-world.md): about 10 minutes on one H200
-    "full": Scale(1500, 400, 12000, 256, 6000, 256, 6000, 24, 4, 3, (160.0, 170.0, 150.0)),
+    # what ships (docs/micro-world.md): about 16 minutes on one H200 (with the light decoder)
+    "full": Scale(4000, 400, 12000, 256, 20000, 256, 6000, 24, 4, 3, (160.0, 420.0, 150.0)),
 }
 
 
@@ -97,8 +110,10 @@ def _to_uint8(frames: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def student_clips(transformer, text_encoder, tokenizer, vae, instances, draws: int, seed: int, device) -> tuple:
-    """One-step predictions (float frames) and 4-step DMD samples (uint8-rounded frames) of the trained student."""
+def student_clips(transformer, text_encoder, tokenizer, vae, instances, draws: int, seed: int, device,
+                  light: TAEHVDecoder | None = None) -> tuple:
+    """One-step predictions (float frames, through ``light`` when given, as vlmteach's loop decodes them) and
+    4-step DMD samples (uint8-rounded frames, through the VAE) of the trained student."""
     ids, mask = tokenize_prompts(tokenizer, [x.prompt for x in instances])
     firsts = torch.from_numpy(np.stack([x.first_frame for x in instances]))[:, None]  # [N, 1, H, W, 3]
     first_latent = normalise(vae, encode_clips(vae, firsts.to(device)))  # [N, C, 1, h, w]
@@ -116,7 +131,7 @@ def student_clips(transformer, text_encoder, tokenizer, vae, instances, draws: i
             x0 = predict_x0(transformer, x, ones * sigma, text)
             x0 = torch.cat([first_latent, x0[:, :, 1:]], dim=2)
             if k == 0:
-                one_step.append(decode_frames(vae, x0).half())
+                one_step.append((light_decode(light, x0) if light is not None else decode_frames(vae, x0)).half())
             if k < len(LATER_SIGMAS):  # DMD re-noising to the next level
                 nxt = LATER_SIGMAS[k]
                 x = (1 - nxt) * x0 + nxt * torch.randn(shape, generator=generator).to(device)
@@ -181,10 +196,11 @@ def _device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def train_student_stage(out: Path, scale: Scale, dev: torch.device, workers: int, init_from: Path | None = None
-                        ) -> dict:
+def train_student_stage(out: Path, scale: Scale, dev: torch.device, workers: int, init_from: Path | None = None,
+                        vae_from: Path | None = None) -> dict:
     """VAE on every clip the world can show, then the student on its behaviour latents -> ``out/student``.
-    ``init_from`` (a trained student folder) keeps its VAE and continues its transformer and text encoder."""
+    ``init_from`` (a trained student folder) keeps its VAE and continues its transformer and text encoder;
+    ``vae_from`` keeps only its VAE and trains a new transformer and text encoder."""
     started = time.perf_counter()
     student_set = data.training_instances(("id",), scale.student_per_family, STUDENT_SEED)
     teacher_set = data.training_instances(("id", "ood"), scale.teacher_per_family, TEACHER_SEED)
@@ -194,7 +210,11 @@ def train_student_stage(out: Path, scale: Scale, dev: torch.device, workers: int
     flat = behaviours.reshape(-1, *behaviours.shape[2:])
     _log(f"data: {len(student_set)} student instances ({time.perf_counter() - started:.0f}s)")
 
-    if init_from is None:
+    if init_from is None and vae_from is not None:
+        *_, vae = load_student_parts(vae_from, dev)
+        transformer, text_encoder, tokenizer = new_student(seed=0)
+        lr = 1e-3
+    elif init_from is None:
         vae = new_vae(seed=0).to(dev)
         clips = torch.from_numpy(np.concatenate([flat, np.concatenate(others)])).to(dev)
         train_vae(vae, clips, steps=scale.vae_steps, batch=scale.vae_batch, lr=2e-3, seed=0,
@@ -204,11 +224,12 @@ def train_student_stage(out: Path, scale: Scale, dev: torch.device, workers: int
         lr = 1e-3
     else:
         transformer, text_encoder, tokenizer, vae = load_student_parts(init_from, dev)
-        vae.register_to_config(latents_mean=[0.0] * vae.config.z_dim, latents_std=[1.0] * vae.config.z_dim)
         lr = 5e-4  # a second cosine cycle, lower
+    if vae_from is not None or init_from is not None:  # raw latents again: set_latent_stats re-derives them
+        vae.register_to_config(latents_mean=[0.0] * vae.config.z_dim, latents_std=[1.0] * vae.config.z_dim)
 
     held_out = teacher_set[: 64]  # never seen by the student; OOD half included
-    report = {"vae_label_agreement": vae_label_agreement(vae, held_out, dev, workers)}
+    report = {"vae_label_agreement": label_agreement(lambda z: decode_frames(vae, z), vae, held_out, dev, workers)}
     _log(json.dumps(report))
     raw = encode_clips(vae, torch.from_numpy(flat).to(dev))
     set_latent_stats(vae, raw)
@@ -227,16 +248,42 @@ def train_student_stage(out: Path, scale: Scale, dev: torch.device, workers: int
 
 
 @torch.no_grad()
-def vae_label_agreement(vae, instances, dev: torch.device, workers: int) -> float:
-    """Fraction of rendered variants whose VAE reconstruction the scorer labels as it labels the original."""
+def label_agreement(decode, vae, instances, dev: torch.device, workers: int) -> float:
+    """Fraction of rendered variants whose reconstruction (``vae``'s encoder, then ``decode`` of the normalised
+    latents) the scorer labels as it labels the original."""
     with Pool(workers) as pool:
         sets = pool.map(_variants, [(x, i) for i, x in enumerate(instances)])
         owners = [x for x, (c, _) in zip(instances, sets) for _ in c]
         clips = np.concatenate([c for c, _ in sets])
-        recon = decode_frames(vae, normalise(vae, encode_clips(vae, torch.from_numpy(clips).to(dev))))
+        recon = decode(normalise(vae, encode_clips(vae, torch.from_numpy(clips).to(dev))))
         labels = pool.map(_labels, [(x, _to_uint8(f)) for x, f in zip(owners, recon)])
     truth = [lab for _, labs in sets for lab in labs]
     return float(np.mean([np.array_equal(a, b) for a, b in zip(labels, truth)]))
+
+
+def train_light_stage(out: Path, scale: Scale, dev: torch.device, workers: int) -> dict:
+    """The light decoder for ``out/student``'s VAE, on rendered ID and OOD clips -> ``out/student/light_decoder``."""
+    started = time.perf_counter()
+    instances = data.training_instances(("id", "ood"), scale.light_per_family, LIGHT_SEED)
+    with Pool(workers) as pool:
+        clips = torch.from_numpy(np.concatenate(pool.map(data.behaviour_clips, instances, chunksize=16))).to(dev)
+    *_, vae = load_student_parts(out / "student", dev)
+    latents = normalise(vae, encode_clips(vae, clips))
+    decoder = new_light_decoder(seed=0).to(dev)
+    train_light_decoder(decoder, latents=latents, clips=clips, steps=scale.light_steps, batch=8, lr=2e-3, seed=0,
+                        time_cap_s=scale.light_cap_s, log=_log)
+    save_light_decoder(decoder, out / "student")
+    held_out = data.training_instances(("id", "ood"), 8, TEACHER_SEED)  # never seen by the light decoder
+    report = {"light_label_agreement": label_agreement(lambda z: light_decode(decoder, z), vae, held_out, dev,
+                                                       workers),
+              "light_stage_seconds": time.perf_counter() - started}
+    _log(json.dumps(report))
+    return report
+
+
+def load_light_decoder(student_dir: Path, dev: torch.device) -> TAEHVDecoder | None:
+    path = student_dir / LIGHT_FILE
+    return TAEHVDecoder.from_state_dict(load_file(str(path))).to(dev).eval() if path.is_file() else None
 
 
 def load_student_parts(folder: Path, dev: torch.device):
@@ -261,7 +308,8 @@ def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int
     with torch.no_grad():
         recon = decode_frames(vae, normalise(vae, encode_clips(vae, torch.from_numpy(var_clips).to(dev)))).half()
     one_step, final, own = student_clips(transformer, text_encoder, tokenizer, vae, teacher_set,
-                                         scale.one_step_draws, seed=1, device=dev)
+                                         scale.one_step_draws, seed=1, device=dev,
+                                         light=load_light_decoder(out / "student", dev))
     student_frames = torch.cat([one_step, final])
     with Pool(workers) as pool:
         student_labels = pool.map(_labels, [(teacher_set[int(o)], _to_uint8(f)) for o, f in
@@ -300,13 +348,16 @@ def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int
 
 
 def train_all(out: Path, scale: Scale, device: str, workers: int, stages: tuple[str, ...],
-              teacher_init: Path | None = None, student_init: Path | None = None) -> dict:
+              teacher_init: Path | None = None, student_init: Path | None = None, vae_init: Path | None = None
+              ) -> dict:
     torch.manual_seed(0)
     out.mkdir(parents=True, exist_ok=True)
     dev = _device(device)
     report: dict = {"scale": scale.__dict__, "device": str(dev), "p_correct": P_CORRECT}
     if "student" in stages:
-        report |= train_student_stage(out, scale, dev, workers, student_init)
+        report |= train_student_stage(out, scale, dev, workers, student_init, vae_init)
+    if "light" in stages:
+        report |= train_light_stage(out, scale, dev, workers)
     if "teacher" in stages:
         report |= train_teacher_stage(out, scale, dev, workers, teacher_init)
     path = out / "train_report.json"
@@ -340,18 +391,23 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     parser.add_argument("--time-factor", type=float, default=1.0,
                         help="multiply the scale's time caps (a slower machine, e.g. 10 on a CPU)")
-    parser.add_argument("--stages", default="student,teacher", help="student (VAE + student), teacher, or both")
+    parser.add_argument("--stages", default="student,light,teacher",
+                        help="comma-separated, in this order: student (VAE + student), light (light decoder), teacher")
     parser.add_argument("--teacher-init", type=Path, help="continue from this trained teacher folder")
     parser.add_argument("--student-init", type=Path, help="keep this trained student's VAE, continue the rest")
+    parser.add_argument("--vae-init", type=Path, help="keep this trained student's VAE, train a new transformer")
+    parser.add_argument("--student-batch", type=int, help="override the scale's student batch")
     parser.add_argument("--install", type=Path, help="a folder written by --out, to copy into the repo's weights")
     args = parser.parse_args()
     if args.out is None and args.install is None:
         parser.error("give --out DIR (train) and/or --install DIR (swap trained weights in)")
     if args.out is not None:
         scale = SCALES[args.scale]
-        scale = replace(scale, time_caps_s=tuple(c * args.time_factor for c in scale.time_caps_s))
+        scale = replace(scale, time_caps_s=tuple(c * args.time_factor for c in scale.time_caps_s),
+                        student_batch=args.student_batch or scale.student_batch)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         train_all(args.out, scale, args.device, args.workers, tuple(args.stages.split(",")),
-                  args.teacher_init, args.student_init)
+                  args.teacher_init, args.student_init, args.vae_init)
     if args.install is not None:
         install(args.install)
 

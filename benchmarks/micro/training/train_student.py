@@ -63,21 +63,30 @@ def predict_x0(transformer, x_t: torch.Tensor, sigma: torch.Tensor, text: torch.
     return x_t - sigma.view(-1, 1, 1, 1, 1) * v
 
 
+def target_behaviours(noise: torch.Tensor, first: torch.Tensor, num_wrong: torch.Tensor, p_correct: float,
+                      generator: torch.Generator) -> torch.Tensor:
+    """Which behaviour each row regresses to: the noise's own (``behaviour_from_noise``) on ``first`` rows
+    (sigma = 1), one drawn uniformly from the instance's 1 + ``num_wrong`` behaviours on the others."""
+    uniform = (torch.rand(len(noise), generator=generator) * (num_wrong.cpu() + 1)).long().to(noise.device)
+    return torch.where(first, behaviour_from_noise(noise, p_correct, num_wrong), uniform)
+
+
 def student_loss(transformer, text: torch.Tensor, latents: torch.Tensor, num_wrong: torch.Tensor, p_correct: float,
                  generator: torch.Generator, first_step_fraction: float = 0.5) -> torch.Tensor:
     """x0 regression on the generated frames for one batch.
 
     ``latents`` [B, M, C, F, h, w] are the normalised latents of each instance's behaviours (0 = correct).
     Rows before ``first_step_fraction * B`` train the sigma = 1 map (target = the noise's behaviour);
-    the rest train a later sigma with independent noise and a behaviour drawn from the mixture.
+    the rest train a later sigma with independent noise and a behaviour drawn uniformly: the later steps
+    learn no preference of their own, so they complete whatever behaviour the signal shows (with the
+    ``p_correct`` prior they pulled a sample that a LoRA had turned correct back to a wrong behaviour).
     """
     b = latents.shape[0]
     device = latents.device
     noise = torch.randn(latents[:, 0].shape, generator=generator).to(device)
     n_first = int(round(first_step_fraction * b))
     first = torch.arange(b, device=device) < n_first
-    prior = behaviour_from_noise(torch.randn(latents[:, 0].shape, generator=generator), p_correct, num_wrong.cpu())
-    chosen = torch.where(first, behaviour_from_noise(noise, p_correct, num_wrong), prior.to(device))
+    chosen = target_behaviours(noise, first, num_wrong, p_correct, generator)
     x0 = latents[torch.arange(b, device=device), chosen]
     pick = torch.randint(len(LATER_SIGMAS), (b,), generator=generator)
     later = torch.tensor(LATER_SIGMAS)[pick]
