@@ -24,6 +24,8 @@ def test_micro_config_builds_the_shipped_student():
     assert student.sampler == "dmd" and student.sigmas == [1.0, 0.75, 0.5, 0.25]
     assert student.guidance_scale == 1.0 and student.lora_spec.rank == 16
     assert len(student.lora_parameters()) > 0
+    # The loop decodes through the shipped micro TAEHV, made for this VAE (1x time, 8x space).
+    assert student.light_decoder is not None and student.light_decoder.latent_convention == "normalized"
 
 
 @pytest.mark.parametrize(

@@ -30,8 +30,8 @@ def test_builder_is_deterministic_per_seed(tmp_path):
 
 
 def test_shipped_weights_load_as_a_wan_pipeline_with_micro_shapes():
-    size = sum(f.stat().st_size for f in DEFAULT_OUT.rglob("*") if f.is_file())
-    assert size < 6 * 2**20
+    weights = DEFAULT_OUT.parent  # student (with its light decoder) and teacher: issue #4 aims at <= 20 MB
+    assert sum(f.stat().st_size for f in weights.rglob("*") if f.is_file()) < 20 * 10**6
     pipe = WanPipeline.from_pretrained(DEFAULT_OUT)
     assert pipe.config.expand_timesteps
     assert pipe.transformer.config.in_channels == pipe.vae.config.z_dim
