@@ -168,6 +168,7 @@ def step_breakdown(student: WanStudent, teacher: QwenVLTeacher, instance: Instan
     noise = student.make_noise(cond, seed=0)
     weighted = weigh_questions(teacher.synthesize_queries(instance, max_process=2), 0.5)
     student.reset_lora(0)
+    params = student.lora_parameters()  # activates the adapter, as vlmteach's optimiser does
     t0 = sync(device)
     x0 = student.predict_x0(cond, noise, student.sigmas[0])
     t1 = sync(device)
@@ -177,7 +178,7 @@ def step_breakdown(student: WanStudent, teacher: QwenVLTeacher, instance: Instan
     t3 = sync(device)
     loss.backward()
     t4 = sync(device)
-    for p in student.lora_parameters():
+    for p in params:
         p.grad = None
     return {"dit_forward_s": t1 - t0, "light_decode_s": t2 - t1, "teacher_forward_s": t3 - t2, "backward_s": t4 - t3,
             "questions": len(weighted.questions)}

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+from peft.tuners.lora import LoraLayer
 from transformers import T5Config, T5EncoderModel
 
 from benchmarks.micro import vocabulary
@@ -152,6 +153,7 @@ def test_text_to_video_uses_all_frames_of_the_noise():
 
 def _perturb_lora_b(student: WanStudent) -> None:
     """Make B non-zero (as after some optimisation), the same way for every call."""
+    student.lora_parameters()  # what an optimiser does first: activates the adapter
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, p in student.transformer.named_parameters():
@@ -190,9 +192,16 @@ def test_reset_lora_restores_the_base_model_deterministically():
         torch.testing.assert_close(student.predict_x0(cond, noise, 1.0), base, atol=0, rtol=0)
     first = _lora_a(student)
     student.reset_lora(seed=5)
+    assert not _active_lora_layers(student)  # B = 0 adds nothing: skipped until someone trains it
+    student.lora_parameters()
+    assert len(_active_lora_layers(student)) == len(_lora_a(student))
     assert all(torch.equal(a, b) for a, b in zip(first, _lora_a(student)))
     student.reset_lora(seed=6)
     assert all(not torch.equal(a, b) for a, b in zip(first, _lora_a(student)))
+
+
+def _active_lora_layers(student: WanStudent) -> list[torch.nn.Module]:
+    return [m for m in student.transformer.modules() if isinstance(m, LoraLayer) and not m.disable_adapters]
 
 
 def _lora_a(student: WanStudent) -> list[torch.Tensor]:

@@ -117,6 +117,8 @@ class WanStudent:
 
         self.lora_spec = LoraSpec(**lora) if lora is not None else None
         self._lora_params = attach_lora(self.transformer, self.lora_spec) if self.lora_spec else []
+        if self._lora_params:
+            self.transformer.disable_adapters()  # B = 0: inactive until lora_parameters() is asked for
         if compile:
             # Regional compilation (diffusers): every DiT block shares one compiled graph, LoRA included;
             # compiled lazily at the first call, so once per process and shape.
@@ -318,12 +320,19 @@ class WanStudent:
     # ----- LoRA -----
 
     def lora_parameters(self) -> list[torch.nn.Parameter]:
+        """The adapter's trainable parameters. Asking for them activates the adapter: the caller trains it."""
+        if self._lora_params:
+            self.transformer.enable_adapters()
         return list(self._lora_params)
 
     def reset_lora(self, seed: int) -> None:
+        """Re-draw A, zero B and deactivate the adapter: with B = 0 it adds exactly nothing, so the base model
+        alone gives the same outputs at a fraction of the cost (the LoRA layers were half a micro DiT
+        forward for the methods that never train them)."""
         if self.lora_spec is None:
             raise UserError("this method needs a LoRA on the student: set student.lora (rank, alpha, ...)")
         reset_lora(self.transformer, self.lora_spec, seed)
+        self.transformer.disable_adapters()
 
     def set_lora_enabled(self, enabled: bool) -> None:
         if self.lora_spec is None:
