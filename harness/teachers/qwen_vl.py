@@ -338,6 +338,7 @@ def _image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
         raise ValueError(f"images must be uint8 [H, W, 3] arrays, got {getattr(image, 'dtype', type(image))} "
                          f"{getattr(image, 'shape', '')}")
-    return torch.as_tensor(np.array(image), device=device).permute(2, 0, 1).float() / 255.0  # a copy: inputs may be read-only
+    # np.array copies: inputs may be read-only arrays, which torch would share and warn about
+    return torch.as_tensor(np.array(image), device=device).permute(2, 0, 1).float() / 255.0
 
 
