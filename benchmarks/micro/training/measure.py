@@ -214,7 +214,8 @@ def oracle_lora(student_dir: Path, per_cell: int, lora_alpha: float, lr: float |
         trace["final"].append(final)
     solved = {k: np.mean(np.array(v) == 1.0, axis=0).tolist() for k, v in trace.items()}
     return {"instances": len(chosen), "lora_alpha": lora_alpha, "lr": lr, "space": space,
-            "checked_at_steps": list(range(0, steps + 1, 10)), "solved_rate": solved, "mean_score": {k: np.mean(v, axis=0).tolist() for k, v in trace.items()}}
+            "checked_at_steps": list(range(0, steps + 1, 10)), "solved_rate": solved,
+            "mean_score": {k: np.mean(v, axis=0).tolist() for k, v in trace.items()}}
 
 
 def main() -> None:
