@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from baselines.frozen import Frozen
 from baselines.sampling import BestOfN, PassAtK
@@ -38,6 +40,7 @@ from benchmarks.micro.training import data
 from benchmarks.micro.training.train_light_decoder import FILE as LIGHT_FILE
 from benchmarks.micro.training.train_vae import encode_clips, normalise
 from benchmarks.micro.world import PALETTE
+from harness.config import CONF_DIR
 from harness.students.wan import WanStudent
 from harness.teachers import QwenVLTeacher
 from harness.method import MethodContext, derive_seed
@@ -51,15 +54,13 @@ _PALETTE = torch.tensor(list(PALETTE.values()), dtype=torch.float32)
 
 
 def load_student(path: Path, lora_alpha: float = 16.0) -> WanStudent:
-    """The student as conf/student/micro.yaml configures it (LoRA alpha overridable)."""
-    lora = {"rank": 16, "alpha": lora_alpha, "target_modules": ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj",
-                                                                "ffn.net.2"]}
+    """The student as conf/student/micro.yaml configures it, from ``path`` on the CPU (LoRA alpha overridable;
+    the folder's own light decoder, or none when it has none)."""
+    cfg = OmegaConf.load(CONF_DIR / "student" / "micro.yaml")
+    cfg.path, cfg.device, cfg.lora.alpha = str(path), "cpu", lora_alpha
     light = path / LIGHT_FILE
-    light_decoder = ({"kind": "taehv", "path": str(light), "latent_convention": "normalized", "dtype": "float32"}
-                     if light.is_file() else None)
-    return WanStudent.from_pretrained(path=str(path), device="cpu", sigmas=[1.0, 0.75, 0.5, 0.25], num_steps=4,
-                                      max_text_len=64, offload_text_encoder=False, lora=lora,
-                                      light_decoder=light_decoder)
+    cfg.light_decoder = {**cfg.light_decoder, "path": str(light)} if light.is_file() else None
+    return instantiate(cfg, _convert_="all")
 
 
 def palette_distance(frames: torch.Tensor) -> torch.Tensor:

@@ -210,23 +210,20 @@ def train_student_stage(out: Path, scale: Scale, dev: torch.device, workers: int
     flat = behaviours.reshape(-1, *behaviours.shape[2:])
     _log(f"data: {len(student_set)} student instances ({time.perf_counter() - started:.0f}s)")
 
-    if init_from is None and vae_from is not None:
-        *_, vae = load_student_parts(vae_from, dev)
-        transformer, text_encoder, tokenizer = new_student(seed=0)
-        lr = 1e-3
-    elif init_from is None:
-        vae = new_vae(seed=0).to(dev)
-        clips = torch.from_numpy(np.concatenate([flat, np.concatenate(others)])).to(dev)
-        train_vae(vae, clips, steps=scale.vae_steps, batch=scale.vae_batch, lr=2e-3, seed=0,
-                  time_cap_s=scale.time_caps_s[0], log=_log)
-        del clips
-        transformer, text_encoder, tokenizer = new_student(seed=0)
-        lr = 1e-3
-    else:
+    if init_from is not None:
         transformer, text_encoder, tokenizer, vae = load_student_parts(init_from, dev)
         lr = 5e-4  # a second cosine cycle, lower
-    if vae_from is not None or init_from is not None:  # raw latents again: set_latent_stats re-derives them
-        vae.register_to_config(latents_mean=[0.0] * vae.config.z_dim, latents_std=[1.0] * vae.config.z_dim)
+    else:
+        if vae_from is not None:
+            *_, vae = load_student_parts(vae_from, dev)
+        else:
+            vae = new_vae(seed=0).to(dev)
+            clips = torch.from_numpy(np.concatenate([flat, np.concatenate(others)])).to(dev)
+            train_vae(vae, clips, steps=scale.vae_steps, batch=scale.vae_batch, lr=2e-3, seed=0,
+                      time_cap_s=scale.time_caps_s[0], log=_log)
+            del clips
+        transformer, text_encoder, tokenizer = new_student(seed=0)
+        lr = 1e-3
 
     held_out = teacher_set[: 64]  # never seen by the student; OOD half included
     report = {"vae_label_agreement": label_agreement(lambda z: decode_frames(vae, z), vae, held_out, dev, workers)}
