@@ -21,6 +21,7 @@ from benchmarks.micro.training.train_student import (
 from benchmarks.micro.training.train_light_decoder import light_decode, new_light_decoder, save_light_decoder
 from benchmarks.micro.training.train_teacher import new_teacher, synthesis_loss, yes_no_loss
 from benchmarks.micro.weights_teacher import build_tokenizer
+from harness.method import derive_seed
 from harness.students.taehv import build_light_decoder
 from harness.teachers.queries import parse_queries
 
@@ -200,3 +201,31 @@ def test_vae_training_keeps_the_micro_vae_frame_wise():
     train_vae(vae, clips, steps=2, batch=4, lr=1e-3, seed=0, log=lambda m: None)
     assert any(not torch.equal(a, b) for a, b in zip(before, vae.parameters()))
     assert is_frame_wise(vae)  # past taps get no gradient from single frames and stay zero
+
+
+def test_loop_clips_keep_the_loops_one_step_predictions_with_the_scorers_labels(instances):
+    from benchmarks.micro.training.loop_clips import loop_clips
+    from benchmarks.micro.training.measure import WEIGHTS, load_student
+    from harness.teachers import QwenVLTeacher
+
+    student = load_student(WEIGHTS / "student")
+    teacher = QwenVLTeacher.from_pretrained(path=str(WEIGHTS / "teacher"), device="cpu")
+    instance = instances[0]
+    frames, owners, labels = loop_clips(student, teacher, [instance], lrs=(1e-3,), snapshots=(0, 3), seed=5,
+                                        log=lambda m: None)
+    assert frames.shape == (2, 17, 3, 32, 32) and owners.tolist() == [0, 0]
+    # Snapshot 0 is the unadapted student's light-decoded one-step prediction from the loop's noise ...
+    cond = student.encode(instance)
+    noise = student.make_noise(cond, derive_seed(5, "loop", 0))
+    with torch.no_grad():
+        unadapted = student.decode(student.predict_x0(cond, noise, student.sigmas[0]), light=True).clamp(0, 1)
+    torch.testing.assert_close(frames[0].float(), unadapted, atol=1e-3, rtol=0)
+    # ... three updates against the teacher move it, and each label is the scorer's on the clip kept.
+    assert (frames[1].float() - frames[0].float()).abs().max() > 1e-2
+    for clip, label in zip(frames, labels):
+        uint8 = (clip.float() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        np.testing.assert_array_equal(label, data.question_labels(instance, uint8))
+    # The student is left as it was: LoRA inactive (B = 0).
+    with torch.no_grad():
+        again = student.decode(student.predict_x0(cond, noise, student.sigmas[0]), light=True).clamp(0, 1)
+    torch.testing.assert_close(again, unadapted)

@@ -53,11 +53,11 @@ HELD_OUT_SEED = 7
 _PALETTE = torch.tensor(list(PALETTE.values()), dtype=torch.float32)
 
 
-def load_student(path: Path, lora_alpha: float = 16.0) -> WanStudent:
-    """The student as conf/student/micro.yaml configures it, from ``path`` on the CPU (LoRA alpha overridable;
-    the folder's own light decoder, or none when it has none)."""
+def load_student(path: Path, lora_alpha: float = 16.0, device: str = "cpu") -> WanStudent:
+    """The student as conf/student/micro.yaml configures it, from ``path`` (LoRA alpha overridable; the
+    folder's own light decoder, or none when it has none)."""
     cfg = OmegaConf.load(CONF_DIR / "student" / "micro.yaml")
-    cfg.path, cfg.device, cfg.lora.alpha = str(path), "cpu", lora_alpha
+    cfg.path, cfg.device, cfg.lora.alpha = str(path), device, lora_alpha
     light = path / LIGHT_FILE
     cfg.light_decoder = {**cfg.light_decoder, "path": str(light)} if light.is_file() else None
     return instantiate(cfg, _convert_="all")

@@ -27,6 +27,8 @@ from diffusers import WanPipeline
 from safetensors.torch import load_file
 
 from benchmarks.micro.training import data
+from benchmarks.micro.training.loop_clips import loop_clips
+from benchmarks.micro.training.measure import load_student
 from benchmarks.micro.training.train_student import (
     LATER_SIGMAS,
     embed,
@@ -78,6 +80,8 @@ class Scale:
     light_per_family: int = 150  # per family and split: rendered instances for the light decoder
     light_steps: int = 3000
     light_cap_s: float = 300.0
+    loop_per_family: int = 0  # per family and split: teacher instances run through vlmteach's loop (loop_clips)
+    loop_repeat: int = 4  # how many times each loop clip enters the teacher's data (they are few and matter)
 
 
 SCALES = {
@@ -293,7 +297,9 @@ def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int
                         init_from: Path | None = None) -> dict:
     """The teacher on rendered variants, their VAE reconstructions and the trained student's own
     one-step predictions and final videos (``out/student``) -> ``out/teacher``. ``init_from`` continues
-    from a trained teacher folder instead of the builder's random initialisation."""
+    from a trained teacher folder instead of the builder's random initialisation. With
+    ``scale.loop_per_family`` it also trains on the one-step predictions that vlmteach's loop reaches
+    against the initial teacher (``loop_clips``)."""
     started = time.perf_counter()
     teacher_set = data.training_instances(("id", "ood"), scale.teacher_per_family, TEACHER_SEED)
     with Pool(workers) as pool:
@@ -334,6 +340,9 @@ def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int
     if init_from is not None:
         shutil.copytree(init_from, init, dirs_exist_ok=True)
         teacher = QwenVLTeacher.from_pretrained(path=str(init), device=str(dev))
+    if scale.loop_per_family:
+        frames, owner, labels, report["loop_clips"] = _with_loop_clips(out, scale, dev, teacher, teacher_set,
+                                                                       frames, owner, labels)
     yes_no = yes_no_stream(frames, owner, labels, teacher_set, scale.teacher_clips, seed=0)
     train_teacher(teacher, yes_no_batches=yes_no,
                   synthesis_batches=synthesis_stream(teacher_set, scale.synthesis_batch, seed=0),
@@ -342,6 +351,26 @@ def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int
     shutil.rmtree(init)
     report["teacher_stage_seconds"] = time.perf_counter() - started
     return report
+
+
+def _with_loop_clips(out: Path, scale: Scale, dev: torch.device, teacher, teacher_set, frames, owner, labels):
+    """The teacher's data plus ``loop_repeat`` copies of vlmteach's loop clips on the first
+    ``loop_per_family`` teacher instances of every family and split."""
+    started = time.perf_counter()
+    cells: dict[tuple[str, str], list[int]] = {}
+    for i, x in enumerate(teacher_set):
+        cells.setdefault((x.split, x.task), []).append(i)
+    picked = torch.tensor([i for key in sorted(cells) for i in cells[key][:scale.loop_per_family]])
+    student = load_student(out / "student", device=str(dev))
+    loop_frames, loop_owner, loop_labels = loop_clips(student, teacher, [teacher_set[i] for i in picked], log=_log)
+    stats = {"clips": len(loop_frames), "goal_rate": float(np.mean([lab[0] for lab in loop_labels])),
+             "all_yes_rate": float(np.mean([lab.min() for lab in loop_labels])),
+             "seconds": time.perf_counter() - started}
+    _log(f"loop clips: {json.dumps(stats)}")
+    r = scale.loop_repeat
+    return (torch.cat([frames, loop_frames.to(frames.device).repeat(r, 1, 1, 1, 1)]),
+            torch.cat([owner, picked[loop_owner].repeat(r)]),
+            torch.cat([labels, _pad_labels(loop_labels).repeat(r, 1)]), stats)
 
 
 def train_all(out: Path, scale: Scale, device: str, workers: int, stages: tuple[str, ...],
@@ -394,6 +423,9 @@ def main() -> None:
     parser.add_argument("--student-init", type=Path, help="keep this trained student's VAE, continue the rest")
     parser.add_argument("--vae-init", type=Path, help="keep this trained student's VAE, train a new transformer")
     parser.add_argument("--student-batch", type=int, help="override the scale's student batch")
+    parser.add_argument("--loop-per-family", type=int,
+                        help="teacher instances per family and split run through vlmteach's loop against the initial "
+                             "teacher; its one-step predictions join the teacher's data (use with --teacher-init)")
     parser.add_argument("--install", type=Path, help="a folder written by --out, to copy into the repo's weights")
     args = parser.parse_args()
     if args.out is None and args.install is None:
@@ -401,7 +433,8 @@ def main() -> None:
     if args.out is not None:
         scale = SCALES[args.scale]
         scale = replace(scale, time_caps_s=tuple(c * args.time_factor for c in scale.time_caps_s),
-                        student_batch=args.student_batch or scale.student_batch)
+                        student_batch=args.student_batch or scale.student_batch,
+                        loop_per_family=args.loop_per_family or scale.loop_per_family)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         train_all(args.out, scale, args.device, args.workers, tuple(args.stages.split(",")),
                   args.teacher_init, args.student_init, args.vae_init)
