@@ -1,5 +1,5 @@
 """The micro world's training code: labels agree with the scorer, replies parse, the student's noise map,
-and one optimisation step of each model lowers its loss on a fixed batch."""
+and one optimisation step of each model lowers its loss on a fixed batch; the loop clips made for the teacher."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import torch
 from benchmarks.micro import render_solution, score_clip, variants
 from benchmarks.micro.training import data
 from benchmarks.micro.training.loop import fit
+from benchmarks.micro.training.loop_clips import loop_clips
+from benchmarks.micro.training.measure import WEIGHTS, load_student
 from benchmarks.micro.training.pipeline import install
 from benchmarks.micro.training.train_student import (
     embed,
@@ -23,6 +25,7 @@ from benchmarks.micro.training.train_teacher import new_teacher, synthesis_loss,
 from benchmarks.micro.weights_teacher import build_tokenizer
 from harness.method import derive_seed
 from harness.students.taehv import build_light_decoder
+from harness.teachers import QwenVLTeacher
 from harness.teachers.queries import parse_queries
 
 
@@ -204,10 +207,6 @@ def test_vae_training_keeps_the_micro_vae_frame_wise():
 
 
 def test_loop_clips_keep_the_loops_one_step_predictions_with_the_scorers_labels(instances):
-    from benchmarks.micro.training.loop_clips import loop_clips
-    from benchmarks.micro.training.measure import WEIGHTS, load_student
-    from harness.teachers import QwenVLTeacher
-
     student = load_student(WEIGHTS / "student")
     teacher = QwenVLTeacher.from_pretrained(path=str(WEIGHTS / "teacher"), device="cpu")
     instance = instances[0]

@@ -5,7 +5,7 @@ A teacher trained only on the student's unadapted outputs is fooled by the loop:
 instances (lr 3e-4, 40 steps) its goal P(Yes) rose from 0.37 to 0.73 on average while the scorer,
 reading the very frames the teacher saw, found the goal reached in 3 of them (2 before). Reward models
 are made robust by training on the samples optimised against them; this module makes those samples
-(``pipeline.py --loop-per-family N``). One round weakened the attack but did not stop it
+(``pipeline.py --loop-per-family N``). Two rounds weakened the attack but did not stop it
 (docs/micro-world.md).
 """
 
