@@ -12,7 +12,7 @@ from benchmarks.micro.training import data
 from benchmarks.micro.training.loop import fit
 from benchmarks.micro.training.loop_clips import loop_clips
 from benchmarks.micro.training.measure import WEIGHTS, load_student
-from benchmarks.micro.training.pipeline import install
+from benchmarks.micro.training.pipeline import _pad_labels, install, yes_no_stream
 from benchmarks.micro.training.train_student import (
     embed,
     new_student,
@@ -228,3 +228,18 @@ def test_loop_clips_keep_the_loops_one_step_predictions_with_the_scorers_labels(
     with torch.no_grad():
         again = student.decode(student.predict_x0(cond, noise, student.sigmas[0]), light=True).clamp(0, 1)
     torch.testing.assert_close(again, unadapted)
+
+
+def test_yes_no_stream_blends_clips_and_labels_only_when_asked(instances):
+    clips = [render_solution(x, b) for x in instances[:2] for b in ("correct", "wrong_target")]
+    frames = torch.from_numpy(np.stack(clips)).permute(0, 1, 4, 2, 3).float() / 255
+    owner = torch.tensor([0, 0, 1, 1])
+    labels = _pad_labels([data.question_labels(x, c) for x, c in zip([instances[0]] * 2 + [instances[1]] * 2, clips)])
+
+    def targets(blend):
+        stream = yes_no_stream(frames, owner, labels, instances[:2], clips=16, seed=0, blend=blend)
+        return torch.cat([next(stream)[2] for _ in range(4)])
+
+    hard, soft = targets(0.0), targets(0.4)
+    assert set(hard.tolist()) <= {0.0, 1.0}  # hard labels only
+    assert ((soft > 0) & (soft < 1)).any()  # blended clips carry blended labels
