@@ -27,6 +27,7 @@ from harness.method import derive_seed
 from harness.students.taehv import build_light_decoder
 from harness.teachers import QwenVLTeacher
 from harness.teachers.queries import parse_queries
+from harness.video import frames_to_clip
 
 
 @pytest.fixture(scope="module")
@@ -222,8 +223,7 @@ def test_loop_clips_keep_the_loops_one_step_predictions_with_the_scorers_labels(
     # ... three updates against the teacher move it, and each label is the scorer's on the clip kept.
     assert (frames[1].float() - frames[0].float()).abs().max() > 1e-2
     for clip, label in zip(frames, labels):
-        uint8 = (clip.float() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        np.testing.assert_array_equal(label, data.question_labels(instance, uint8))
+        np.testing.assert_array_equal(label, data.question_labels(instance, frames_to_clip(clip.float())))
     # The student is left as it was: LoRA inactive (B = 0).
     with torch.no_grad():
         again = student.decode(student.predict_x0(cond, noise, student.sigmas[0]), light=True).clamp(0, 1)

@@ -21,6 +21,7 @@ from harness.method import derive_seed
 from harness.students.wan import WanStudent
 from harness.teachers import QwenVLTeacher
 from harness.types import Instance, Queries
+from harness.video import frames_to_clip
 from harness.vlmteach.frames import select_frames
 from harness.vlmteach.loss import multi_vqa_loss, weigh_questions
 from harness.vlmteach.method import VlmTeach
@@ -54,8 +55,7 @@ def loop_clips(student: WanStudent, teacher: QwenVLTeacher, instances: Sequence[
                 clip = decoded.detach().float().clamp(0, 1)
                 frames.append(clip.half())
                 owners.append(i)
-                labels.append(data.question_labels(x, (clip * 255).round().to(torch.uint8)
-                                                   .permute(0, 2, 3, 1).cpu().numpy()))
+                labels.append(data.question_labels(x, frames_to_clip(clip)))
             if step == max(snapshots):
                 break
             nll = teacher.yes_nll(select_frames(decoded, method.num_frames)[0], weighted.questions)

@@ -58,6 +58,7 @@ from benchmarks.micro.world import NUM_FRAMES
 from harness.method import uniform_frame_indices
 from harness.students.taehv import TAEHVDecoder
 from harness.teachers import QwenVLTeacher
+from harness.video import frames_to_clip
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 STUDENT_SEED, TEACHER_SEED, LIGHT_SEED = 1, 2, 3  # instance seeds (the evaluation set is seed 0)
@@ -107,11 +108,6 @@ def _variants(args):
 def _labels(args):
     instance, clip = args
     return data.question_labels(instance, clip)
-
-
-def _to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """Frames [T, 3, H, W] in [0, 1] -> uint8 clip [T, H, W, 3] (as harness.video.frames_to_clip)."""
-    return (frames.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 @torch.no_grad()
@@ -259,7 +255,7 @@ def label_agreement(decode, vae, instances, dev: torch.device, workers: int) -> 
         owners = [x for x, (c, _) in zip(instances, sets) for _ in c]
         clips = np.concatenate([c for c, _ in sets])
         recon = decode(normalise(vae, encode_clips(vae, torch.from_numpy(clips).to(dev))))
-        labels = pool.map(_labels, [(x, _to_uint8(f)) for x, f in zip(owners, recon)])
+        labels = pool.map(_labels, [(x, frames_to_clip(f)) for x, f in zip(owners, recon)])
     truth = [lab for _, labs in sets for lab in labs]
     return float(np.mean([np.array_equal(a, b) for a, b in zip(labels, truth)]))
 
@@ -317,9 +313,9 @@ def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int
                                          light=load_light_decoder(out / "student", dev))
     student_frames = torch.cat([one_step, final])
     with Pool(workers) as pool:
-        student_labels = pool.map(_labels, [(teacher_set[int(o)], _to_uint8(f)) for o, f in
+        student_labels = pool.map(_labels, [(teacher_set[int(o)], frames_to_clip(f)) for o, f in
                                             zip(torch.cat([own, own]), student_frames)], chunksize=16)
-        recon_labels = pool.map(_labels, [(teacher_set[int(o)], _to_uint8(f)) for o, f in zip(var_owner, recon)],
+        recon_labels = pool.map(_labels, [(teacher_set[int(o)], frames_to_clip(f)) for o, f in zip(var_owner, recon)],
                                 chunksize=16)
     report = {
         # does the scorer read the VAE's reconstructions as it reads the rendered originals?
