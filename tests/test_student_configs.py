@@ -48,6 +48,7 @@ def test_real_student_configs(name, hub_id, sampler, steps, tmp_path, monkeypatc
     accepted = set(inspect.signature(WanStudent.__init__).parameters) | {"_target_", "path", "dtype"}
     assert set(cfg) <= accepted, set(cfg) - accepted
     assert cfg.compile and cfg.gradient_checkpointing and 0 < cfg.uncheckpointed_blocks < 30
+    assert cfg.fp8 is False  # opt-in: it changes the student's outputs (results/perf)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(InstantiationException) as err:  # Hydra wraps the adapter's UserError

@@ -22,6 +22,7 @@ from transformers import AutoTokenizer
 
 from harness.method import derive_seed
 from harness.loading import resolve_device, resolve_dtype, resolve_model_dir
+from harness.students.fp8 import fp8_base_layers
 from harness.students.lora import LoraSpec, attach_lora, reset_lora
 from harness.students.schedules import check_dmd_sigmas, shifted_flow_sigmas
 from harness.students.taehv import build_light_decoder
@@ -89,6 +90,7 @@ class WanStudent:
         gradient_checkpointing: bool = False,
         uncheckpointed_blocks: int = 0,
         compile: bool = False,
+        fp8: bool = False,
         offload_text_encoder: bool = True,
         max_text_len: int = 512,
         light_decoder: dict[str, Any] | None = None,
@@ -119,6 +121,8 @@ class WanStudent:
         self._lora_params = attach_lora(self.transformer, self.lora_spec) if self.lora_spec else []
         if self._lora_params:
             self.transformer.disable_adapters()  # B = 0: inactive until lora_parameters() is asked for
+        if fp8:
+            fp8_base_layers(self.transformer, self.device)
         if compile:
             # Regional compilation (diffusers): every DiT block shares one compiled graph, LoRA included;
             # compiled lazily at the first call, so once per process and shape.
