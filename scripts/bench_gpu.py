@@ -21,10 +21,17 @@ takes exactly ``--steps`` updates):
   ``torch.compile`` of the repeated Wan block, LoRA inside the graph);
 - ``compiled_partial_ckpt``: compiled, and the first ``--uncheckpointed`` DiT blocks left out of gradient
   checkpointing (``student.uncheckpointed_blocks``: memory for speed);
+- ``compiled_fp8``: ``compiled_partial_ckpt`` with the frozen DiT weights' products in FP8 (``student.fp8``:
+  e4m3, row-wise scales, forward and input gradient; the LoRA stays fp32);
+- ``compiled_fp8_vision``: ``compiled_fp8`` with the teacher's vision blocks compiled too (an experiment:
+  the teacher's decoder layers recompile on its KV cache, its vision blocks have none);
 - ``naive``: the batched teacher (every question a full row, video included) on the eager DiT: the
   measured straightforward baseline of models.md §7.
-Paths run in the order given (compilation cannot be undone in a process, so compiled paths go last).
-Writes ``bench_gpu_<device>.json`` and ``.md`` to ``--out``.
+A path written ``NAME:N`` leaves ``N`` blocks out of checkpointing instead of ``--uncheckpointed``.
+Paths run in the order given (compilation and the FP8 swap cannot be undone in a process, so compiled
+paths come after eager ones and FP8 paths last).
+Writes ``bench_gpu_<device>.json`` and ``.md`` to ``--out`` (and, with ``--profile N``, the operators that
+take the most device time over N more steps of the last path, ``profile_<device>.txt``).
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, T5Confi
 from benchmarks.micro import vocabulary as student_words  # noqa: E402
 from benchmarks.micro import weights_student, weights_teacher  # noqa: E402
 from harness.method import MethodContext  # noqa: E402
+from harness.students.fp8 import fp8_base_layers  # noqa: E402
 from harness.students.taehv import TAEHVDecoder  # noqa: E402
 from harness.students.wan import WanStudent, checkpoint_blocks  # noqa: E402
 from harness.teachers.preprocess import VisionSpec  # noqa: E402
@@ -70,7 +78,7 @@ WAN_5B = dict(patch_size=(1, 2, 2), num_attention_heads=24, attention_head_dim=1
 VAE_5B = dict(base_dim=160, decoder_base_dim=256, z_dim=48, is_residual=True, in_channels=12, out_channels=12,
               patch_size=2, scale_factor_spatial=16, scale_factor_temporal=4, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
               temperal_downsample=[False, True, True])
-WAN_TINY = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=48, out_channels=48,
+WAN_TINY = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=48, out_channels=48,
                 text_dim=16, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
                 qk_norm="rms_norm_across_heads")
 VAE_TINY = dict(base_dim=3, z_dim=48, in_channels=12, out_channels=12, is_residual=True, patch_size=2,
@@ -184,6 +192,30 @@ def step_breakdown(student: WanStudent, teacher: QwenVLTeacher, instance: Instan
             "questions": len(weighted.questions)}
 
 
+def profile_steps(student: WanStudent, teacher: QwenVLTeacher, instance: Instance, k: int, steps: int,
+                  out: Path) -> None:
+    """``steps`` optimisation steps (forward + backward) under torch.profiler: writes the operators and
+    kernels that take the most device time to ``out`` (the profile of the path measured last)."""
+    cond = student.encode(instance)
+    noise = student.make_noise(cond, seed=0)
+    weighted = weigh_questions(teacher.synthesize_queries(instance, max_process=2), 0.5)
+    params = student.lora_parameters()
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if torch.cuda.is_available():
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        for _ in range(steps):
+            x0 = student.predict_x0(cond, noise, student.sigmas[0])
+            frames, _ = select_frames(student.decode(x0, light=True), k)
+            multi_vqa_loss(teacher.yes_nll(frames, weighted.questions), weighted.weights).backward()
+            for p in params:
+                p.grad = None
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+    table = prof.key_averages().table(sort_by="self_device_time_total", row_limit=60, max_name_column_width=90)
+    out.write_text(f"{steps} optimisation steps (DiT forward, light decode, teacher forward, backward)\n{table}\n")
+
+
 def run_path(name: str, student: WanStudent, teacher: QwenVLTeacher, instance: Instance, steps: int, k: int,
              device: torch.device) -> dict[str, Any]:
     """Warm-up, then one timed instance of ``steps`` updates; peak memory over the timed instance."""
@@ -260,7 +292,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=None, help="default 512 (tiny: 64)")
     parser.add_argument("--k", type=int, default=24, help="frames shown to the teacher")
     parser.add_argument("--uncheckpointed", type=int, default=13, help="DiT blocks without checkpointing")
-    parser.add_argument("--paths", default="naive,optimised,compiled,compiled_partial_ckpt")
+    parser.add_argument("--paths", default="naive,optimised,compiled,compiled_partial_ckpt,compiled_fp8:20")
+    parser.add_argument("--profile", type=int, default=0, help="then profile N steps of the last path (CUDA)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results" / "perf")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -279,20 +312,31 @@ def main() -> None:
           f"LoRA {sum(p.numel() for p in student.lora_parameters()) / 1e6:.1f}M params", flush=True)
 
     results: list[dict[str, Any]] = []
-    compiled = False
-    for name in args.paths.split(","):
+    compiled = fp8 = vision = False
+    for spec in args.paths.split(","):
+        name, _, blocks = spec.partition(":")
         teacher.shared_prefix = name != "naive"
-        wants_compile = name.startswith("compiled")
-        if compiled and not wants_compile:
-            raise SystemExit(f"--paths: {name!r} comes after a compiled path; put compiled paths last")
+        wants_compile, wants_fp8, wants_vision = name.startswith("compiled"), "fp8" in name, "vision" in name
+        if (compiled and not wants_compile) or (fp8 and not wants_fp8) or (vision and not wants_vision):
+            raise SystemExit(f"--paths: {spec!r} cannot follow a compiled, FP8 or vision path; put those last")
         if wants_compile and not compiled:
             student.transformer.compile_repeated_blocks()  # what student.compile=true does
             compiled = True
-        checkpoint_blocks(student.transformer, skip_first=args.uncheckpointed if name.endswith("partial_ckpt") else 0)
+        if wants_fp8 and not fp8:
+            fp8_base_layers(student.transformer, device)  # what student.fp8=true does
+            fp8 = True
+        if wants_vision and not vision:
+            for block in teacher.model.model.visual.blocks:  # no KV cache there: one graph for all blocks
+                block.compile(dynamic=True)
+            vision = True
+        partial = name.endswith(("partial_ckpt", "fp8", "vision"))
+        uncheckpointed = int(blocks) if blocks else args.uncheckpointed if partial else 0
+        checkpoint_blocks(student.transformer, skip_first=uncheckpointed)
         try:
-            results.append(run_path(name, student, teacher, instance, args.steps, args.k, device))
+            results.append(run_path(spec, student, teacher, instance, args.steps, args.k, device)
+                           | {"uncheckpointed_blocks": uncheckpointed})
         except Exception as err:  # reported, not hidden: e.g. the path does not fit this GPU
-            results.append({"path": name, "error": f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"})
+            results.append({"path": spec, "error": f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"})
             for p in student.lora_parameters():
                 p.grad = None
             if device.type == "cuda":
@@ -300,6 +344,10 @@ def main() -> None:
         print(json.dumps(results[-1], default=float), flush=True)
         report = write_report(args, device, student, frames, size, teacher_size, build_s, results)
     print(markdown(report))
+    if args.profile:
+        profile = args.out / f"profile_{report_slug(report, args.tiny)}.txt"
+        profile_steps(student, teacher, instance, args.k, args.profile, profile)
+        print(profile.read_text())
 
 
 def write_report(args, device, student, frames, size, teacher_size, build_s, results) -> dict[str, Any]:
@@ -309,12 +357,18 @@ def write_report(args, device, student, frames, size, teacher_size, build_s, res
                          "teacher_frames": args.k, "teacher_size": teacher_size, "questions": 3,
                          "uncheckpointed_blocks": args.uncheckpointed},
               "paths": results}
-    slug = "tiny_" if args.tiny else ""
-    slug += "".join(c if c.isalnum() else "_" for c in report["hardware"].get("gpu", device.type)).strip("_").lower()
+    slug = report_slug(report, args.tiny)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"bench_gpu_{slug}.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     (args.out / f"bench_gpu_{slug}.md").write_text(markdown(report))
     return report
+
+
+
+def report_slug(report: dict[str, Any], tiny: bool) -> str:
+    """``nvidia_h200`` (``tiny_cpu`` for a tiny CPU check): the files' suffix."""
+    name = report["hardware"].get("gpu", report["hardware"]["device"].split(":")[0])
+    return ("tiny_" if tiny else "") + "".join(c if c.isalnum() else "_" for c in name).strip("_").lower()
 
 
 if __name__ == "__main__":
