@@ -243,3 +243,13 @@ def test_yes_no_stream_blends_clips_and_labels_only_when_asked(instances):
     hard, soft = targets(0.0), targets(0.4)
     assert set(hard.tolist()) <= {0.0, 1.0}  # hard labels only
     assert ((soft > 0) & (soft < 1)).any()  # blended clips carry blended labels
+
+
+def test_first_per_cell_takes_the_first_instances_of_every_split_and_task():
+    instances = data.training_instances(("id", "ood"), 3, seed=11)
+    picked = data.first_per_cell(instances, 2)
+    cells = sorted({(x.split, x.task) for x in instances})
+    cell = [(x.split, x.task) for x in instances]
+    assert [cell[i] for i in picked] == [c for c in cells for _ in range(2)]
+    for i in picked:  # the first two of its cell: no earlier instance of the cell was skipped
+        assert cell[:i].count(cell[i]) < 2

@@ -84,6 +84,15 @@ def training_instances(splits: tuple[str, ...], n_per_family: int, seed: int) ->
     return [x for split in splits for x in generate_instances(split, n_per_family, seed)]
 
 
+def first_per_cell(instances: list[Instance], n: int) -> list[int]:
+    """Indices of the first ``n`` instances of every (split, task) cell, cell by cell in sorted order: a
+    small subset that covers every family in both splits."""
+    cells: dict[tuple[str, str], list[int]] = {}
+    for i, x in enumerate(instances):
+        cells.setdefault((x.split, x.task), []).append(i)
+    return [i for key in sorted(cells) for i in cells[key][:n]]
+
+
 # ---------------------------------------------------------------- the student's behaviour
 
 

@@ -140,10 +140,8 @@ def measure(student_dir: Path, teacher_dir: Path, per_family: int) -> dict:
 def compare(student_dir: Path, teacher_dir: Path, per_cell: int, lora_alpha: float) -> dict:
     """Mean score per method and paired differences against frozen on a stratified eval subset."""
     bench = MicroBenchmark()
-    cells: dict[tuple[str, str], list] = defaultdict(list)
-    for x in bench.instances():
-        cells[(x.split, x.task)].append(x)
-    chosen = [x for key in sorted(cells) for x in cells[key][:per_cell]]
+    instances = list(bench.instances())
+    chosen = [instances[i] for i in data.first_per_cell(instances, per_cell)]
     student, teacher = load_student(student_dir, lora_alpha), QwenVLTeacher.from_pretrained(path=str(teacher_dir),
                                                                                           device="cpu")
     methods = {"frozen": Frozen(), "best_of_n": BestOfN(n=5), "pass_at_k": PassAtK(k=5),
@@ -180,10 +178,8 @@ def oracle_lora(student_dir: Path, per_cell: int, lora_alpha: float, lr: float |
         raise ValueError(f"space must be 'pixel' or 'latent', got {space!r}")
     lr = VlmTeach().optimizer_kwargs["lr"] if lr is None else lr
     bench = MicroBenchmark()
-    cells: dict[tuple[str, str], list] = defaultdict(list)
-    for x in bench.instances():
-        cells[(x.split, x.task)].append(x)
-    chosen = [x for key in sorted(cells) for x in cells[key][:per_cell]]
+    instances = list(bench.instances())
+    chosen = [instances[i] for i in data.first_per_cell(instances, per_cell)]
     student = load_student(student_dir, lora_alpha)
     trace = {"one_step": [], "final": []}
     for x in chosen:

@@ -355,10 +355,7 @@ def _with_loop_clips(out: Path, scale: Scale, dev: torch.device, teacher, teache
     """The teacher's data plus ``loop_repeat`` copies of vlmteach's loop clips on the first
     ``loop_per_family`` teacher instances of every family and split."""
     started = time.perf_counter()
-    cells: dict[tuple[str, str], list[int]] = {}
-    for i, x in enumerate(teacher_set):
-        cells.setdefault((x.split, x.task), []).append(i)
-    picked = torch.tensor([i for key in sorted(cells) for i in cells[key][:scale.loop_per_family]])
+    picked = torch.tensor(data.first_per_cell(teacher_set, scale.loop_per_family))
     student = load_student(out / "student", device=str(dev))
     loop_frames, loop_owner, loop_labels = loop_clips(student, teacher, [teacher_set[i] for i in picked], log=_log)
     stats = {"clips": len(loop_frames), "goal_rate": float(np.mean([lab[0] for lab in loop_labels])),
