@@ -11,7 +11,10 @@ from hydra.utils import instantiate
 from benchmarks.micro import generate_instances
 from harness.config import CONF_DIR, component_kwargs
 from harness.method import MethodContext, derive_seed, generate_clip
+from harness.types import Queries
 from harness.vlmteach import OptimisationDiverged, VlmTeach
+from harness.vlmteach.frames import select_frames
+from harness.vlmteach.loss import weigh_questions
 
 FIXED = {"goal": "Is the yellow square on the red cell at the end?", "process": ["Does the yellow square stay whole?", "Do the other squares stay put?"]}
 SEED = 11
@@ -127,6 +130,28 @@ def test_fixed_step_count_ignores_the_threshold(models, instances):
     out = run(VlmTeach(num_steps=3, early_stop=False, tau=1e9, **FAST), models, instances[0])
     assert out.steps == 3 and out.trace["steps_used"] == 3 and out.trace["stopped_early"] is False
     assert sum("grad_norm" in step for step in out.trace["per_step"]) == 3
+
+
+def test_observe_sees_each_one_step_prediction_the_teacher_judges(models, instances, monkeypatch):
+    student, teacher = models
+    method = VlmTeach(num_steps=2, early_stop=False, **FAST)
+    cond = student.encode(instances[0])
+    noise = student.make_noise(cond, SEED)
+    judged, seen = [], []
+    original = teacher.yes_nll
+
+    def spy(frames, questions):
+        judged.append(frames.detach().clone())
+        return original(frames, questions)
+
+    monkeypatch.setattr(teacher, "yes_nll", spy)
+    steps = method.optimise(student, teacher, cond, noise, SEED, 7, weigh_questions(Queries(**FIXED), 0.5),
+                            {"per_step": []}, observe=lambda step, frames: seen.append((step, frames.clone())))
+    assert steps == 2 and [step for step, _ in seen] == [0, 1, 2]  # after 0, 1 and 2 updates
+    for (_, frames), shown in zip(seen, judged, strict=True):
+        assert not frames.requires_grad
+        torch.testing.assert_close(select_frames(frames, method.num_frames)[0], shown)
+    assert not torch.equal(seen[0][1], seen[2][1])  # the updates moved the prediction
 
 
 def spy_teacher(teacher, monkeypatch):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
@@ -127,7 +128,7 @@ class VlmTeach(Method):
         }
         try:
             t0 = time.perf_counter()
-            steps = self._optimise(student, teacher, cond, noise, ctx.seed, lora_seed, weighted, trace)
+            steps = self.optimise(student, teacher, cond, noise, ctx.seed, lora_seed, weighted, trace)
             timings["optimise_s"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()
@@ -140,7 +141,7 @@ class VlmTeach(Method):
             student.reset_lora(lora_seed)
         return MethodOutput(clip=clip, trace=trace, timings=timings, steps=steps)
 
-    def _optimise(
+    def optimise(
         self,
         student: Student,
         teacher: Teacher,
@@ -150,8 +151,11 @@ class VlmTeach(Method):
         lora_seed: int,
         weighted: WeightedQuestions,
         trace: dict[str, Any],
+        observe: Callable[[int, torch.Tensor], None] | None = None,
     ) -> int:
-        """The loop of Algorithm 1; returns the number of updates. Fills ``trace`` as it goes."""
+        """The loop of Algorithm 1 from a fresh LoRA; returns the number of updates and fills ``trace`` (a dict
+        with a ``per_step`` list) as it goes. ``observe(step, frames)``, if given, sees the light-decoded
+        one-step prediction [T, 3, H, W] (detached) after ``step`` updates, before the teacher does."""
         student.reset_lora(lora_seed)  # in place: same modules, fresh weights
         params = student.lora_parameters()
         _check_trainable(student, teacher, params)
@@ -165,6 +169,8 @@ class VlmTeach(Method):
             with torch.set_grad_enabled(may_update):
                 x0_hat = self._predict_x0(student, cond, noise, seed)
                 decoded = student.decode(x0_hat, light=True)
+                if observe is not None:
+                    observe(step, decoded.detach())
                 frames, indices = select_frames(decoded, self.num_frames)
                 nll = teacher.yes_nll(frames, weighted.questions)
                 loss = multi_vqa_loss(nll, weighted.weights)

@@ -22,8 +22,7 @@ from harness.students.wan import WanStudent
 from harness.teachers import QwenVLTeacher
 from harness.types import Instance, Queries
 from harness.video import frames_to_clip
-from harness.vlmteach.frames import select_frames
-from harness.vlmteach.loss import multi_vqa_loss, weigh_questions
+from harness.vlmteach.loss import weigh_questions
 from harness.vlmteach.method import VlmTeach
 
 
@@ -35,34 +34,26 @@ def _template_queries(instance: Instance) -> Queries:
 def loop_clips(student: WanStudent, teacher: QwenVLTeacher, instances: Sequence[Instance], *,
                lrs: Sequence[float] = (1e-4, 3e-4, 1e-3), snapshots: Sequence[int] = (5, 15, 30),
                seed: int = 0, log=print) -> tuple[torch.Tensor, torch.Tensor, list[np.ndarray]]:
-    """For each instance, vlmteach's loop (template questions, lambda 0.5, a learning rate drawn from ``lrs``,
-    AdamW with clipping as configured, no early stop) from a noise of its own; the light-decoded one-step
-    prediction after each of ``snapshots`` updates. Returns frames [N, T, 3, H, W] (half), the instance index
-    of each, and the scorer's labels per ``data.questions``."""
+    """For each instance, vlmteach's loop (``VlmTeach.optimise``: template questions, lambda 0.5, a learning rate
+    drawn from ``lrs``, AdamW with clipping as configured, no early stop) from a noise of its own; the
+    light-decoded one-step prediction after each of ``snapshots`` updates. Returns frames [N, T, 3, H, W]
+    (half), the instance index of each, and the scorer's labels per ``data.questions``."""
     rng = np.random.default_rng(seed)
     frames, owners, labels = [], [], []
     for i, x in enumerate(instances):
-        method = VlmTeach(lr=float(rng.choice(lrs)))
-        weighted = weigh_questions(_template_queries(x), method.goal_weight)
-        cond = student.encode(x)
-        noise = student.make_noise(cond, derive_seed(seed, "loop", i))
-        student.reset_lora(derive_seed(seed, "lora", i))
-        params = student.lora_parameters()
-        optimizer = torch.optim.AdamW(params, **method.optimizer_kwargs)
-        for step in range(max(snapshots) + 1):
-            decoded = student.decode(student.predict_x0(cond, noise, student.sigmas[0]), light=True)
+        method = VlmTeach(lr=float(rng.choice(lrs)), early_stop=False, num_steps=max(snapshots))
+
+        def keep(step: int, decoded: torch.Tensor, i: int = i, x: Instance = x) -> None:
             if step in snapshots:
-                clip = decoded.detach().float().clamp(0, 1)
+                clip = decoded.float().clamp(0, 1)
                 frames.append(clip.half())
                 owners.append(i)
                 labels.append(data.question_labels(x, frames_to_clip(clip)))
-            if step == max(snapshots):
-                break
-            nll = teacher.yes_nll(select_frames(decoded, method.num_frames)[0], weighted.questions)
-            optimizer.zero_grad(set_to_none=True)
-            multi_vqa_loss(nll, weighted.weights).backward()
-            torch.nn.utils.clip_grad_norm_(params, method.grad_clip)
-            optimizer.step()
+
+        cond = student.encode(x)
+        noise = student.make_noise(cond, derive_seed(seed, "loop", i))
+        method.optimise(student, teacher, cond, noise, seed, derive_seed(seed, "lora", i),
+                        weigh_questions(_template_queries(x), method.goal_weight), {"per_step": []}, observe=keep)
         if (i + 1) % 16 == 0:
             log(f"loop clips: {i + 1}/{len(instances)} instances")
     student.reset_lora(seed)
