@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.lora import LoraLayer
 from test_student_wan import _perturb_lora_b, make_instance, micro
 
-from harness.students.fp8 import FP8, Fp8FrozenLinear, quantise_rows
+from harness.students.fp8 import FP8, Fp8FrozenLinear, fp8_base_layers, quantise_rows
 from harness.types import UserError
 
 
@@ -90,3 +91,10 @@ def test_fp8_compiles_with_the_regional_compile():
 def test_fp8_refuses_what_it_cannot_run(settings, message):
     with pytest.raises(UserError, match=message):
         micro(**settings)
+
+
+def test_fp8_refuses_a_model_it_would_leave_unchanged():
+    model = inject_adapter_in_model(LoraConfig(target_modules=["0"], r=2), torch.nn.Sequential(torch.nn.Linear(24, 24)))
+    model.to(torch.bfloat16)
+    with pytest.raises(UserError, match="multiples of 16"):
+        fp8_base_layers(model, torch.device("cpu"))

@@ -90,4 +90,7 @@ def fp8_base_layers(model: torch.nn.Module, device: torch.device) -> int:
             continue  # _scaled_mm cannot take this shape; the layer keeps its bf16 matmul
         layer.base_layer = Fp8FrozenLinear(base)
         swapped += 1
+    if not swapped:
+        raise UserError(f"student.fp8: none of the {len(layers)} LoRA base layers is an nn.Linear with both sizes "
+                        f"multiples of {_ALIGN}, as FP8 matmuls need: set student.fp8=false")
     return swapped
