@@ -11,6 +11,7 @@ from teacher_fixtures import write_tiny_teacher
 from transformers import Qwen2_5_VLProcessor, Qwen3VLProcessor
 from transformers.video_utils import VideoMetadata
 
+from benchmarks.micro import generate_instances
 from harness.teachers import QwenVLTeacher
 from harness.teachers.preprocess import video_pixels
 from harness.teachers.queries import fallback_queries
@@ -212,6 +213,22 @@ def test_generate_is_greedy_and_checks_images(micro_teacher):
         micro_teacher.generate("x", images=[image.astype(np.float32)])
     text_only = micro_teacher.generate("What is in the grid?", max_new_tokens=4)
     assert isinstance(text_only, str)
+
+
+def test_a_static_synthesis_cache_writes_the_same_questions():
+    instances = generate_instances("id", 1, seed=3)  # one per family: prompts of different lengths
+    dynamic = QwenVLTeacher.from_pretrained(path="benchmarks/micro/weights/teacher", device="cpu")
+    static = QwenVLTeacher.from_pretrained(path="benchmarks/micro/weights/teacher", device="cpu",
+                                           synthesis_cache_len=1024)
+    configs = []
+    original = static.model.generate
+    static.model.generate = lambda **kw: configs.append(kw["generation_config"]) or original(**kw)
+    for x in instances:
+        assert static.synthesize_queries(x, max_process=3) == dynamic.synthesize_queries(x, max_process=3)
+    assert {(c.cache_implementation, c.max_cache_len) for c in configs} == {("static", 1024)}
+    assert static.model._previous_max_cache_length == 1024  # one cache size for every prompt: no recompiles
+    with pytest.raises(UserError, match="synthesis_cache_len"):
+        QwenVLTeacher.from_pretrained(path="benchmarks/micro/weights/teacher", device="cpu", synthesis_cache_len=0)
 
 
 def test_system_prompt_and_image_expansion(micro_teacher):

@@ -71,7 +71,7 @@ class QwenVLTeacher(ChatTeacher):
 
     def __init__(self, *, model: torch.nn.Module, tokenizer, chat_template: str, spec: VisionSpec,
                  video_fps: float, question_suffix: str, system_prompt: str | None, max_new_tokens: int,
-                 synthesis_retries: int, shared_prefix: bool = True):
+                 synthesis_retries: int, shared_prefix: bool = True, synthesis_cache_len: int | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.chat_template = chat_template
@@ -83,6 +83,9 @@ class QwenVLTeacher(ChatTeacher):
         self.max_new_tokens = max_new_tokens
         self.synthesis_retries = synthesis_retries
         self.shared_prefix = shared_prefix
+        if synthesis_cache_len is not None and synthesis_cache_len < 1:
+            raise UserError(f"teacher.synthesis_cache_len must be a positive token count or null, got {synthesis_cache_len}")
+        self.synthesis_cache_len = synthesis_cache_len
         cfg = model.config
         self.video_token = tokenizer.convert_ids_to_tokens(cfg.video_token_id)
         self.image_token = tokenizer.convert_ids_to_tokens(cfg.image_token_id)
@@ -96,7 +99,7 @@ class QwenVLTeacher(ChatTeacher):
         cls, *, path: str, device: str = "auto", dtype: str = "float32", max_pixels: int | None = None,
         min_pixels: int | None = None, video_fps: float = 2.0, question_suffix: str = " Answer with Yes or No.",
         system_prompt: str | None = None, gradient_checkpointing: bool = False, max_new_tokens: int = 256,
-        synthesis_retries: int = 2, shared_prefix: bool | None = None,
+        synthesis_retries: int = 2, shared_prefix: bool | None = None, synthesis_cache_len: int | None = None,
     ) -> QwenVLTeacher:
         """Load a Qwen3-VL or Qwen2.5-VL checkpoint (folder or hub id) as a frozen teacher.
 
@@ -106,6 +109,9 @@ class QwenVLTeacher(ChatTeacher):
         ``second_per_grid_ts``). ``shared_prefix`` runs the system + video prefix once per ``yes_nll`` call and
         reuses its KV cache for every question; transformers drops that cache under gradient checkpointing,
         so the two are exclusive and ``None`` means "on unless ``gradient_checkpointing``".
+        ``synthesis_cache_len`` gives question synthesis a static KV cache of that many tokens (at least prompt +
+        ``max_new_tokens``), which ``generate`` compiles on a GPU: one decoding graph for every prompt up to that
+        length (a cache sized per prompt would recompile per prompt length); ``None``: a dynamic cache, eager.
         """
         if shared_prefix is None:
             shared_prefix = not gradient_checkpointing
@@ -134,7 +140,8 @@ class QwenVLTeacher(ChatTeacher):
             model.eval()
         return cls(model=model, tokenizer=tokenizer, chat_template=chat_template(local, tokenizer), spec=spec,
                    video_fps=video_fps, question_suffix=question_suffix, system_prompt=system_prompt,
-                   max_new_tokens=max_new_tokens, synthesis_retries=synthesis_retries, shared_prefix=shared_prefix)
+                   max_new_tokens=max_new_tokens, synthesis_retries=synthesis_retries, shared_prefix=shared_prefix,
+                   synthesis_cache_len=synthesis_cache_len)
 
     # ---------------------------------------------------------------- the loss
     def yes_nll(self, frames: torch.Tensor, questions: list[str]) -> torch.Tensor:
@@ -278,8 +285,10 @@ class QwenVLTeacher(ChatTeacher):
         batch = self._tokenize([text])
         sampled = {"do_sample": True, "temperature": 0.7, "top_p": 0.9}  # retries only, seeded
         decoding = {"do_sample": False} if sample_seed is None else sampled
+        cache = {} if self.synthesis_cache_len is None else {"cache_implementation": "static",
+                                                               "max_cache_len": self.synthesis_cache_len}
         config = GenerationConfig(max_new_tokens=max_new_tokens, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
-                                  **decoding)
+                                  **decoding, **cache)
         with torch.no_grad(), eval_mode(self.model), seeded(sample_seed, self.device):
             out = self.model.generate(**batch, **kwargs, generation_config=config)
         return self.tokenizer.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True).strip()
