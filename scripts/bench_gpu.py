@@ -23,8 +23,6 @@ takes exactly ``--steps`` updates):
   checkpointing (``student.uncheckpointed_blocks``: memory for speed);
 - ``compiled_fp8``: ``compiled_partial_ckpt`` with the frozen DiT weights' products in FP8 (``student.fp8``:
   e4m3, row-wise scales, forward and input gradient; the LoRA stays fp32);
-- ``compiled_fp8_vision``: ``compiled_fp8`` with the teacher's vision blocks compiled too (an experiment:
-  the teacher's decoder layers recompile on its KV cache, its vision blocks have none);
 - ``..._static``: any path with question synthesis on a static KV cache (``teacher.synthesis_cache_len``), its
   decoding compiled by ``generate``;
 - ``naive``: the batched teacher (every question a full row, video included) on the eager DiT: the
@@ -301,7 +299,7 @@ def main() -> None:
     parser.add_argument("--uncheckpointed", type=int, default=13, help="DiT blocks without checkpointing")
     parser.add_argument("--paths", default="naive,optimised,compiled,compiled_partial_ckpt,compiled_partial_ckpt_static,"
                         "compiled_fp8_static:20")
-    parser.add_argument("--profile", type=int, default=0, help="then profile N steps of the last path (CUDA)")
+    parser.add_argument("--profile", type=int, default=0, help="then profile N more steps of the last path")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results" / "perf")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -320,25 +318,21 @@ def main() -> None:
           f"LoRA {sum(p.numel() for p in student.lora_parameters()) / 1e6:.1f}M params", flush=True)
 
     results: list[dict[str, Any]] = []
-    compiled = fp8 = vision = False
+    compiled = fp8 = False
     for spec in args.paths.split(","):
         name, _, blocks = spec.partition(":")
         teacher.shared_prefix = name != "naive"
         teacher.synthesis_cache_len = SYNTHESIS_CACHE_LEN if "static" in name else None
-        wants_compile, wants_fp8, wants_vision = name.startswith("compiled"), "fp8" in name, "vision" in name
-        if (compiled and not wants_compile) or (fp8 and not wants_fp8) or (vision and not wants_vision):
-            raise SystemExit(f"--paths: {spec!r} cannot follow a compiled, FP8 or vision path; put those last")
+        wants_compile, wants_fp8 = name.startswith("compiled"), "fp8" in name
+        if (compiled and not wants_compile) or (fp8 and not wants_fp8):
+            raise SystemExit(f"--paths: {spec!r} cannot follow a compiled or FP8 path; put those last")
         if wants_compile and not compiled:
             student.transformer.compile_repeated_blocks()  # what student.compile=true does
             compiled = True
         if wants_fp8 and not fp8:
             fp8_base_layers(student.transformer, device)  # what student.fp8=true does
             fp8 = True
-        if wants_vision and not vision:
-            for block in teacher.model.model.visual.blocks:  # no KV cache there: one graph for all blocks
-                block.compile(dynamic=True)
-            vision = True
-        partial = name.removesuffix("_static").endswith(("partial_ckpt", "fp8", "vision"))
+        partial = name.removesuffix("_static").endswith(("partial_ckpt", "fp8"))
         uncheckpointed = int(blocks) if blocks else args.uncheckpointed if partial else 0
         checkpoint_blocks(student.transformer, skip_first=uncheckpointed)
         try:
@@ -371,7 +365,6 @@ def write_report(args, device, student, frames, size, teacher_size, build_s, res
     (args.out / f"bench_gpu_{slug}.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     (args.out / f"bench_gpu_{slug}.md").write_text(markdown(report))
     return report
-
 
 
 def report_slug(report: dict[str, Any], tiny: bool) -> str:
