@@ -297,8 +297,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=None, help="default 512 (tiny: 64)")
     parser.add_argument("--k", type=int, default=24, help="frames shown to the teacher")
     parser.add_argument("--uncheckpointed", type=int, default=13, help="DiT blocks without checkpointing")
-    parser.add_argument("--paths", default="naive,optimised,compiled,compiled_partial_ckpt,compiled_partial_ckpt_static,"
-                        "compiled_fp8_static:20")
+    parser.add_argument("--paths", default="naive,optimised,compiled,compiled_partial_ckpt,"
+                        "compiled_partial_ckpt_static,compiled_fp8_static:20")
     parser.add_argument("--profile", type=int, default=0, help="then profile N more steps of the last path")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results" / "perf")
     args = parser.parse_args()

@@ -84,7 +84,8 @@ class QwenVLTeacher(ChatTeacher):
         self.synthesis_retries = synthesis_retries
         self.shared_prefix = shared_prefix
         if synthesis_cache_len is not None and synthesis_cache_len < 1:
-            raise UserError(f"teacher.synthesis_cache_len must be a positive token count or null, got {synthesis_cache_len}")
+            raise UserError(f"teacher.synthesis_cache_len must be a positive token count or null, "
+                            f"got {synthesis_cache_len}")
         self.synthesis_cache_len = synthesis_cache_len
         cfg = model.config
         self.video_token = tokenizer.convert_ids_to_tokens(cfg.video_token_id)
