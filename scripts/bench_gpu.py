@@ -334,6 +334,7 @@ def main() -> None:
             fp8 = True
         partial = name.removesuffix("_static").endswith(("partial_ckpt", "fp8"))
         uncheckpointed = int(blocks) if blocks else args.uncheckpointed if partial else 0
+        uncheckpointed = min(uncheckpointed, len(student.transformer.blocks))  # --tiny has 2 blocks
         checkpoint_blocks(student.transformer, skip_first=uncheckpointed)
         try:
             results.append(run_path(spec, student, teacher, instance, args.steps, args.k, device)
