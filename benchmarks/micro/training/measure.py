@@ -63,6 +63,13 @@ def load_student(path: Path, lora_alpha: float = 16.0, device: str = "cpu") -> W
     return instantiate(cfg, _convert_="all")
 
 
+def eval_subset(per_cell: int) -> tuple[MicroBenchmark, list]:
+    """The evaluation benchmark and its first ``per_cell`` instances of every family and split."""
+    bench = MicroBenchmark()
+    instances = list(bench.instances())
+    return bench, [instances[i] for i in data.first_per_cell(instances, per_cell)]
+
+
 def palette_distance(frames: torch.Tensor) -> torch.Tensor:
     """Per-pixel RGB distance (0-255 units) to the nearest palette colour, frames [T, 3, H, W] in [0, 1]."""
     rgb = frames.permute(0, 2, 3, 1).reshape(-1, 3) * 255
@@ -139,9 +146,7 @@ def measure(student_dir: Path, teacher_dir: Path, per_family: int) -> dict:
 
 def compare(student_dir: Path, teacher_dir: Path, per_cell: int, lora_alpha: float) -> dict:
     """Mean score per method and paired differences against frozen on a stratified eval subset."""
-    bench = MicroBenchmark()
-    instances = list(bench.instances())
-    chosen = [instances[i] for i in data.first_per_cell(instances, per_cell)]
+    bench, chosen = eval_subset(per_cell)
     student, teacher = load_student(student_dir, lora_alpha), QwenVLTeacher.from_pretrained(path=str(teacher_dir),
                                                                                           device="cpu")
     methods = {"frozen": Frozen(), "best_of_n": BestOfN(n=5), "pass_at_k": PassAtK(k=5),
@@ -177,9 +182,7 @@ def oracle_lora(student_dir: Path, per_cell: int, lora_alpha: float, lr: float |
     if space not in ("pixel", "latent"):
         raise ValueError(f"space must be 'pixel' or 'latent', got {space!r}")
     lr = VlmTeach().optimizer_kwargs["lr"] if lr is None else lr
-    bench = MicroBenchmark()
-    instances = list(bench.instances())
-    chosen = [instances[i] for i in data.first_per_cell(instances, per_cell)]
+    _, chosen = eval_subset(per_cell)
     student = load_student(student_dir, lora_alpha)
     trace = {"one_step": [], "final": []}
     for x in chosen:
