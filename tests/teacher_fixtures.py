@@ -21,9 +21,9 @@ TOKEN_IDS = dict(image_token_id=micro.IMAGE_PAD_ID, video_token_id=micro.VIDEO_P
 TEXT_IDS = dict(pad_token_id=micro.PAD_ID, bos_token_id=micro.IM_START_ID, eos_token_id=micro.IM_END_ID)
 
 
-def qwen3_config(vocab_size: int) -> Qwen3VLConfig:
+def qwen3_config(vocab_size: int, text_layers: int = 2) -> Qwen3VLConfig:
     return Qwen3VLConfig(
-        text_config=dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+        text_config=dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=37, num_hidden_layers=text_layers,
                          num_attention_heads=4, num_key_value_heads=2, head_dim=8,
                          rope_parameters={"rope_type": "default", "mrope_section": [2, 1, 1],
                                           "mrope_interleaved": True},
@@ -35,9 +35,9 @@ def qwen3_config(vocab_size: int) -> Qwen3VLConfig:
     )
 
 
-def qwen25_config(vocab_size: int) -> Qwen2_5_VLConfig:
+def qwen25_config(vocab_size: int, text_layers: int = 2) -> Qwen2_5_VLConfig:
     return Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+        text_config=dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=37, num_hidden_layers=text_layers,
                          num_attention_heads=4, num_key_value_heads=2,
                          rope_parameters={"type": "mrope", "mrope_section": [2, 1, 1]}, **TEXT_IDS),
         vision_config=dict(depth=2, hidden_size=32, intermediate_size=32, num_heads=4, out_hidden_size=32,
@@ -47,10 +47,11 @@ def qwen25_config(vocab_size: int) -> Qwen2_5_VLConfig:
     )
 
 
-def write_tiny_teacher(out: Path, family: str, *, seed: int = 0, preprocessor: dict | None = None) -> Path:
+def write_tiny_teacher(out: Path, family: str, *, seed: int = 0, preprocessor: dict | None = None,
+                       text_layers: int = 2) -> Path:
     """Save a tiny ``family`` ("qwen3_vl" | "qwen2_5_vl") checkpoint with the micro tokenizer to ``out``."""
     tokenizer = micro.build_tokenizer()
-    config = (qwen3_config if family == "qwen3_vl" else qwen25_config)(len(tokenizer))
+    config = (qwen3_config if family == "qwen3_vl" else qwen25_config)(len(tokenizer), text_layers)
     model_class = Qwen3VLForConditionalGeneration if family == "qwen3_vl" else Qwen2_5_VLForConditionalGeneration
     torch.manual_seed(seed)
     model_class(config).save_pretrained(out)

@@ -1,11 +1,15 @@
 """The shared-video-prefix path of QwenVLTeacher against the batched reference: same loss, same gradients
-to the frames, and fewer tokens through the language model."""
+to the frames, fewer tokens through the language model; under either attention mask format, under
+gradient checkpointing, and with compiled decoder layers."""
 
 import pytest
 import torch
 from teacher_fixtures import write_tiny_teacher
 
+from torch._dynamo.testing import CompileCounterWithBackend
+
 from harness.teachers import QwenVLTeacher
+from harness.teachers.qwen_vl import compile_decoder_layers
 from harness.types import UserError
 
 PREPROCESSOR = {"size": {"shortest_edge": 28 * 28, "longest_edge": 64 * 64 * 4}}
@@ -66,10 +70,54 @@ def test_yes_nll_uses_the_prefix_once(teacher):
     assert batched - shared >= (len(QUESTIONS) - 1) * video_tokens
 
 
-def test_shared_prefix_and_checkpointing_are_exclusive(tmp_path):
+def test_shared_prefix_with_eager_attention_masks(teacher):
+    # The block mask is built in the attention implementation's own format (eager: additive floats).
+    nll_ref, _ = loss_and_grad(teacher, "score_video_batched")
+    teacher.model.set_attn_implementation("eager")
+    try:
+        nll, _ = loss_and_grad(teacher, "score_video_shared_prefix")
+    finally:
+        teacher.model.set_attn_implementation("sdpa")
+    torch.testing.assert_close(nll, nll_ref, atol=1e-5, rtol=1e-5)
+
+
+def test_shared_prefix_under_gradient_checkpointing(tmp_path):
     path = write_tiny_teacher(tmp_path / "t", "qwen3_vl", preprocessor=PREPROCESSOR)
-    with pytest.raises(UserError, match="shared_prefix"):
-        QwenVLTeacher.from_pretrained(path=str(path), device="cpu", gradient_checkpointing=True, shared_prefix=True)
-    # The default (None) follows checkpointing: the prefix cache would be dropped inside checkpointed layers.
-    assert not QwenVLTeacher.from_pretrained(path=str(path), device="cpu", gradient_checkpointing=True).shared_prefix
-    assert QwenVLTeacher.from_pretrained(path=str(path), device="cpu").shared_prefix
+    ckpt = QwenVLTeacher.from_pretrained(path=str(path), device="cpu", gradient_checkpointing=True)
+    assert ckpt.shared_prefix and ckpt.model.is_activation_checkpointing
+    nll_ref, grad_ref = loss_and_grad(ckpt, "score_video_batched")
+    nll, grad = loss_and_grad(ckpt, "score_video_shared_prefix")
+    torch.testing.assert_close(nll, nll_ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grad, grad_ref, atol=1e-6 * float(grad_ref.abs().max()) + 1e-9, rtol=1e-3)
+
+
+@pytest.mark.parametrize("family", ["qwen3_vl", "qwen2_5_vl"])
+def test_compiled_decoder_layers_share_one_graph(tmp_path, family):
+    path = write_tiny_teacher(tmp_path / "t", family, preprocessor=PREPROCESSOR, text_layers=5)
+    teacher = QwenVLTeacher.from_pretrained(path=str(path), device="cpu")
+    nll_ref, grad_ref = loss_and_grad(teacher, "score_video_shared_prefix")
+    counter = CompileCounterWithBackend("aot_eager")
+    compile_decoder_layers(teacher.model, backend=counter)
+    nll, grad = loss_and_grad(teacher, "score_video_shared_prefix")
+    torch.testing.assert_close(nll, nll_ref)
+    torch.testing.assert_close(grad, grad_ref)
+    graphs = counter.frame_count
+    assert 0 < graphs < len(teacher.model.model.language_model.layers)  # one graph for every layer
+    teacher.yes_nll(frames(), QUESTIONS[:2])  # other question lengths: the graph is dynamic
+    assert counter.frame_count == graphs
+    with torch.no_grad():
+        teacher.yes_nll(frames(), QUESTIONS)  # the no-grad graph (scoring), once
+        graphs = counter.frame_count
+        teacher.generate("Is it whole?", max_new_tokens=3)  # with a KV cache: the eager layers
+    assert counter.frame_count == graphs
+
+
+def test_flash_attention_is_refused_for_the_block_mask(teacher):
+    config = teacher.model.config.text_config
+    before = config._attn_implementation
+    config._attn_implementation = "flash_attention_2"  # would drop a dense mask: the tails would see each other
+    try:
+        with pytest.raises(UserError, match="shared_prefix=false"):
+            teacher.yes_nll(frames(), QUESTIONS)
+    finally:
+        config._attn_implementation = before

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from transformers import (
     Qwen2_5_VLForConditionalGeneration,
     Qwen3VLForConditionalGeneration,
 )
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, and_masks, causal_mask_function
 
 from harness.loading import resolve_device, resolve_dtype, resolve_model_dir
 from harness.teachers.base import (
@@ -34,6 +36,7 @@ from harness.teachers.preprocess import VisionSpec, image_pixels, video_pixels
 from harness.types import UserError
 
 
+_BLOCK_MASK_ATTENTION = ("sdpa", "eager")  # take a dense 4D mask (flash attention would drop it)
 _TEACHER_FILES = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken"]
 
 
@@ -100,25 +103,21 @@ class QwenVLTeacher(ChatTeacher):
         cls, *, path: str, device: str = "auto", dtype: str = "float32", max_pixels: int | None = None,
         min_pixels: int | None = None, video_fps: float = 2.0, question_suffix: str = " Answer with Yes or No.",
         system_prompt: str | None = None, gradient_checkpointing: bool = False, max_new_tokens: int = 256,
-        synthesis_retries: int = 2, shared_prefix: bool | None = None, synthesis_cache_len: int | None = None,
+        synthesis_retries: int = 2, shared_prefix: bool = True, synthesis_cache_len: int | None = None,
+        compile: bool = False,
     ) -> QwenVLTeacher:
         """Load a Qwen3-VL or Qwen2.5-VL checkpoint (folder or hub id) as a frozen teacher.
 
         ``min_pixels`` / ``max_pixels`` override the video pixel budget, read as the official video
         processor reads it (Qwen3-VL: all frames together; Qwen2.5-VL: per frame). ``video_fps`` is the
         frame rate the frames given to ``yes_nll`` are presented at (Qwen3-VL timestamps, Qwen2.5-VL
-        ``second_per_grid_ts``). ``shared_prefix`` runs the system + video prefix once per ``yes_nll`` call and
-        reuses its KV cache for every question; transformers drops that cache under gradient checkpointing,
-        so the two are exclusive and ``None`` means "on unless ``gradient_checkpointing``".
+        ``second_per_grid_ts``). ``shared_prefix`` runs the system + video prefix once per ``yes_nll`` call, the
+        questions after it in the same row (``score_video_shared_prefix``); off, every question is a full row.
+        ``compile`` compiles the language model's decoder layers for the loss (``compile_decoder_layers``).
         ``synthesis_cache_len`` gives question synthesis a static KV cache of that many tokens (at least prompt +
         ``max_new_tokens``), which ``generate`` compiles on a GPU: one decoding graph for every prompt up to that
         length (a cache sized per prompt would recompile per prompt length); ``None``: a dynamic cache, eager.
         """
-        if shared_prefix is None:
-            shared_prefix = not gradient_checkpointing
-        if shared_prefix and gradient_checkpointing:
-            raise UserError("teacher.shared_prefix reuses the KV cache, which transformers drops under gradient "
-                            "checkpointing: set teacher.shared_prefix=false or teacher.gradient_checkpointing=false")
         torch_dtype = resolve_dtype(dtype, config_key="teacher.dtype")
         hint = " Build the micro teacher with `python -m benchmarks.micro.weights_teacher`." if "micro" in path else ""
         local = resolve_model_dir(path, config_key="teacher.path", marker="config.json", allow_patterns=_TEACHER_FILES, hint=hint)
@@ -139,6 +138,8 @@ class QwenVLTeacher(ChatTeacher):
             model.train()
         else:
             model.eval()
+        if compile:
+            compile_decoder_layers(model)
         return cls(model=model, tokenizer=tokenizer, chat_template=chat_template(local, tokenizer), spec=spec,
                    video_fps=video_fps, question_suffix=question_suffix, system_prompt=system_prompt,
                    max_new_tokens=max_new_tokens, synthesis_retries=synthesis_retries, shared_prefix=shared_prefix,
@@ -194,22 +195,26 @@ class QwenVLTeacher(ChatTeacher):
         )
         return self._answer_nll(out.logits)
 
-    def score_video_shared_prefix(self, video: EncodedVideo, questions: list[str]) -> torch.Tensor:
-        """Same loss as ``score_video_batched``, with the system + video prefix computed once: its KV cache
-        (which carries the gradient to the frames) is repeated for the questions, which run as one batch."""
+    def _prefix_and_tails(self, video: EncodedVideo, questions: list[str]) -> tuple[list[int], list[list[int]]]:
+        """Token ids of the system + video prefix the questions share, and of each question's tail (its text and
+        the teacher-forced answer tokens but the last)."""
         texts = self._question_texts(video, questions)
-        n, answer = len(questions), self.yes_ids
         prefix_text = texts[0][:texts[0].rindex(self.vision_end) + len(self.vision_end)]
         if not all(t.startswith(prefix_text) for t in texts):
             raise RuntimeError("the questions do not share the chat prefix; set teacher.shared_prefix=false")
         prefix = self.tokenizer(prefix_text)["input_ids"]
+        answer = self.yes_ids
         tails = [self.tokenizer(t[len(prefix_text):], add_special_tokens=False)["input_ids"] + answer[:-1]
                  for t in texts]
         if prefix + tails[0][:len(tails[0]) - len(answer) + 1] != self.tokenizer(texts[0])["input_ids"]:
             raise RuntimeError("the tokenizer merges tokens across the end of the video; "
                                "set teacher.shared_prefix=false")
-        # Right-padded full rows give the positions (mRoPE) each token has in the batched path.
-        width = len(prefix) + max(map(len, tails))
+        return prefix, tails
+
+    def _full_rows(self, prefix: list[int], tails: list[list[int]], grid: tuple[int, int, int]):
+        """Right-padded full rows (prefix + tail) with their modality types and mRoPE positions: each token's
+        position is the one it has in the batched path."""
+        n, width = len(tails), len(prefix) + max(map(len, tails))
         ids = torch.full((n, width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((n, width), dtype=torch.long)
         for i, tail in enumerate(tails):
@@ -217,20 +222,46 @@ class QwenVLTeacher(ChatTeacher):
             mask[i, :len(prefix) + len(tail)] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
         types = (ids == self.model.config.video_token_id).int() * 2
-        grids = torch.tensor([video.grid] * n, device=self.device)
+        grids = torch.tensor([grid] * n, device=self.device)
         positions, _ = self.model.model.get_rope_index(input_ids=ids, mm_token_type_ids=types, video_grid_thw=grids,
                                                        attention_mask=mask, **self._grid_extra(n))
-        p = len(prefix)
-        head = self.model.model(
-            input_ids=ids[:1, :p], attention_mask=mask[:1, :p], position_ids=positions[:, :1, :p],
-            mm_token_type_ids=types[:1, :p], video_grid_thw=grids[:1], mm_encoder_outputs={"video": video.features},
-            use_cache=True,
-        )
-        cache = head.past_key_values
-        cache.batch_repeat_interleave(n)
-        out = self.model(input_ids=ids[:, p:], attention_mask=mask, position_ids=positions[:, :, p:],
-                         past_key_values=cache, use_cache=True, mm_token_type_ids=types[:, p:])
-        return self._tail_answer_nll(out.logits, [len(t) for t in tails], len(answer))
+        return ids, types, positions
+
+    def score_video_shared_prefix(self, video: EncodedVideo, questions: list[str]) -> torch.Tensor:
+        """Same loss as ``score_video_batched`` with the system + video prefix computed once: one row holds the
+        prefix, then every question's tail (its text and the answer), each tail seeing the prefix and itself
+        only (a block mask) at the positions of its own full row. No KV cache, so the decoder layers compile
+        (``teacher.compile``) and checkpoint like those of any forward."""
+        answer = self.yes_ids
+        prefix, tails = self._prefix_and_tails(video, questions)
+        ids, types, positions = self._full_rows(prefix, tails, video.grid)
+        p, lengths = len(prefix), [len(t) for t in tails]
+        pieces = [slice(0, p)] + [slice(p, p + n) for n in lengths]
+        rows = [0] + list(range(len(tails)))
+        packed_ids = torch.cat([ids[r, s] for r, s in zip(rows, pieces)])[None]
+        packed_types = torch.cat([types[r, s] for r, s in zip(rows, pieces)])[None]
+        packed_positions = torch.cat([positions[:, r, s] for r, s in zip(rows, pieces)], dim=-1)[:, None]
+        segment = torch.repeat_interleave(torch.arange(len(pieces), device=self.device),
+                                          torch.tensor([p, *lengths], device=self.device))
+
+        def prefix_or_same_question(batch, head, q, kv):
+            return (segment[kv] == 0) | (segment[kv] == segment[q])
+
+        text_config = self.model.config.text_config
+        if text_config._attn_implementation not in _BLOCK_MASK_ATTENTION:
+            raise UserError(f"teacher.shared_prefix needs one of {_BLOCK_MASK_ATTENTION} attention for its block mask, "
+                            f"not {text_config._attn_implementation!r}: set teacher.shared_prefix=false")
+        width = packed_ids.shape[1]  # the mask in the attention implementation's format (bool / additive)
+        block_mask = ALL_MASK_ATTENTION_FUNCTIONS[text_config._attn_implementation](
+            batch_size=1, q_length=width, kv_length=width, q_offset=0, kv_offset=0, attention_mask=None,
+            mask_function=and_masks(causal_mask_function, prefix_or_same_question), allow_is_causal_skip=False,
+            use_vmap=False, dtype=self.dtype, device=self.device, config=text_config)
+        ends = torch.tensor(lengths, device=self.device).cumsum(0) + p
+        keep = (ends[:, None] - len(answer) + torch.arange(len(answer), device=self.device)).flatten()
+        out = self.model(input_ids=packed_ids, attention_mask=block_mask, position_ids=packed_positions,
+                         mm_token_type_ids=packed_types, video_grid_thw=torch.tensor([video.grid], device=self.device),
+                         mm_encoder_outputs={"video": video.features}, logits_to_keep=keep, use_cache=False)
+        return self._answer_nll(out.logits.view(len(tails), len(answer), -1))
 
     # ---------------------------------------------------------------- text
     def chat_text(self, content: list[dict]) -> str:
@@ -333,6 +364,22 @@ def _zero_dropout(model: torch.nn.Module) -> None:
     for cfg in (model.config, getattr(model.config, "text_config", None), getattr(model.config, "vision_config", None)):
         if cfg is not None and getattr(cfg, "attention_dropout", 0.0):
             cfg.attention_dropout = 0.0
+
+
+def compile_decoder_layers(model: torch.nn.Module, backend: str | Callable = "inductor") -> None:
+    """Regional ``torch.compile`` of the language model's decoder layers, for calls without a KV cache (the
+    packed loss); a call with a cache runs the eager layer. A cache's per-layer state (layer index,
+    initialisation) would recompile the shared graph for every layer, and ``generate``'s own static-cache
+    compilation traces through the eager layer."""
+    for layer in model.model.language_model.layers:
+        eager = layer.forward
+        compiled = torch.compile(eager, dynamic=True, backend=backend)  # question lengths vary per instance
+
+        def forward(*args, past_key_values=None, _eager=eager, _compiled=compiled, **kwargs):
+            run = _eager if past_key_values is not None else _compiled
+            return run(*args, past_key_values=past_key_values, **kwargs)
+
+        layer.forward = forward
 
 
 def _repeat_features(features, n: int):
