@@ -7,6 +7,7 @@ from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
+from hydra import compose, initialize_config_dir
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -45,8 +46,11 @@ def test_real_student_configs(name, hub_id, sampler, steps, tmp_path, monkeypatc
     expected = shifted_flow_sigmas(50, 5.0) if sampler == "euler" else [1.0, 0.757, 0.522]
     assert sigmas == expected
     # Every other key reaches WanStudent (checked here because the 5B weights are not loaded below).
-    accepted = set(inspect.signature(WanStudent.__init__).parameters) | {"_target_", "path", "dtype"}
+    accepted = set(inspect.signature(WanStudent.__init__).parameters) | {"_target_", "path", "dtype", "vae_dtype"}
     assert set(cfg) <= accepted, set(cfg) - accepted
+    with initialize_config_dir(config_dir=str(CONF.parent), version_base="1.3"):
+        fast = compose(config_name="config", overrides=[f"student={name}", "experiment=fast_h200"]).student
+    assert set(fast) <= accepted and fast.fp8 and fast.uncheckpointed_blocks < 30
     assert cfg.compile and cfg.gradient_checkpointing and 0 < cfg.uncheckpointed_blocks < 30
     assert cfg.fp8 is False  # opt-in: it changes the student's outputs (results/perf)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))

@@ -145,10 +145,12 @@ class WanStudent:
             )
 
     @classmethod
-    def from_pretrained(cls, *, path: str, dtype: str = "float32", **settings: Any) -> WanStudent:
+    def from_pretrained(cls, *, path: str, dtype: str = "float32", vae_dtype: str = "float32",
+                        **settings: Any) -> WanStudent:
         """Load every component from a diffusers-format directory or hub id (``student.path``).
 
-        ``dtype`` is the transformer's and text encoder's; ``settings`` are ``__init__``'s keyword arguments.
+        ``dtype`` is the transformer's and text encoder's, ``vae_dtype`` the Wan VAE's (fp32, as diffusers
+        advises; bf16 decodes the final video faster); ``settings`` are ``__init__``'s keyword arguments.
         """
         root = resolve_model_dir(path, config_key="student.path", marker="model_index.json", allow_patterns=_COMPONENTS)
         index_file = root / "model_index.json"
@@ -158,12 +160,12 @@ class WanStudent:
         if library != "transformers" or not hasattr(transformers, class_name):
             raise UserError(f"{index_file}: unsupported text encoder {library}.{class_name}")
         torch_dtype = resolve_dtype(dtype, config_key="student.dtype")
+        vae_torch_dtype = resolve_dtype(vae_dtype, config_key="student.vae_dtype")
         resolve_device(settings.get("device", "auto"), config_key="student.device")  # fail before loading GBs
         text_encoder_cls = getattr(transformers, class_name)
         return cls(
             transformer=WanTransformer3DModel.from_pretrained(root, subfolder="transformer", torch_dtype=torch_dtype),
-            # The Wan VAE stays in fp32, as diffusers advises.
-            vae=AutoencoderKLWan.from_pretrained(root, subfolder="vae", torch_dtype=torch.float32),
+            vae=AutoencoderKLWan.from_pretrained(root, subfolder="vae", torch_dtype=vae_torch_dtype),
             text_encoder=text_encoder_cls.from_pretrained(root, subfolder="text_encoder", dtype=torch_dtype),
             tokenizer=AutoTokenizer.from_pretrained(root, subfolder="tokenizer"),
             **settings,
