@@ -82,13 +82,21 @@ def test_video_layout_matches_official_patchify():
     assert torch.equal(ours, ref[0])
 
 
-def test_video_pixels_match_official_video_processor():
+@pytest.mark.parametrize("family", ["qwen3_vl", "qwen2_5_vl"])
+def test_video_pixels_match_official_video_processor(family):
     pytest.importorskip("torchvision", reason="transformers' Qwen video processors need torchvision")
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor  # imports torchvision
+
     frames = np.stack([smooth_image(64, 96, seed=s) for s in range(5)])
-    size = {"shortest_edge": QWEN3.video_min_pixels, "longest_edge": QWEN3.video_max_pixels}
-    processor = Qwen3VLVideoProcessor(size=size, do_sample_frames=False, cap_pixels_per_frame=False)
+    spec = QWEN3 if family == "qwen3_vl" else QWEN25
+    size = {"shortest_edge": spec.video_min_pixels, "longest_edge": spec.video_max_pixels}
+    if family == "qwen3_vl":  # budget over the whole video
+        processor = Qwen3VLVideoProcessor(size=size, do_sample_frames=False, cap_pixels_per_frame=False)
+    else:  # budget per frame, CLIP normalisation, 14-pixel patches
+        processor = Qwen2VLVideoProcessor(size=size, do_sample_frames=False, cap_pixels_per_frame=False,
+                                          patch_size=14, image_mean=CLIP_MEAN, image_std=CLIP_STD)
     ref = processor(videos=[frames], return_tensors="pt")
-    ours, grid = video_pixels(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255, QWEN3)
+    ours, grid = video_pixels(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255, spec)
     assert list(grid) == ref["video_grid_thw"][0].tolist()
     assert (ours - ref["pixel_values_videos"]).abs().max() < 0.05
 
