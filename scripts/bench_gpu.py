@@ -15,8 +15,8 @@ stops early and never parses, so the fallback questions are used).
 
 Paths, each on one instance (a short warm-up instance first; early stop off, so every instance
 takes exactly ``--steps`` updates):
-- ``optimised``: the teacher runs the system + video prefix once per loss and reuses its KV cache
-  for the questions (``teacher.shared_prefix``);
+- ``optimised``: the teacher runs the system + video prefix once per loss, the questions after it in
+  the same row under a block mask (``teacher.shared_prefix``);
 - ``compiled``: the same, with every DiT block compiled (``student.compile``: diffusers' regional
   ``torch.compile`` of the repeated Wan block, LoRA inside the graph);
 - ``compiled_partial_ckpt``: compiled, and the first ``--uncheckpointed`` DiT blocks left out of gradient
@@ -25,6 +25,8 @@ takes exactly ``--steps`` updates):
   e4m3, row-wise scales, forward and input gradient; the LoRA stays fp32);
 - ``..._static``: any path with question synthesis on a static KV cache (``teacher.synthesis_cache_len``), its
   decoding compiled by ``generate``;
+- ``..._tcompile``: the teacher's decoder layers compiled (``teacher.compile``);
+- ``..._vae16``: the final decode with the Wan VAE in bf16 (``student.vae_dtype``);
 - ``naive``: the batched teacher (every question a full row, video included) on the eager DiT: the
   measured straightforward baseline of models.md §7.
 A path written ``NAME:N`` leaves ``N`` blocks out of checkpointing instead of ``--uncheckpointed``.
@@ -61,7 +63,7 @@ from harness.students.fp8 import fp8_base_layers  # noqa: E402
 from harness.students.taehv import TAEHVDecoder  # noqa: E402
 from harness.students.wan import WanStudent, checkpoint_blocks  # noqa: E402
 from harness.teachers.preprocess import VisionSpec  # noqa: E402
-from harness.teachers.qwen_vl import QwenVLTeacher  # noqa: E402
+from harness.teachers.qwen_vl import QwenVLTeacher, compile_decoder_layers  # noqa: E402
 from harness.types import Instance  # noqa: E402
 from harness.vlmteach import VlmTeach  # noqa: E402
 from harness.vlmteach.frames import select_frames  # noqa: E402
@@ -297,8 +299,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=None, help="default 512 (tiny: 64)")
     parser.add_argument("--k", type=int, default=24, help="frames shown to the teacher")
     parser.add_argument("--uncheckpointed", type=int, default=13, help="DiT blocks without checkpointing")
-    parser.add_argument("--paths", default="naive,optimised,compiled,compiled_partial_ckpt,"
-                        "compiled_partial_ckpt_static,compiled_fp8_static:20")
+    parser.add_argument("--paths", default="naive,optimised,compiled_partial_ckpt_static,"
+                        "compiled_partial_ckpt_static_tcompile,compiled_partial_ckpt_static_tcompile:20,"
+                        "compiled_fp8_static_tcompile:20,compiled_fp8_static_tcompile_vae16:20")
     parser.add_argument("--profile", type=int, default=0, help="then profile N more steps of the last path")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results" / "perf")
     args = parser.parse_args()
@@ -318,13 +321,15 @@ def main() -> None:
           f"LoRA {sum(p.numel() for p in student.lora_parameters()) / 1e6:.1f}M params", flush=True)
 
     results: list[dict[str, Any]] = []
-    compiled = fp8 = False
+    compiled = fp8 = teacher_compiled = False
     for spec in args.paths.split(","):
         name, _, blocks = spec.partition(":")
+        flags = set(name.split("_"))
         teacher.shared_prefix = name != "naive"
-        teacher.synthesis_cache_len = SYNTHESIS_CACHE_LEN if "static" in name else None
-        wants_compile, wants_fp8 = name.startswith("compiled"), "fp8" in name
-        if (compiled and not wants_compile) or (fp8 and not wants_fp8):
+        teacher.synthesis_cache_len = SYNTHESIS_CACHE_LEN if "static" in flags else None
+        wants_compile, wants_fp8, wants_teacher_compile = "compiled" in flags, "fp8" in flags, "tcompile" in flags
+        irreversible = [(compiled, wants_compile), (fp8, wants_fp8), (teacher_compiled, wants_teacher_compile)]
+        if any(done and not wanted for done, wanted in irreversible):
             raise SystemExit(f"--paths: {spec!r} cannot follow a compiled or FP8 path; put those last")
         if wants_compile and not compiled:
             student.transformer.compile_repeated_blocks()  # what student.compile=true does
@@ -332,7 +337,11 @@ def main() -> None:
         if wants_fp8 and not fp8:
             fp8_base_layers(student.transformer, device)  # what student.fp8=true does
             fp8 = True
-        partial = name.removesuffix("_static").endswith(("partial_ckpt", "fp8"))
+        if wants_teacher_compile and not teacher_compiled:
+            compile_decoder_layers(teacher.model)  # what teacher.compile=true does
+            teacher_compiled = True
+        student.vae.to(torch.bfloat16 if "vae16" in flags else torch.float32)  # student.vae_dtype=bfloat16
+        partial = bool(flags & {"partial", "fp8"})
         uncheckpointed = int(blocks) if blocks else args.uncheckpointed if partial else 0
         uncheckpointed = min(uncheckpointed, len(student.transformer.blocks))  # --tiny has 2 blocks
         checkpoint_blocks(student.transformer, skip_first=uncheckpointed)
