@@ -53,6 +53,20 @@ def test_frame_tiles_match_the_official_image_processor(teacher):
         assert diff.max() <= max_step and diff.mean() < max(max_step, 1e-5) / 2
 
 
+def test_frame_tiles_match_the_official_video_processor(teacher):
+    pytest.importorskip("torchvision", reason="transformers' InternVL video processor needs torchvision")
+    from transformers.models.internvl.video_processing_internvl import InternVLVideoProcessor  # imports torchvision
+
+    official = InternVLVideoProcessor(size={"height": TILE, "width": TILE}, image_mean=IMAGENET_MEAN,
+                                      image_std=IMAGENET_STD, do_sample_frames=False)
+    video = smooth_frames(150, 230)
+    ref = official(videos=[video], return_tensors="pt")["pixel_values_videos"][0]
+    ours = teacher.frame_tiles(torch.from_numpy(video).permute(0, 3, 1, 2).float() / 255.0)
+    assert ours.shape == ref.shape == (2, 3, TILE, TILE)
+    diff = (ours - ref).abs() * min(IMAGENET_STD)  # in [0, 1] pixel units
+    assert diff.max() <= 6 / 255 and diff.mean() < 3 / 255
+
+
 def test_video_placeholder_matches_internvl_processor(teacher):
     tok = teacher.tokens
     stub = SimpleNamespace(start_image_token=tok["start_image_token"], end_image_token=tok["end_image_token"],

@@ -60,6 +60,21 @@ class ChatTeacher:
         with torch.no_grad():
             return torch.exp(-self.yes_nll(frames, questions)).tolist()
 
+    def _prefix_and_tails(self, texts: list[str], prefix_end: str) -> tuple[list[int], list[list[int]]]:
+        """Token ids of the chat head + video the question ``texts`` share (up to the last ``prefix_end``), and
+        of each question's tail: its text and the teacher-forced answer tokens but the last."""
+        prefix_text = texts[0][:texts[0].rindex(prefix_end) + len(prefix_end)]
+        if not all(t.startswith(prefix_text) for t in texts):
+            raise RuntimeError("the questions do not share the chat prefix; set teacher.shared_prefix=false")
+        prefix = self.tokenizer(prefix_text)["input_ids"]
+        answer = self.yes_ids
+        tails = [self.tokenizer(t[len(prefix_text):], add_special_tokens=False)["input_ids"] + answer[:-1]
+                 for t in texts]
+        if prefix + tails[0][:len(tails[0]) - len(answer) + 1] != self.tokenizer(texts[0])["input_ids"]:
+            raise RuntimeError("the tokenizer merges tokens across the end of the video; "
+                               "set teacher.shared_prefix=false")
+        return prefix, tails
+
     def _answer_nll(self, logits: torch.Tensor) -> torch.Tensor:
         """Summed -log P of the answer tokens from their logits [Q, L, V] (full-vocabulary softmax)."""
         logp = logits.float().log_softmax(-1)

@@ -143,17 +143,8 @@ class InternVLTeacher(ChatTeacher):
 
     def _score_shared_prefix(self, texts: list[str], features) -> torch.Tensor:
         """The chat head and the video run once; their KV cache (carrying the gradient) serves every question."""
-        end = self.tokens["end_image_token"]
-        prefix_text = texts[0][:texts[0].rindex(end) + len(end)]
-        if not all(t.startswith(prefix_text) for t in texts):
-            raise RuntimeError("the questions do not share the chat prefix; set teacher.shared_prefix=false")
-        prefix = self.tokenizer(prefix_text)["input_ids"]
+        prefix, tails = self._prefix_and_tails(texts, self.tokens["end_image_token"])
         answer = self.yes_ids
-        tails = [self.tokenizer(t[len(prefix_text):], add_special_tokens=False)["input_ids"] + answer[:-1]
-                 for t in texts]
-        if prefix + tails[0][:len(tails[0]) - len(answer) + 1] != self.tokenizer(texts[0])["input_ids"]:
-            raise RuntimeError("the tokenizer merges tokens across the end of the video; "
-                               "set teacher.shared_prefix=false")
         n = len(texts)
         head = self.model.model(input_ids=torch.tensor([prefix], device=self.device),
                                 mm_encoder_outputs={"image": features}, use_cache=True)

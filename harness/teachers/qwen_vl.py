@@ -195,22 +195,6 @@ class QwenVLTeacher(ChatTeacher):
         )
         return self._answer_nll(out.logits)
 
-    def _prefix_and_tails(self, video: EncodedVideo, questions: list[str]) -> tuple[list[int], list[list[int]]]:
-        """Token ids of the system + video prefix the questions share, and of each question's tail (its text and
-        the teacher-forced answer tokens but the last)."""
-        texts = self._question_texts(video, questions)
-        prefix_text = texts[0][:texts[0].rindex(self.vision_end) + len(self.vision_end)]
-        if not all(t.startswith(prefix_text) for t in texts):
-            raise RuntimeError("the questions do not share the chat prefix; set teacher.shared_prefix=false")
-        prefix = self.tokenizer(prefix_text)["input_ids"]
-        answer = self.yes_ids
-        tails = [self.tokenizer(t[len(prefix_text):], add_special_tokens=False)["input_ids"] + answer[:-1]
-                 for t in texts]
-        if prefix + tails[0][:len(tails[0]) - len(answer) + 1] != self.tokenizer(texts[0])["input_ids"]:
-            raise RuntimeError("the tokenizer merges tokens across the end of the video; "
-                               "set teacher.shared_prefix=false")
-        return prefix, tails
-
     def _full_rows(self, prefix: list[int], tails: list[list[int]], grid: tuple[int, int, int]):
         """Right-padded full rows (prefix + tail) with their modality types and mRoPE positions: each token's
         position is the one it has in the batched path."""
@@ -233,7 +217,7 @@ class QwenVLTeacher(ChatTeacher):
         only (a block mask) at the positions of its own full row. No KV cache, so the decoder layers compile
         (``teacher.compile``) and checkpoint like those of any forward."""
         answer = self.yes_ids
-        prefix, tails = self._prefix_and_tails(video, questions)
+        prefix, tails = self._prefix_and_tails(self._question_texts(video, questions), self.vision_end)
         ids, types, positions = self._full_rows(prefix, tails, video.grid)
         p, lengths = len(prefix), [len(t) for t in tails]
         pieces = [slice(0, p)] + [slice(p, p + n) for n in lengths]
