@@ -216,6 +216,11 @@ class QwenVLTeacher(ChatTeacher):
         prefix, then every question's tail (its text and the answer), each tail seeing the prefix and itself
         only (a block mask) at the positions of its own full row. No KV cache, so the decoder layers compile
         (``teacher.compile``) and checkpoint like those of any forward."""
+        text_config = self.model.config.text_config
+        attention = text_config._attn_implementation
+        if attention not in _BLOCK_MASK_ATTENTION:
+            raise UserError(f"teacher.shared_prefix needs one of {_BLOCK_MASK_ATTENTION} attention for its block mask, "
+                            f"not {attention!r}: set teacher.shared_prefix=false")
         answer = self.yes_ids
         prefix, tails = self._prefix_and_tails(self._question_texts(video, questions), self.vision_end)
         ids, types, positions = self._full_rows(prefix, tails, video.grid)
@@ -231,12 +236,8 @@ class QwenVLTeacher(ChatTeacher):
         def prefix_or_same_question(batch, head, q, kv):
             return (segment[kv] == 0) | (segment[kv] == segment[q])
 
-        text_config = self.model.config.text_config
-        if text_config._attn_implementation not in _BLOCK_MASK_ATTENTION:
-            raise UserError(f"teacher.shared_prefix needs one of {_BLOCK_MASK_ATTENTION} attention for its block mask, "
-                            f"not {text_config._attn_implementation!r}: set teacher.shared_prefix=false")
-        width = packed_ids.shape[1]  # the mask in the attention implementation's format (bool / additive)
-        block_mask = ALL_MASK_ATTENTION_FUNCTIONS[text_config._attn_implementation](
+        width = packed_ids.shape[1]
+        block_mask = ALL_MASK_ATTENTION_FUNCTIONS[attention](  # in the implementation's format (bool / additive)
             batch_size=1, q_length=width, kv_length=width, q_offset=0, kv_offset=0, attention_mask=None,
             mask_function=and_masks(causal_mask_function, prefix_or_same_question), allow_is_causal_skip=False,
             use_vmap=False, dtype=self.dtype, device=self.device, config=text_config)
@@ -352,7 +353,7 @@ def _zero_dropout(model: torch.nn.Module) -> None:
 
 def compile_decoder_layers(model: torch.nn.Module, backend: str | Callable = "inductor") -> None:
     """Regional ``torch.compile`` of the language model's decoder layers, for calls without a KV cache (the
-    packed loss); a call with a cache runs the eager layer. A cache's per-layer state (layer index,
+    shared-prefix loss); a call with a cache runs the eager layer. A cache's per-layer state (layer index,
     initialisation) would recompile the shared graph for every layer, and ``generate``'s own static-cache
     compilation traces through the eager layer."""
     for layer in model.model.language_model.layers:
