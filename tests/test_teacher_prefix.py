@@ -5,7 +5,6 @@ gradient checkpointing, and with compiled decoder layers."""
 import pytest
 import torch
 from teacher_fixtures import write_tiny_teacher
-
 from torch._dynamo.testing import CompileCounterWithBackend
 
 from harness.teachers import QwenVLTeacher
