@@ -63,7 +63,8 @@ from harness.students.fp8 import fp8_base_layers  # noqa: E402
 from harness.students.taehv import TAEHVDecoder  # noqa: E402
 from harness.students.wan import WanStudent, checkpoint_blocks  # noqa: E402
 from harness.teachers.preprocess import VisionSpec  # noqa: E402
-from harness.teachers.qwen_vl import QwenVLTeacher, compile_decoder_layers  # noqa: E402
+from harness.teachers.qwen_vl import QwenVLTeacher  # noqa: E402
+from harness.teachers.shared_prefix import compile_decoder_layers  # noqa: E402
 from harness.types import Instance  # noqa: E402
 from harness.vlmteach import VlmTeach  # noqa: E402
 from harness.vlmteach.frames import select_frames  # noqa: E402
@@ -338,7 +339,7 @@ def main() -> None:
             fp8_base_layers(student.transformer, device)  # what student.fp8=true does
             fp8 = True
         if wants_teacher_compile and not teacher_compiled:
-            compile_decoder_layers(teacher.model)  # what teacher.compile=true does
+            compile_decoder_layers(teacher.model.model.language_model.layers)  # what teacher.compile=true does
             teacher_compiled = True
         student.vae.to(torch.bfloat16 if "vae16" in flags else torch.float32)  # student.vae_dtype=bfloat16
         partial = bool(flags & {"partial", "fp8"})

@@ -100,22 +100,44 @@ def test_yes_nll_equals_a_plain_forward_with_pixel_values(teacher):
         assert teacher.yes_nll(x, QUESTIONS[1:2])[0] == pytest.approx(expected.item(), rel=1e-5)
 
 
-def test_shared_prefix_equals_batched_and_single(teacher):
-    results = {}
-    for shared in (True, False):
-        teacher.shared_prefix = shared
-        x = frames().requires_grad_(True)
-        nll = teacher.yes_nll(x, QUESTIONS)
-        (grad,) = torch.autograd.grad((nll * torch.tensor([0.5, 0.25, 0.25])).sum(), x)
-        results[shared] = (nll.detach(), grad)
+def loss_and_grad(teacher, shared: bool):
+    teacher.shared_prefix = shared
+    x = frames().requires_grad_(True)
+    nll = teacher.yes_nll(x, QUESTIONS)
+    (grad,) = torch.autograd.grad((nll * torch.tensor([0.5, 0.25, 0.25])).sum(), x)
     teacher.shared_prefix = True
-    torch.testing.assert_close(results[True][0], results[False][0], atol=1e-5, rtol=1e-5)
-    scale = float(results[False][1].abs().max())
+    return nll.detach(), grad
+
+
+def assert_same_loss_and_grad(got, ref):
+    torch.testing.assert_close(got[0], ref[0], atol=1e-5, rtol=1e-5)
+    scale = float(ref[1].abs().max())
     assert scale > 0
-    torch.testing.assert_close(results[True][1], results[False][1], atol=1e-5 * scale, rtol=1e-3)
+    torch.testing.assert_close(got[1], ref[1], atol=1e-5 * scale, rtol=1e-3)
+
+
+def test_shared_prefix_equals_batched_and_single(teacher):
+    batched = loss_and_grad(teacher, shared=False)
+    assert_same_loss_and_grad(loss_and_grad(teacher, shared=True), batched)
     with torch.no_grad():
         single = torch.cat([teacher.yes_nll(frames(), [q]) for q in QUESTIONS])
-    torch.testing.assert_close(single, results[False][0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(single, batched[0], atol=1e-5, rtol=1e-5)
+
+
+def test_shared_prefix_under_checkpointing_and_compiled_layers(tmp_path):
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    from harness.teachers.shared_prefix import compile_decoder_layers
+
+    ckpt = InternVLTeacher.from_pretrained(path=str(write_tiny_internvl(tmp_path)), device="cpu",
+                                           gradient_checkpointing=True)
+    assert ckpt.model.training and ckpt.model.is_activation_checkpointing
+    batched = loss_and_grad(ckpt, shared=False)
+    assert_same_loss_and_grad(loss_and_grad(ckpt, shared=True), batched)
+    counter = CompileCounterWithBackend("aot_eager")
+    compile_decoder_layers(ckpt.model.model.language_model.layers, backend=counter)
+    assert_same_loss_and_grad(loss_and_grad(ckpt, shared=True), batched)
+    assert counter.frame_count > 0
 
 
 def test_generation_with_an_image_and_query_synthesis_fallback(teacher):

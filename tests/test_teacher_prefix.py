@@ -8,7 +8,7 @@ from teacher_fixtures import write_tiny_teacher
 from torch._dynamo.testing import CompileCounterWithBackend
 
 from harness.teachers import QwenVLTeacher
-from harness.teachers.qwen_vl import compile_decoder_layers
+from harness.teachers.shared_prefix import compile_decoder_layers
 from harness.types import UserError
 
 PREPROCESSOR = {"size": {"shortest_edge": 28 * 28, "longest_edge": 64 * 64 * 4}}
@@ -96,7 +96,7 @@ def test_compiled_decoder_layers_share_one_graph(tmp_path, family):
     teacher = QwenVLTeacher.from_pretrained(path=str(path), device="cpu")
     nll_ref, grad_ref = loss_and_grad(teacher, "score_video_shared_prefix")
     counter = CompileCounterWithBackend("aot_eager")
-    compile_decoder_layers(teacher.model, backend=counter)
+    compile_decoder_layers(teacher.model.model.language_model.layers, backend=counter)
     nll, grad = loss_and_grad(teacher, "score_video_shared_prefix")
     torch.testing.assert_close(nll, nll_ref)
     torch.testing.assert_close(grad, grad_ref)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from harness.method import derive_seed
+from harness.teachers.shared_prefix import compile_decoder_layers
 from harness.teachers.queries import (
     build_synthesis_prompt,
     fallback_queries,
@@ -81,13 +82,6 @@ class ChatTeacher:
         target = torch.tensor(self.yes_ids, device=self.device).expand(logits.shape[0], -1)
         return -logp.gather(-1, target[..., None]).squeeze(-1).sum(-1)
 
-    def _tail_answer_nll(self, logits: torch.Tensor, tail_lengths: list[int], answer_len: int) -> torch.Tensor:
-        """Answer NLL when each row's answer ends its own right-padded tail of ``logits [Q, L, V]``."""
-        rows = torch.arange(logits.shape[0], device=self.device)[:, None]
-        ends = torch.tensor(tail_lengths, device=self.device)
-        cols = ends[:, None] - answer_len + torch.arange(answer_len, device=self.device)
-        return self._answer_nll(logits[rows, cols])
-
     def _apply_chat_template(self, content: list[dict]) -> str:
         """One user turn (plus the optional system turn) through the chat template, generation prompt open."""
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
@@ -140,6 +134,34 @@ def eos_ids(model, tokenizer) -> list[int]:
         if tid is not None and tid != tokenizer.unk_token_id:
             ids.add(tid)
     return sorted(ids)
+
+
+def prepare_frozen(model: torch.nn.Module, *, gradient_checkpointing: bool, compile: bool) -> None:
+    """A frozen teacher for the loss: no weight gradients; gradient checkpointing (transformers only
+    checkpoints in train mode, made safe by zeroing dropout) or eval mode; the language model's decoder
+    layers compiled for the shared-prefix row (``compile_decoder_layers``)."""
+    model.requires_grad_(False)
+    if gradient_checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        _zero_dropout(model)
+        model.train()
+    else:
+        model.eval()
+    if compile:
+        compile_decoder_layers(model.model.language_model.layers)
+
+
+def _zero_dropout(model: torch.nn.Module) -> None:
+    """Force every dropout to 0 so that train mode (needed for checkpointing) computes what eval does."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        for name, value in list(vars(module).items()):
+            if "dropout" in name and isinstance(value, float):
+                setattr(module, name, 0.0)
+    for cfg in (model.config, getattr(model.config, "text_config", None), getattr(model.config, "vision_config", None)):
+        if cfg is not None and getattr(cfg, "attention_dropout", 0.0):
+            cfg.attention_dropout = 0.0
 
 
 @contextmanager

@@ -29,9 +29,11 @@ from harness.teachers.base import (
     ChatTeacher,
     chat_template,
     eval_mode,
+    prepare_frozen,
     read_json,
     seeded,
 )
+from harness.teachers.shared_prefix import answer_positions, block_mask, segment_ids
 from harness.types import UserError
 
 
@@ -71,9 +73,12 @@ class InternVLTeacher(ChatTeacher):
     @classmethod
     def from_pretrained(cls, *, path: str, device: str = "auto", dtype: str = "float32",
                         question_suffix: str = " Answer with Yes or No.", system_prompt: str | None = None,
-                        max_new_tokens: int = 256, synthesis_retries: int = 2,
-                        shared_prefix: bool = True) -> InternVLTeacher:
-        """Load an InternVL ``-hf`` checkpoint (folder or hub id, e.g. ``OpenGVLab/InternVL3-8B-hf``)."""
+                        max_new_tokens: int = 256, synthesis_retries: int = 2, shared_prefix: bool = True,
+                        gradient_checkpointing: bool = False, compile: bool = False) -> InternVLTeacher:
+        """Load an InternVL ``-hf`` checkpoint (folder or hub id, e.g. ``OpenGVLab/InternVL3-8B-hf``).
+
+        ``shared_prefix``: the chat head and the video once per loss, the questions after them in one row;
+        ``gradient_checkpointing`` / ``compile``: as ``QwenVLTeacher`` (``prepare_frozen``)."""
         torch_dtype = resolve_dtype(dtype, config_key="teacher.dtype")
         local = resolve_model_dir(path, config_key="teacher.path", marker="config.json", allow_patterns=_FILES)
         torch_device = resolve_device(device, config_key="teacher.device")
@@ -92,8 +97,8 @@ class InternVLTeacher(ChatTeacher):
         mean = tuple(video_cfg.get("image_mean") or image_processor.image_mean)
         std = tuple(video_cfg.get("image_std") or image_processor.image_std)
         tokenizer = AutoTokenizer.from_pretrained(local)
-        model = InternVLForConditionalGeneration.from_pretrained(local, dtype=torch_dtype)
-        model = model.to(torch_device).eval().requires_grad_(False)
+        model = InternVLForConditionalGeneration.from_pretrained(local, dtype=torch_dtype).to(torch_device)
+        prepare_frozen(model, gradient_checkpointing=gradient_checkpointing, compile=compile)
         return cls(model=model, tokenizer=tokenizer, chat_template=chat_template(local, tokenizer),
                    image_processor=image_processor, frame_size=tile, frame_mean=mean, frame_std=std,
                    question_suffix=question_suffix, system_prompt=system_prompt, max_new_tokens=max_new_tokens,
@@ -142,19 +147,17 @@ class InternVLTeacher(ChatTeacher):
         return self._answer_nll(out.logits)
 
     def _score_shared_prefix(self, texts: list[str], features) -> torch.Tensor:
-        """The chat head and the video run once; their KV cache (carrying the gradient) serves every question."""
+        """Same loss as ``_score_batched`` with the chat head + video once: one row holds the prefix, then every
+        question's tail at the positions of its own full row, each tail seeing the prefix and itself only."""
         prefix, tails = self._prefix_and_tails(texts, self.tokens["end_image_token"])
-        answer = self.yes_ids
-        n = len(texts)
-        head = self.model.model(input_ids=torch.tensor([prefix], device=self.device),
-                                mm_encoder_outputs={"image": features}, use_cache=True)
-        cache = head.past_key_values
-        cache.batch_repeat_interleave(n)
-        ids, mask = _pad(tails, self.pad_id, left=False)  # right padding: positions continue from the prefix
-        full_mask = torch.cat([torch.ones(n, len(prefix), dtype=mask.dtype), mask], dim=1)
-        out = self.model(input_ids=ids.to(self.device), attention_mask=full_mask.to(self.device),
-                         past_key_values=cache, use_cache=True)
-        return self._tail_answer_nll(out.logits, [len(t) for t in tails], len(answer))
+        p, lengths, answer = len(prefix), [len(t) for t in tails], self.yes_ids
+        ids = torch.tensor([prefix + [token for tail in tails for token in tail]], device=self.device)
+        positions = torch.cat([torch.arange(p)] + [torch.arange(p, p + n) for n in lengths])[None].to(self.device)
+        mask = block_mask(self.model.config.text_config, segment_ids(p, lengths, self.device), self.dtype)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                         mm_encoder_outputs={"image": features},
+                         logits_to_keep=answer_positions(p, lengths, len(answer), self.device), use_cache=False)
+        return self._answer_nll(out.logits.view(len(tails), len(answer), -1))
 
     # ---------------------------------------------------------------- text
     def chat_text(self, content: list[dict]) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,21 +21,21 @@ from transformers import (
     Qwen2_5_VLForConditionalGeneration,
     Qwen3VLForConditionalGeneration,
 )
-from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, and_masks, causal_mask_function
 
 from harness.loading import resolve_device, resolve_dtype, resolve_model_dir
 from harness.teachers.base import (
     ChatTeacher,
     chat_template,
     eval_mode,
+    prepare_frozen,
     read_json,
     seeded,
 )
 from harness.teachers.preprocess import VisionSpec, image_pixels, video_pixels
+from harness.teachers.shared_prefix import answer_positions, block_mask, segment_ids
 from harness.types import UserError
 
 
-_BLOCK_MASK_ATTENTION = ("sdpa", "eager")  # take a dense 4D mask (flash attention would drop it)
 _TEACHER_FILES = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken"]
 
 
@@ -113,7 +112,7 @@ class QwenVLTeacher(ChatTeacher):
         frame rate the frames given to ``yes_nll`` are presented at (Qwen3-VL timestamps, Qwen2.5-VL
         ``second_per_grid_ts``). ``shared_prefix`` runs the system + video prefix once per ``yes_nll`` call, the
         questions after it in the same row (``score_video_shared_prefix``); off, every question is a full row.
-        ``compile`` compiles the language model's decoder layers for the loss (``compile_decoder_layers``).
+        ``compile`` compiles the language model's decoder layers for the loss (``prepare_frozen``).
         ``synthesis_cache_len`` gives question synthesis a static KV cache of that many tokens (at least prompt +
         ``max_new_tokens``), which ``generate`` compiles on a GPU: one decoding graph for every prompt up to that
         length (a cache sized per prompt would recompile per prompt length); ``None``: a dynamic cache, eager.
@@ -130,16 +129,7 @@ class QwenVLTeacher(ChatTeacher):
         tokenizer = AutoTokenizer.from_pretrained(local)
         spec = _vision_spec(local, config, family, min_pixels=min_pixels, max_pixels=max_pixels)
         model = family.model_class.from_pretrained(local, dtype=torch_dtype).to(torch_device)
-        model.requires_grad_(False)
-        if gradient_checkpointing:
-            # transformers only checkpoints in train mode; train mode is made safe by zeroing dropout.
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-            _zero_dropout(model)
-            model.train()
-        else:
-            model.eval()
-        if compile:
-            compile_decoder_layers(model)
+        prepare_frozen(model, gradient_checkpointing=gradient_checkpointing, compile=compile)
         return cls(model=model, tokenizer=tokenizer, chat_template=chat_template(local, tokenizer), spec=spec,
                    video_fps=video_fps, question_suffix=question_suffix, system_prompt=system_prompt,
                    max_new_tokens=max_new_tokens, synthesis_retries=synthesis_retries, shared_prefix=shared_prefix,
@@ -216,36 +206,20 @@ class QwenVLTeacher(ChatTeacher):
         prefix, then every question's tail (its text and the answer), each tail seeing the prefix and itself
         only (a block mask) at the positions of its own full row. No KV cache, so the decoder layers compile
         (``teacher.compile``) and checkpoint like those of any forward."""
-        text_config = self.model.config.text_config
-        attention = text_config._attn_implementation
-        if attention not in _BLOCK_MASK_ATTENTION:
-            raise UserError(f"teacher.shared_prefix needs one of {_BLOCK_MASK_ATTENTION} attention for its block mask, "
-                            f"not {attention!r}: set teacher.shared_prefix=false")
         answer = self.yes_ids
         prefix, tails = self._prefix_and_tails(self._question_texts(video, questions), self.vision_end)
         ids, types, positions = self._full_rows(prefix, tails, video.grid)
         p, lengths = len(prefix), [len(t) for t in tails]
         pieces = [slice(0, p)] + [slice(p, p + n) for n in lengths]
         rows = [0] + list(range(len(tails)))
-        packed_ids = torch.cat([ids[r, s] for r, s in zip(rows, pieces)])[None]
-        packed_types = torch.cat([types[r, s] for r, s in zip(rows, pieces)])[None]
-        packed_positions = torch.cat([positions[:, r, s] for r, s in zip(rows, pieces)], dim=-1)[:, None]
-        segment = torch.repeat_interleave(torch.arange(len(pieces), device=self.device),
-                                          torch.tensor([p, *lengths], device=self.device))
-
-        def prefix_or_same_question(batch, head, q, kv):
-            return (segment[kv] == 0) | (segment[kv] == segment[q])
-
-        width = packed_ids.shape[1]
-        block_mask = ALL_MASK_ATTENTION_FUNCTIONS[attention](  # in the implementation's format (bool / additive)
-            batch_size=1, q_length=width, kv_length=width, q_offset=0, kv_offset=0, attention_mask=None,
-            mask_function=and_masks(causal_mask_function, prefix_or_same_question), allow_is_causal_skip=False,
-            use_vmap=False, dtype=self.dtype, device=self.device, config=text_config)
-        ends = torch.tensor(lengths, device=self.device).cumsum(0) + p
-        keep = (ends[:, None] - len(answer) + torch.arange(len(answer), device=self.device)).flatten()
-        out = self.model(input_ids=packed_ids, attention_mask=block_mask, position_ids=packed_positions,
-                         mm_token_type_ids=packed_types, video_grid_thw=torch.tensor([video.grid], device=self.device),
-                         mm_encoder_outputs={"video": video.features}, logits_to_keep=keep, use_cache=False)
+        row_ids = torch.cat([ids[r, s] for r, s in zip(rows, pieces)])[None]
+        row_types = torch.cat([types[r, s] for r, s in zip(rows, pieces)])[None]
+        row_positions = torch.cat([positions[:, r, s] for r, s in zip(rows, pieces)], dim=-1)[:, None]
+        mask = block_mask(self.model.config.text_config, segment_ids(p, lengths, self.device), self.dtype)
+        out = self.model(input_ids=row_ids, attention_mask=mask, position_ids=row_positions,
+                         mm_token_type_ids=row_types, video_grid_thw=torch.tensor([video.grid], device=self.device),
+                         mm_encoder_outputs={"video": video.features},
+                         logits_to_keep=answer_positions(p, lengths, len(answer), self.device), use_cache=False)
         return self._answer_nll(out.logits.view(len(tails), len(answer), -1))
 
     # ---------------------------------------------------------------- text
@@ -336,35 +310,6 @@ def _pixel_budget(cfg: dict, default: tuple[int, int]) -> tuple[int, int]:
     low = cfg.get("min_pixels") or size.get("shortest_edge") or default[0]
     high = cfg.get("max_pixels") or size.get("longest_edge") or default[1]
     return int(low), int(high)
-
-
-def _zero_dropout(model: torch.nn.Module) -> None:
-    """Force every dropout to 0 so that train mode (needed for checkpointing) computes what eval does."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-        for name, value in list(vars(module).items()):
-            if "dropout" in name and isinstance(value, float):
-                setattr(module, name, 0.0)
-    for cfg in (model.config, getattr(model.config, "text_config", None), getattr(model.config, "vision_config", None)):
-        if cfg is not None and getattr(cfg, "attention_dropout", 0.0):
-            cfg.attention_dropout = 0.0
-
-
-def compile_decoder_layers(model: torch.nn.Module, backend: str | Callable = "inductor") -> None:
-    """Regional ``torch.compile`` of the language model's decoder layers, for calls without a KV cache (the
-    shared-prefix loss); a call with a cache runs the eager layer. A cache's per-layer state (layer index,
-    initialisation) would recompile the shared graph for every layer, and ``generate``'s own static-cache
-    compilation traces through the eager layer."""
-    for layer in model.model.language_model.layers:
-        eager = layer.forward
-        compiled = torch.compile(eager, dynamic=True, backend=backend)  # question lengths vary per instance
-
-        def forward(*args, past_key_values=None, _eager=eager, _compiled=compiled, **kwargs):
-            run = _eager if past_key_values is not None else _compiled
-            return run(*args, past_key_values=past_key_values, **kwargs)
-
-        layer.forward = forward
 
 
 def _repeat_features(features, n: int):
