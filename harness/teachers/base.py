@@ -136,6 +136,18 @@ def eos_ids(model, tokenizer) -> list[int]:
     return sorted(ids)
 
 
+def pad_rows(rows: list[list[int]], pad_id: int, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id rows -> padded ids [N, W] and attention mask [N, W] (``left``: padding before each row)."""
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[i, span] = torch.tensor(row)
+        mask[i, span] = 1
+    return ids, mask
+
+
 def prepare_frozen(model: torch.nn.Module, *, gradient_checkpointing: bool, compile: bool) -> None:
     """A frozen teacher for the loss: no weight gradients; gradient checkpointing (transformers only
     checkpoints in train mode, made safe by zeroing dropout) or eval mode; the language model's decoder

@@ -29,6 +29,7 @@ from harness.teachers.base import (
     ChatTeacher,
     chat_template,
     eval_mode,
+    pad_rows,
     prepare_frozen,
     read_json,
     seeded,
@@ -138,7 +139,7 @@ class InternVLTeacher(ChatTeacher):
     def _score_batched(self, texts: list[str], features) -> torch.Tensor:
         """Reference path: every question a full row, video included, one left-padded batch."""
         rows = [self.tokenizer(t)["input_ids"] + self.yes_ids[:-1] for t in texts]
-        ids, mask = _pad(rows, self.pad_id, left=True)
+        ids, mask = pad_rows(rows, self.pad_id, left=True)
         repeated = copy.copy(features)  # the tower's output as if the video had been given once per question
         repeated.pooler_output = features.pooler_output.repeat(len(rows), 1, 1)
         out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
@@ -198,13 +199,3 @@ class InternVLTeacher(ChatTeacher):
                                       generation_config=config)
         return self.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
 
-
-def _pad(rows: list[list[int]], pad_id: int, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(map(len, rows))
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        span = slice(width - len(row), width) if left else slice(0, len(row))
-        ids[i, span] = torch.tensor(row)
-        mask[i, span] = 1
-    return ids, mask

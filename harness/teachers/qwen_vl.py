@@ -27,6 +27,7 @@ from harness.teachers.base import (
     ChatTeacher,
     chat_template,
     eval_mode,
+    pad_rows,
     prepare_frozen,
     read_json,
     seeded,
@@ -188,12 +189,8 @@ class QwenVLTeacher(ChatTeacher):
     def _full_rows(self, prefix: list[int], tails: list[list[int]], grid: tuple[int, int, int]):
         """Right-padded full rows (prefix + tail) with their modality types and mRoPE positions: each token's
         position is the one it has in the batched path."""
-        n, width = len(tails), len(prefix) + max(map(len, tails))
-        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        for i, tail in enumerate(tails):
-            ids[i, :len(prefix) + len(tail)] = torch.tensor(prefix + tail)
-            mask[i, :len(prefix) + len(tail)] = 1
+        n = len(tails)
+        ids, mask = pad_rows([prefix + tail for tail in tails], self.pad_id, left=False)
         ids, mask = ids.to(self.device), mask.to(self.device)
         types = (ids == self.model.config.video_token_id).int() * 2
         grids = torch.tensor([grid] * n, device=self.device)
@@ -246,13 +243,7 @@ class QwenVLTeacher(ChatTeacher):
 
     def _tokenize(self, texts: list[str], suffix: list[int] = ()) -> dict[str, torch.Tensor]:
         """Left-padded ids, attention mask and modality types (0 text, 1 image, 2 video)."""
-        rows = [self.tokenizer(t)["input_ids"] + list(suffix) for t in texts]
-        width = max(map(len, rows))
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, width - len(row):] = torch.tensor(row)
-            mask[i, width - len(row):] = 1
+        ids, mask = pad_rows([self.tokenizer(t)["input_ids"] + list(suffix) for t in texts], self.pad_id, left=True)
         types = torch.zeros_like(ids, dtype=torch.int)
         types[ids == self.model.config.image_token_id] = 1
         types[ids == self.model.config.video_token_id] = 2
