@@ -177,14 +177,16 @@ def oracle_lora(student_dir: Path, per_cell: int, lora_alpha: float, lr: float |
     """Can the per-instance LoRA reach the correct video at all? vlmteach's optimiser (the paper's lr,
     AdamW, clipping) on an oracle loss: MSE to the instance's correct video, in pixels through the loop's
     decoder (``decode(light=True)``, the path the teacher's gradient takes) or, with ``space="latent"``,
-    between the one-step latents and the correct video's latents (no decoder in the way). Scores of the
-    one-step prediction (through the VAE) and of the final sample, every 10 steps. ``lr`` None is vlmteach's."""
+    between the one-step latents and the correct video's latents (no decoder in the way). Every 10 steps:
+    the mean score, solved rate and goal rate of the one-step prediction through the VAE (``one_step``) and
+    through the loop's decoder (``one_step_light``, what the teacher would see) and of the final sample
+    (``final``). ``lr`` None is vlmteach's."""
     if space not in ("pixel", "latent"):
         raise ValueError(f"space must be 'pixel' or 'latent', got {space!r}")
     lr = VlmTeach().optimizer_kwargs["lr"] if lr is None else lr
     _, chosen = eval_subset(per_cell)
     student = load_student(student_dir, lora_alpha)
-    trace = {"one_step": [], "final": []}
+    trace = {"one_step": [], "one_step_light": [], "final": []}
     for x in chosen:
         cond, seed = student.encode(x), derive_seed(0, x.id)
         noise = student.make_noise(cond, seed)
@@ -194,13 +196,15 @@ def oracle_lora(student_dir: Path, per_cell: int, lora_alpha: float, lr: float |
                       else normalise(student.vae, encode_clips(student.vae, torch.from_numpy(correct[None]))))
         student.reset_lora(seed)
         optimizer = torch.optim.AdamW(student.lora_parameters(), lr=lr, weight_decay=0.0)
-        one, final = [], []
+        checks = {k: [] for k in trace}
         for step in range(steps + 1):
             x0 = student.predict_x0(cond, noise, student.sigmas[0])
             if step % 10 == 0:
                 with torch.no_grad():
-                    one.append(score_clip(x, frames_to_clip(student.decode(x0.detach()))).score)
-                    final.append(score_clip(x, frames_to_clip(student.decode(student.sample(cond, noise, seed)))).score)
+                    frames = {"one_step": student.decode(x0), "one_step_light": student.decode(x0, light=True),
+                              "final": student.decode(student.sample(cond, noise, seed))}
+                    for k, f in frames.items():
+                        checks[k].append(score_clip(x, frames_to_clip(f)))
             if step < steps:
                 optimizer.zero_grad()
                 if space == "pixel":
@@ -210,12 +214,13 @@ def oracle_lora(student_dir: Path, per_cell: int, lora_alpha: float, lr: float |
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(student.lora_parameters(), 1.0)
                 optimizer.step()
-        trace["one_step"].append(one)
-        trace["final"].append(final)
-    solved = {k: np.mean(np.array(v) == 1.0, axis=0).tolist() for k, v in trace.items()}
+        for k, scored in checks.items():
+            trace[k].append([(s.score, s.scores["solved"], s.scores["goal"]) for s in scored])
+    arrays = {k: np.array(v) for k, v in trace.items()}  # [instance, check, (score, solved, goal)]
     return {"instances": len(chosen), "lora_alpha": lora_alpha, "lr": lr, "space": space,
-            "checked_at_steps": list(range(0, steps + 1, 10)), "solved_rate": solved,
-            "mean_score": {k: np.mean(v, axis=0).tolist() for k, v in trace.items()}}
+            "checked_at_steps": list(range(0, steps + 1, 10)),
+            **{name: {k: a[..., col].mean(0).tolist() for k, a in arrays.items()}
+               for col, name in enumerate(("mean_score", "solved_rate", "goal_rate"))}}
 
 
 def main() -> None:
