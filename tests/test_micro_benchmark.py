@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from benchmarks.micro import MicroBenchmark, render_solution, score_clip
-from benchmarks.micro.dataset import DEFAULT_DATA_PATH, default_instances, read_instances, write_instances
+from benchmarks.micro.dataset import DEFAULT_DATA_PATH, DEFAULT_N_PER_FAMILY, default_instances, read_instances, write_instances
 from harness.types import Benchmark, ScoringError, UserError
 from harness.video import write_mp4
 
@@ -41,7 +41,7 @@ def test_default_set_size_sorting_and_filters():
     ood = MicroBenchmark(split="ood").instances()
     assert ood and all(x.split == "ood" for x in ood)
     lights = MicroBenchmark(split="id", families=["toggle_lights"]).instances()
-    assert len(lights) >= 15 and {(x.split, x.task) for x in lights} == {("id", "toggle_lights")}
+    assert len(lights) == DEFAULT_N_PER_FAMILY and {(x.split, x.task) for x in lights} == {("id", "toggle_lights")}
     assert len(ood) + len(MicroBenchmark(split="id").instances()) == len(ids)
 
 

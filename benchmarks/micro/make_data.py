@@ -1,6 +1,6 @@
 """Regenerate the committed micro evaluation set.
 
-python -m benchmarks.micro.make_data [--seed 0] [--n-per-family 16] [--out benchmarks/micro/data/micro.parquet]
+python -m benchmarks.micro.make_data [--seed 0] [--n-per-family 13] [--out benchmarks/micro/data/micro.parquet]
 """
 
 from __future__ import annotations
