@@ -11,7 +11,7 @@ from benchmarks.micro import render_solution, score_clip, variants
 from benchmarks.micro.training import data
 from benchmarks.micro.training.loop import fit
 from benchmarks.micro.training.loop_clips import loop_clips
-from benchmarks.micro.training.measure import WEIGHTS, load_student
+from benchmarks.micro.training.measure import WEIGHTS, free_descent, load_student
 from benchmarks.micro.training.pipeline import _pad_labels, install, yes_no_stream
 from benchmarks.micro.training.train_student import (
     embed,
@@ -253,3 +253,13 @@ def test_first_per_cell_takes_the_first_instances_of_every_split_and_task():
     assert [cell[i] for i in picked] == [c for c in cells for _ in range(2)]
     for i in picked:  # the first two of its cell: no earlier instance of the cell was skipped
         assert cell[:i].count(cell[i]) < 2
+
+
+def test_free_descent_starts_at_the_wrong_behaviour_and_descends():
+    start = free_descent(WEIGHTS / "student", per_cell=1, steps=0)
+    assert start["instances"] == 8 and start["relative_latent_distance"] == pytest.approx(1.0)
+    assert start["solved"] == 0  # a wrong behaviour is never a solution
+    fitted = free_descent(WEIGHTS / "student", per_cell=1, steps=20)
+    assert fitted["pixel_mse"] < 0.8 * start["pixel_mse"]
+    with pytest.raises(ValueError, match="decoder"):
+        free_descent(WEIGHTS / "student", per_cell=1, decoder="pixels")

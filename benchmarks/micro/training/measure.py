@@ -3,6 +3,7 @@
     python -m benchmarks.micro.training.measure [--student DIR] [--teacher DIR] [--per-family 4] [--out FILE]
     python -m benchmarks.micro.training.measure --compare 3 [--lora-alpha A]   # methods on the eval set
     python -m benchmarks.micro.training.measure --oracle 1 [--lora-alpha A]    # can a LoRA reach the answer?
+    python -m benchmarks.micro.training.measure --free-descent 1 [--decoder vae] # can pixels lead latents there?
 
 On held-out instances (seed 7, both splits; never the evaluation set):
 - student: how often its final video (frozen, 4 steps) follows the instruction, its mean score, and the
@@ -223,6 +224,44 @@ def oracle_lora(student_dir: Path, per_cell: int, lora_alpha: float, lr: float |
                for col, name in enumerate(("mean_score", "solved_rate", "goal_rate"))}}
 
 
+def free_descent(student_dir: Path, per_cell: int, decoder: str = "light", lr: float = 0.01, steps: int = 300) -> dict:
+    """Does descent in pixels lead latents to the data, with no student in the way? From the latents of the
+    instance's first wrong behaviour, free latents (the generated frames) are fitted by Adam to the correct
+    video by pixel MSE through ``decoder`` ("light": the loop's decoder; "vae"). Reports how many of the
+    results the scorer finds solved / with the goal reached (read through the same decoder) and the squared
+    latent distance to the correct video's latents, relative to where it started (< 1: closer)."""
+    if decoder not in ("light", "vae"):
+        raise ValueError(f"decoder must be 'light' or 'vae', got {decoder!r}")
+    _, chosen = eval_subset(per_cell)
+    student = load_student(student_dir)
+    rows = []
+    for x in chosen:
+        clips = data.behaviour_clips(x)
+        latents = normalise(student.vae, encode_clips(student.vae, torch.from_numpy(clips[:2])))
+        correct, wrong = latents[:1], latents[1:2]
+        target = clip_to_frames(clips[0])
+        free = wrong[:, :, 1:].clone().requires_grad_(True)  # frame 0 is the condition
+        optimizer = torch.optim.Adam([free], lr=lr)
+        def decode(generated: torch.Tensor) -> torch.Tensor:
+            return student.decode(torch.cat([correct[:, :, :1], generated], 2), light=decoder == "light")
+
+        for _ in range(steps):
+            loss = (decode(free) - target).square().mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            frames = decode(free)
+            scored = score_clip(x, frames_to_clip(frames))
+            distance = (free - correct[:, :, 1:]).square().mean() / (wrong - correct)[:, :, 1:].square().mean()
+        rows.append((scored.scores["solved"], scored.scores["goal"], float(distance),
+                     float((frames - target).square().mean())))
+    solved, goal, distance, loss = np.array(rows).T
+    return {"instances": len(chosen), "decoder": decoder, "lr": lr, "steps": steps, "solved": int(solved.sum()),
+            "goal_reached": int(goal.sum()), "relative_latent_distance": float(distance.mean()),
+            "pixel_mse": float(loss.mean())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--student", type=Path, default=WEIGHTS / "student")
@@ -235,9 +274,14 @@ def main() -> None:
     parser.add_argument("--lr", type=float, help="the LoRA learning rate for --oracle (default: vlmteach's)")
     parser.add_argument("--oracle-space", choices=("pixel", "latent"), default="pixel",
                         help="--oracle's loss: pixels through the loop's decoder, or latents")
+    parser.add_argument("--free-descent", type=int, metavar="N",
+                        help="fit free latents to the correct video in pixels, from a wrong behaviour, on N per cell")
+    parser.add_argument("--decoder", choices=("light", "vae"), default="light", help="--free-descent's decoder")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    if args.oracle:
+    if args.free_descent:
+        report = free_descent(args.student, args.free_descent, args.decoder)
+    elif args.oracle:
         report = oracle_lora(args.student, args.oracle, args.lora_alpha, args.lr, space=args.oracle_space)
     elif args.compare:
         report = compare(args.student, args.teacher, args.compare, args.lora_alpha)
