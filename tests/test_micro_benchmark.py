@@ -10,7 +10,13 @@ import pytest
 from omegaconf import OmegaConf
 
 from benchmarks.micro import MicroBenchmark, render_solution, score_clip
-from benchmarks.micro.dataset import DEFAULT_DATA_PATH, DEFAULT_N_PER_FAMILY, default_instances, read_instances, write_instances
+from benchmarks.micro.dataset import (
+    DEFAULT_DATA_PATH,
+    DEFAULT_N_PER_FAMILY,
+    default_instances,
+    read_instances,
+    write_instances,
+)
 from harness.types import Benchmark, ScoringError, UserError
 from harness.video import write_mp4
 

@@ -232,6 +232,7 @@ def free_descent(student_dir: Path, per_cell: int, decoder: str = "light", lr: f
     latent distance to the correct video's latents, relative to where it started (< 1: closer)."""
     if decoder not in ("light", "vae"):
         raise ValueError(f"decoder must be 'light' or 'vae', got {decoder!r}")
+    light = decoder == "light"
     _, chosen = eval_subset(per_cell)
     student = load_student(student_dir)
     rows = []
@@ -240,18 +241,16 @@ def free_descent(student_dir: Path, per_cell: int, decoder: str = "light", lr: f
         latents = normalise(student.vae, encode_clips(student.vae, torch.from_numpy(clips[:2])))
         correct, wrong = latents[:1], latents[1:2]
         target = clip_to_frames(clips[0])
-        free = wrong[:, :, 1:].clone().requires_grad_(True)  # frame 0 is the condition
+        condition = correct[:, :, :1]  # frame 0, never fitted
+        free = wrong[:, :, 1:].clone().requires_grad_(True)
         optimizer = torch.optim.Adam([free], lr=lr)
-        def decode(generated: torch.Tensor) -> torch.Tensor:
-            return student.decode(torch.cat([correct[:, :, :1], generated], 2), light=decoder == "light")
-
         for _ in range(steps):
-            loss = (decode(free) - target).square().mean()
+            loss = (student.decode(torch.cat([condition, free], 2), light=light) - target).square().mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         with torch.no_grad():
-            frames = decode(free)
+            frames = student.decode(torch.cat([condition, free], 2), light=light)
             scored = score_clip(x, frames_to_clip(frames))
             distance = (free - correct[:, :, 1:]).square().mean() / (wrong - correct)[:, :, 1:].square().mean()
         rows.append((scored.scores["solved"], scored.scores["goal"], float(distance),
