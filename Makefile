@@ -50,7 +50,7 @@ BENCH_GPU_ARGS ?=
 bench-gpu: setup
 	$(BIN)/python scripts/bench_gpu.py $(BENCH_GPU_ARGS)
 
-# Train the micro VAE, student, light decoder and teacher (one GPU, ~16 min) and swap them into benchmarks/micro/weights.
+# Train the micro VAE, student, light decoder and teacher (one GPU, ~12 min) and swap them into benchmarks/micro/weights.
 train-micro: setup
 	$(BIN)/python -m benchmarks.micro.training.pipeline --out build/micro-trained --scale full
 	$(BIN)/python -m benchmarks.micro.training.pipeline --install build/micro-trained

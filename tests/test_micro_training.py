@@ -11,7 +11,7 @@ from benchmarks.micro import render_solution, score_clip, variants
 from benchmarks.micro.training import data
 from benchmarks.micro.training.loop import fit
 from benchmarks.micro.training.loop_clips import loop_clips
-from benchmarks.micro.training.measure import WEIGHTS, free_descent, load_student
+from benchmarks.micro.training.measure import WEIGHTS, attack, free_descent, load_student
 from benchmarks.micro.training.pipeline import _pad_labels, install, yes_no_stream
 from benchmarks.micro.training.train_student import (
     embed,
@@ -20,11 +20,9 @@ from benchmarks.micro.training.train_student import (
     target_behaviours,
     tokenize_prompts,
 )
-from benchmarks.micro.training.train_light_decoder import light_decode, new_light_decoder, save_light_decoder
 from benchmarks.micro.training.train_teacher import new_teacher, synthesis_loss, yes_no_loss
 from benchmarks.micro.weights_teacher import build_tokenizer
 from harness.method import derive_seed
-from harness.students.taehv import build_light_decoder
 from harness.teachers import QwenVLTeacher
 from harness.teachers.queries import parse_queries
 from harness.video import frames_to_clip
@@ -122,25 +120,6 @@ def test_one_student_step_lowers_the_loss_on_a_fixed_batch(instances):
 
     before, after = _fixed_batch_fit([*transformer.parameters(), *text_encoder.parameters()], loss, 3, 3e-3)
     assert after < before
-
-
-def test_light_decoder_trains_and_loads_as_the_students_taehv_light_decoder(instances, tmp_path):
-    clips = torch.from_numpy(np.stack([render_solution(x, "correct") for x in instances[:2]]))
-    latents = torch.randn(2, 16, 17, 4, 4, generator=torch.Generator().manual_seed(0))
-    decoder = new_light_decoder(seed=0)
-    target = clips.permute(0, 1, 4, 2, 3).float() / 255
-
-    def loss():
-        return (light_decode(decoder, latents) - target).square().mean()
-
-    before, after = _fixed_batch_fit(list(decoder.parameters()), loss, 3, 3e-3)
-    assert after < before
-    path = save_light_decoder(decoder, tmp_path / "student")
-    # The config route (student.light_decoder) reads it as a TAEHV checkpoint for a 1x-time, 8x-space VAE.
-    light = build_light_decoder(kind="taehv", path=str(path), latent_convention="normalized",
-                                latents_mean=[0.0] * 16, latents_std=[1.0] * 16, vae_scales=(1, 8))
-    with torch.no_grad():
-        torch.testing.assert_close(light(latents[:1]), light_decode(decoder, latents[:1])[0])
 
 
 def test_one_teacher_step_lowers_both_losses_on_a_fixed_batch(instances, tmp_path):
@@ -263,3 +242,16 @@ def test_free_descent_starts_at_the_wrong_behaviour_and_descends():
     assert fitted["pixel_mse"] < 0.8 * start["pixel_mse"]
     with pytest.raises(ValueError, match="decoder"):
         free_descent(WEIGHTS / "student", per_cell=1, decoder="pixels")
+
+
+def test_attack_compares_the_teachers_p_yes_with_the_scorer_before_and_after_the_loop():
+    still = attack(WEIGHTS / "student", WEIGHTS / "teacher", per_cell=1, steps=0)
+    assert still["instances"] == 8 == len(still["rows"])
+    for row in still["rows"]:  # no update: before and after are the same prediction
+        assert row["goal_p_yes"][0] == row["goal_p_yes"][1] and 0 <= row["goal_p_yes"][0] <= 1
+        assert row["goal_light"][0] == row["goal_light"][1]
+    moved = attack(WEIGHTS / "student", WEIGHTS / "teacher", per_cell=1, lr=1e-2, steps=2)
+    for a, b in zip(moved["rows"], still["rows"], strict=True):
+        assert a["id"] == b["id"] and a["goal_p_yes"][0] == pytest.approx(b["goal_p_yes"][0], abs=1e-5)
+    assert max(abs(a["goal_p_yes"][1] - b["goal_p_yes"][1]) for a, b in zip(moved["rows"], still["rows"])) > 1e-3
+    assert moved["mean"]["goal_p_yes"][1] == pytest.approx(np.mean([r["goal_p_yes"][1] for r in moved["rows"]]))

@@ -7,7 +7,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from harness.students.taehv import MemBlock, TAEHVDecoder, TGrow, build_light_decoder
+from harness.students.light_decoder import build_light_decoder
+from harness.students.taehv import MemBlock, TAEHVDecoder, TGrow
 from harness.types import UserError
 from test_student_wan import ti2v_dir  # noqa: F401  (the tiny Wan2.2-shaped student folder fixture)
 

@@ -2,33 +2,24 @@
 
 Written for this project; parameter names and shapes follow the public checkpoints (``taew2_2``,
 ``lighttaew2_2``, ``taew2_1``), so their state dicts load as they are. Only the decoder is built:
-the checkpoints' ``encoder.*`` keys are ignored.
+the checkpoints' ``encoder.*`` keys are ignored. ``harness.students.light_decoder`` loads it from the
+``student.light_decoder`` config block.
 
 The decoder is a stack of 2-D convolutions applied to every latent frame at once; temporal context
 comes from ``MemBlock``s, which also read the previous frame's input (zeros before the first), and
 ``TGrow`` layers, which turn one frame into ``stride`` frames. Output frames are in [0, 1]; the first
 ``t_upscale - 1`` frames are the causal warm-up and are dropped, so F latent frames give
 ``t_upscale * (F - 1) + 1`` frames, as the Wan VAE does.
-
-Latent conventions differ between the two public Wan2.2 decoders (models.md §2.3): ``taew2_2`` reads
-the DiT's normalised latents, ``lighttaew2_2`` the raw VAE latents ``z * std + mean``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
 
-from harness.loading import PROJECT_ROOT, resolve_dtype
 from harness.types import UserError
 
-LatentConvention = Literal["normalized", "raw"]
-CONVENTIONS = ("normalized", "raw")
 # Index of the stage-opening conv, memblocks, upsample, tgrow and projection inside ``decoder``.
 _STAGE_STARTS = (3, 9, 15)
 _FIRST_CONV, _LAST_CONV = 1, 22
@@ -137,85 +128,3 @@ class TAEHVDecoder(nn.Module):
                 x = layer(x)
         x = F.pixel_shuffle(x, self.patch_size).clamp(0.0, 1.0)  # clamp: saturated pixels get no gradient
         return x.unflatten(0, (n, -1))[:, self.t_upscale - 1:]
-
-
-class TaehvLightDecoder(nn.Module):
-    """The student's light decoder: normalised latents [1, C, F, h, w] -> frames [T, 3, H, W] in [0, 1]."""
-
-    def __init__(self, *, decoder: TAEHVDecoder, latent_convention: LatentConvention,
-                 latents_mean: list[float], latents_std: list[float]):
-        super().__init__()
-        if latent_convention not in CONVENTIONS:
-            raise UserError(f"light_decoder.latent_convention must be one of {CONVENTIONS}, got {latent_convention!r}")
-        if not len(latents_mean) == len(latents_std) == decoder.latent_channels:
-            raise UserError(f"the light decoder reads {decoder.latent_channels}-channel latents but the student's VAE "
-                            f"has {len(latents_mean)}: pick the checkpoint made for this VAE")
-        self.decoder = decoder.eval().requires_grad_(False)
-        self.latent_convention = latent_convention
-        self.register_buffer("mean", torch.tensor(latents_mean, dtype=torch.float32).view(1, -1, 1, 1, 1))
-        self.register_buffer("std", torch.tensor(latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1))
-
-    def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        if latents.ndim != 5 or latents.shape[0] != 1:
-            raise ValueError(f"expected latents [1, C, F, h, w], got {tuple(latents.shape)}")
-        z = latents.float()
-        if self.latent_convention == "raw":  # LightX2V's lighttae*: de-normalise first
-            z = z * self.std + self.mean
-        dtype = self.decoder.decoder[_FIRST_CONV].weight.dtype
-        return self.decoder(z.transpose(1, 2).to(dtype))[0].float()
-
-
-def build_light_decoder(*, kind: str, path: str, latent_convention: LatentConvention, latents_mean: list[float],
-                        latents_std: list[float], vae_scales: tuple[int, int] | None = None,
-                        device: torch.device | str = "cpu", dtype: str = "float32") -> TaehvLightDecoder:
-    """The ``student.light_decoder`` config block -> a ready decoder on ``device``.
-
-    ``path``: a local ``.safetensors`` / ``.pth`` file, or ``<owner>/<repo>/<file>`` on the Hugging Face hub
-    (e.g. ``madebyollin/taehv/safetensors/taew2_2.safetensors``, ``lightx2v/Autoencoders/lighttaew2_2.safetensors``).
-    ``vae_scales`` (temporal, spatial) of the student's VAE are checked against the decoder's upscaling.
-    """
-    if kind != "taehv":
-        raise UserError(f"light_decoder.kind must be 'taehv', got {kind!r}")
-    torch_dtype = resolve_dtype(dtype, config_key="student.light_decoder.dtype")
-    decoder = TAEHVDecoder.from_state_dict(load_checkpoint(path))
-    if vae_scales is not None and tuple(vae_scales) != (decoder.t_upscale, decoder.s_upscale):
-        raise UserError(f"light decoder {path} upscales (time, space) by {(decoder.t_upscale, decoder.s_upscale)} but "
-                        f"the student's VAE by {tuple(vae_scales)}: pick the checkpoint made for this VAE")
-    module = TaehvLightDecoder(decoder=decoder, latent_convention=latent_convention, latents_mean=latents_mean,
-                               latents_std=latents_std)
-    module.decoder.to(torch_dtype)
-    return module.to(device)
-
-
-def load_checkpoint(path: str) -> dict[str, torch.Tensor]:
-    """A TAEHV state dict from a local file or a hub file, with a download hint when neither is there."""
-    file = _resolve_file(path)
-    if file.suffix == ".safetensors":
-        return load_file(str(file))
-    if file.suffix in (".pth", ".pt"):
-        return torch.load(file, map_location="cpu", weights_only=True)
-    raise UserError(f"light_decoder.path {path!r}: expected a .safetensors or .pth file")
-
-
-def _resolve_file(path: str) -> Path:
-    for candidate in (Path(path).expanduser(), PROJECT_ROOT / path):
-        if candidate.is_file():
-            return candidate
-    parts = path.split("/")
-    if len(parts) < 3 or path.startswith(("/", ".", "~")):
-        raise UserError(f"light_decoder.path {path!r} is not a file. Download a TAEHV checkpoint, e.g.\n"
-                        "  huggingface-cli download lightx2v/Autoencoders lighttaew2_2.safetensors "
-                        "--local-dir weights\n"
-                        "and set student.light_decoder.path=weights/lighttaew2_2.safetensors")
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
-
-    repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
-    try:
-        return Path(hf_hub_download(repo_id=repo, filename=filename))
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError) as err:
-        raise UserError(
-            f"Light decoder {filename} of {repo} is not available locally and could not be downloaded "
-            f"({type(err).__name__}). Download it with:\n  huggingface-cli download {repo} {filename} --local-dir "
-            f"weights\nthen set student.light_decoder.path=weights/{filename}"
-        ) from err

@@ -25,7 +25,7 @@ from harness.loading import resolve_device, resolve_dtype, resolve_model_dir
 from harness.students.fp8 import fp8_base_layers
 from harness.students.lora import LoraSpec, attach_lora, reset_lora
 from harness.students.schedules import check_dmd_sigmas, shifted_flow_sigmas
-from harness.students.taehv import build_light_decoder
+from harness.students.light_decoder import build_light_decoder
 from harness.types import Conditioning, Instance, UserError
 
 SAMPLERS = ("dmd", "euler")

@@ -4,6 +4,7 @@
     python -m benchmarks.micro.training.measure --compare 3 [--lora-alpha A]   # methods on the eval set
     python -m benchmarks.micro.training.measure --oracle 1 [--lora-alpha A]    # can a LoRA reach the answer?
     python -m benchmarks.micro.training.measure --free-descent 1 [--decoder vae] # can pixels lead latents there?
+    python -m benchmarks.micro.training.measure --attack 2 [--lr LR]           # is the teacher fooled by the loop?
 
 On held-out instances (seed 7, both splits; never the evaluation set):
 - student: how often its final video (frozen, 4 steps) follows the instruction, its mean score, and the
@@ -48,6 +49,7 @@ from harness.method import MethodContext, derive_seed
 from harness.stats import cluster_bootstrap, paired_difference
 from harness.video import clip_to_frames, frames_to_clip
 from harness.vlmteach import VlmTeach
+from harness.vlmteach.loss import weigh_questions
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 HELD_OUT_SEED = 7
@@ -224,6 +226,46 @@ def oracle_lora(student_dir: Path, per_cell: int, lora_alpha: float, lr: float |
                for col, name in enumerate(("mean_score", "solved_rate", "goal_rate"))}}
 
 
+def attack(student_dir: Path, teacher_dir: Path, per_cell: int, lr: float | None = None, steps: int = 40) -> dict:
+    """Is the teacher fooled by the loop? vlmteach's loop (the teacher's own questions, lambda 0.5, no early stop)
+    for ``steps`` updates on the first ``per_cell`` evaluation instances of every family and split; before and
+    after, the goal's P(Yes) and the scorer on the light-decoded one-step frames the teacher saw; after, the
+    scorer on the same latents through the VAE and on the final video. A robust teacher's P(Yes) rises only
+    where the scorer's goal does."""
+    _, chosen = eval_subset(per_cell)
+    student = load_student(student_dir)
+    teacher = QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
+    method = VlmTeach(early_stop=False, num_steps=steps, **({} if lr is None else {"lr": lr}))
+    rows = []
+    for x in chosen:
+        seed = derive_seed(0, x.id)
+        weighted = weigh_questions(teacher.synthesize_queries(x, max_process=method.max_process), method.goal_weight)
+        cond = student.encode(x)
+        noise = student.make_noise(cond, seed)
+        light: list[dict] = []
+
+        def observe(step: int, frames: torch.Tensor, light: list[dict] = light, x=x) -> None:
+            if step in (0, steps):
+                light.append(score_clip(x, frames_to_clip(frames.float())).scores)
+
+        trace: dict = {"per_step": []}
+        try:
+            method.optimise(student, teacher, cond, noise, seed, derive_seed(seed, "lora"), weighted, trace,
+                            observe=observe)
+            with torch.no_grad():
+                x0 = student.predict_x0(cond, noise, student.sigmas[0])
+                vae = score_clip(x, frames_to_clip(student.decode(x0))).scores
+                final = score_clip(x, frames_to_clip(student.decode(student.sample(cond, noise, seed)))).scores
+        finally:
+            student.reset_lora(seed)
+        p_yes = [step["p_yes"][0] for step in trace["per_step"]]
+        rows.append({"id": x.id, "goal_p_yes": [p_yes[0], p_yes[-1]],
+                     "goal_light": [light[0]["goal"], light[-1]["goal"]], "goal_vae": vae["goal"],
+                     "goal_final": final["goal"], "solved_light": light[-1]["solved"], "solved_final": final["solved"]})
+    mean = {k: np.mean([r[k] for r in rows], axis=0).tolist() for k in rows[0] if k != "id"}
+    return {"instances": len(rows), "lr": method.optimizer_kwargs["lr"], "steps": steps, "mean": mean, "rows": rows}
+
+
 def free_descent(student_dir: Path, per_cell: int, decoder: str = "light", lr: float = 0.01, steps: int = 300) -> dict:
     """Does descent in pixels lead latents to the data, with no student in the way? From the latents of the
     instance's first wrong behaviour, free latents (the generated frames) are fitted by Adam to the correct
@@ -270,15 +312,19 @@ def main() -> None:
     parser.add_argument("--compare", type=int, metavar="N", help="run the methods on N instances per family x split")
     parser.add_argument("--lora-alpha", type=float, default=16.0, help="student.lora.alpha for --compare / --oracle")
     parser.add_argument("--oracle", type=int, metavar="N", help="fit the LoRA to the correct video on N per cell")
-    parser.add_argument("--lr", type=float, help="the LoRA learning rate for --oracle (default: vlmteach's)")
+    parser.add_argument("--lr", type=float, help="the LoRA learning rate for --oracle / --attack (default: vlmteach's)")
     parser.add_argument("--oracle-space", choices=("pixel", "latent"), default="pixel",
                         help="--oracle's loss: pixels through the loop's decoder, or latents")
     parser.add_argument("--free-descent", type=int, metavar="N",
                         help="fit free latents to the correct video in pixels, from a wrong behaviour, on N per cell")
     parser.add_argument("--decoder", choices=("light", "vae"), default="light", help="--free-descent's decoder")
+    parser.add_argument("--attack", type=int, metavar="N",
+                        help="run vlmteach's loop against the teacher on N per cell; its P(Yes) against the scorer")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    if args.free_descent:
+    if args.attack:
+        report = attack(args.student, args.teacher, args.attack, args.lr)
+    elif args.free_descent:
         report = free_descent(args.student, args.free_descent, args.decoder)
     elif args.oracle:
         report = oracle_lora(args.student, args.oracle, args.lora_alpha, args.lr, space=args.oracle_space)

@@ -7,7 +7,7 @@ write ``student/`` (with ``light_decoder/``) and ``teacher/`` folders.
 
 Instances, batches and initialisations are seeded; each model also has a time cap (its learning rate
 anneals within it), so step counts depend on the machine once a cap is reached. ``full`` is sized for
-about 16 minutes on one H100/H200, ``toy`` checks the whole path on a CPU in about two minutes.
+about 12 minutes on one H100/H200, ``toy`` checks the whole path on a CPU in about a minute.
 """
 
 from __future__ import annotations
@@ -40,10 +40,9 @@ from benchmarks.micro.training.train_student import (
 )
 from benchmarks.micro.training.train_light_decoder import (
     FILE as LIGHT_FILE,
+    fit_light_decoder,
     light_decode,
-    new_light_decoder,
     save_light_decoder,
-    train_light_decoder,
 )
 from benchmarks.micro.training.train_teacher import new_teacher, save_teacher, train_teacher
 from benchmarks.micro.training.train_vae import (
@@ -56,7 +55,7 @@ from benchmarks.micro.training.train_vae import (
 )
 from benchmarks.micro.world import NUM_FRAMES
 from harness.method import uniform_frame_indices
-from harness.students.taehv import TAEHVDecoder
+from harness.students.patch_linear import PatchLinearDecoder
 from harness.teachers import QwenVLTeacher
 from harness.video import frames_to_clip
 
@@ -79,19 +78,17 @@ class Scale:
     one_step_draws: int  # student one-step predictions per teacher instance
     time_caps_s: tuple[float, float, float]  # VAE, student, teacher: stop early (logged) past these
     light_per_family: int = 150  # per family and split: rendered instances for the light decoder
-    light_steps: int = 3000
-    light_cap_s: float = 300.0
     loop_per_family: int = 0  # per family and split: teacher instances run through vlmteach's loop (loop_clips)
     loop_repeat: int = 4  # how many times each loop clip enters the teacher's data (they are few and matter)
     blend: float = 0.4  # share of the teacher's yes/no clips blended with another (soft labels)
 
 
 SCALES = {
-    "toy": Scale(2, 1, 2, 2, 2, 4, 2, 2, 1, 1, (120.0, 120.0, 120.0), light_per_family=1, light_steps=2),
+    "toy": Scale(2, 1, 2, 2, 2, 4, 2, 2, 1, 1, (120.0, 120.0, 120.0), light_per_family=1),
     "quick": Scale(600, 150, 3000, 256, 3000, 256, 2000, 24, 4, 2, (60.0, 60.0, 90.0)),
     # continuing on a CPU (2 cores) what a GPU run started: small teacher data, small batches
     "cpu": Scale(1500, 40, 3000, 64, 3000, 64, 3000, 8, 2, 3, (1800.0, 1800.0, 1500.0)),
-    # what ships (docs/micro-world.md): about 16 minutes on one H200 (with the light decoder)
+    # the shipped weights' scale (docs/micro-world.md): about 12 minutes on one H200
     "full": Scale(4000, 400, 12000, 256, 20000, 256, 6000, 24, 4, 3, (160.0, 420.0, 150.0)),
 }
 
@@ -112,7 +109,7 @@ def _labels(args):
 
 @torch.no_grad()
 def student_clips(transformer, text_encoder, tokenizer, vae, instances, draws: int, seed: int, device,
-                  light: TAEHVDecoder | None = None) -> tuple:
+                  light: PatchLinearDecoder | None = None) -> tuple:
     """One-step predictions (float frames, through ``light`` when given, as vlmteach's loop decodes them) and
     4-step DMD samples (uint8-rounded frames, through the VAE) of the trained student."""
     ids, mask = tokenize_prompts(tokenizer, [x.prompt for x in instances])
@@ -268,9 +265,7 @@ def train_light_stage(out: Path, scale: Scale, dev: torch.device, workers: int) 
         clips = torch.from_numpy(np.concatenate(pool.map(data.behaviour_clips, instances, chunksize=16))).to(dev)
     *_, vae = load_student_parts(out / "student", dev)
     latents = normalise(vae, encode_clips(vae, clips))
-    decoder = new_light_decoder(seed=0).to(dev)
-    train_light_decoder(decoder, latents=latents, clips=clips, steps=scale.light_steps, batch=8, lr=2e-3, seed=0,
-                        time_cap_s=scale.light_cap_s, log=_log)
+    decoder = fit_light_decoder(latents, clips)
     save_light_decoder(decoder, out / "student")
     held_out = data.training_instances(("id", "ood"), 8, TEACHER_SEED)  # never seen by the light decoder
     report = {"light_label_agreement": label_agreement(lambda z: light_decode(decoder, z), vae, held_out, dev,
@@ -280,9 +275,9 @@ def train_light_stage(out: Path, scale: Scale, dev: torch.device, workers: int) 
     return report
 
 
-def load_light_decoder(student_dir: Path, dev: torch.device) -> TAEHVDecoder | None:
+def load_light_decoder(student_dir: Path, dev: torch.device) -> PatchLinearDecoder | None:
     path = student_dir / LIGHT_FILE
-    return TAEHVDecoder.from_state_dict(load_file(str(path))).to(dev).eval() if path.is_file() else None
+    return PatchLinearDecoder.from_state_dict(load_file(str(path))).to(dev).eval() if path.is_file() else None
 
 
 def load_student_parts(folder: Path, dev: torch.device):

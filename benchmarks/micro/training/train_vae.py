@@ -12,7 +12,8 @@ import torch
 from diffusers import AutoencoderKLWan
 
 from benchmarks.micro.training.loop import fit
-from benchmarks.micro.weights_student import build_vae
+from benchmarks.micro.weights_student import LATENT_CHANNELS, build_vae
+from harness.students.patch_linear import PatchLinearDecoder
 from harness.students.wan import frames_as_batch, is_frame_wise
 
 KL_WEIGHT = 1e-6  # a little pull to N(0, 1) keeps latents bounded without blurring reconstructions
@@ -20,6 +21,10 @@ KL_WEIGHT = 1e-6  # a little pull to N(0, 1) keeps latents bounded without blurr
 # that are a little off (a one-step prediction's error, ~0.1 MSE in normalised units) back to clean
 # frames, as a real VAE's decoder tolerates its DiT's errors. Without it, 0.01 MSE already breaks cells.
 LATENT_NOISE = 0.35
+# A patch-linear head reconstructs every frame from the posterior mean beside the decoder: it makes the encoder's
+# latents linearly decodable per cell, which the loop's light decoder relies on (train_light_decoder). The head
+# itself is dropped; the light decoder is refitted in closed form on the normalised latents.
+LINEAR_WEIGHT = 2.0
 
 
 def new_vae(seed: int) -> AutoencoderKLWan:
@@ -33,8 +38,14 @@ def to_video(clips: torch.Tensor) -> torch.Tensor:
     return clips.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
 
 
-def vae_loss(vae: AutoencoderKLWan, clips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """L1 + MSE reconstruction of a sampled posterior latent with ``LATENT_NOISE`` added, plus a small KL term."""
+def new_linear_head(vae: AutoencoderKLWan) -> PatchLinearDecoder:
+    return PatchLinearDecoder(latent_channels=LATENT_CHANNELS, patch_size=vae.config.scale_factor_spatial)
+
+
+def vae_loss(vae: AutoencoderKLWan, head: PatchLinearDecoder, clips: torch.Tensor,
+             generator: torch.Generator) -> torch.Tensor:
+    """L1 + MSE reconstruction of a sampled posterior latent with ``LATENT_NOISE`` added, a small KL term, and
+    ``LINEAR_WEIGHT`` times the MSE of ``head``'s reconstruction from the posterior mean."""
     video = to_video(clips)
     posterior = vae.encode(video).latent_dist
     eps = torch.randn(posterior.mean.shape, generator=generator).to(video.device)
@@ -46,9 +57,10 @@ def vae_loss(vae: AutoencoderKLWan, clips: torch.Tensor, generator: torch.Genera
     shrink = torch.where(torch.rand(len(z), generator=generator) < 0.5, 0.75 + 0.25 * torch.rand(len(z), generator=generator),
                          torch.ones(len(z))).view(-1, 1, 1, 1, 1).to(z.device)
     z = centre + shrink * (z - centre)
-    recon = vae.decode(z).sample
-    err = recon - video
-    return err.abs().mean() + err.pow(2).mean() + KL_WEIGHT * posterior.kl().mean()
+    err = vae.decode(z).sample - video
+    linear = head(posterior.mean.transpose(1, 2)).transpose(1, 2) - video
+    return (err.abs().mean() + err.pow(2).mean() + KL_WEIGHT * posterior.kl().mean()
+            + LINEAR_WEIGHT * linear.pow(2).mean())
 
 
 def train_vae(vae: AutoencoderKLWan, clips: torch.Tensor, *, steps: int, batch: int, lr: float, seed: int,
@@ -57,14 +69,17 @@ def train_vae(vae: AutoencoderKLWan, clips: torch.Tensor, *, steps: int, batch: 
     per step. Only valid for the frame-wise micro VAE: its past taps receive no gradient and stay zero."""
     vae.train().requires_grad_(True)
     generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        head = new_linear_head(vae).to(clips.device)
     frames = clips.reshape(-1, 1, *clips.shape[2:])
 
     def loss_fn(step: int):
         idx = torch.randint(len(frames), (batch,), generator=generator).to(frames.device)
-        loss = vae_loss(vae, frames[idx], generator)
+        loss = vae_loss(vae, head, frames[idx], generator)
         return loss, f"loss {loss.item():.4f}"
 
-    fit(list(vae.parameters()), loss_fn, steps=steps, lr=lr, name="vae", time_cap_s=time_cap_s, log=log)
+    fit([*vae.parameters(), *head.parameters()], loss_fn, steps=steps, lr=lr, name="vae", time_cap_s=time_cap_s, log=log)
     return vae.eval().requires_grad_(False)
 
 
