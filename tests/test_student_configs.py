@@ -6,16 +6,22 @@ import inspect
 from pathlib import Path
 
 import huggingface_hub.constants
+import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from benchmarks.micro import MicroBenchmark, render_solution, score_clip
 from benchmarks.micro.training.train_student import LATER_SIGMAS
+from benchmarks.micro.training.train_vae import encode_clips, normalise
+from harness.students.patch_linear import PatchLinearDecoder
 from harness.students.schedules import shifted_flow_sigmas
 from harness.students.wan import WanStudent
 from harness.types import UserError
+from harness.video import frames_to_clip
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "student"
 
@@ -27,8 +33,15 @@ def test_micro_config_builds_the_shipped_student():
     assert student.sampler == "dmd" and student.sigmas == [1.0, *LATER_SIGMAS]
     assert student.guidance_scale == 1.0 and student.lora_spec.rank == 16
     assert len(student.lora_parameters()) > 0
-    # The loop decodes through the shipped micro TAEHV, made for this VAE (1x time, 8x space).
-    assert student.light_decoder is not None and student.light_decoder.latent_convention == "normalized"
+    # The loop decodes through the shipped patch-linear decoder, made for this VAE's latents: a rendered clip,
+    # encoded by the VAE, comes back through it with the scorer's labels.
+    assert isinstance(student.light_decoder.decoder, PatchLinearDecoder)
+    instance = MicroBenchmark().instances()[0]
+    clip = render_solution(instance, "wrong_target")
+    latents = normalise(student.vae, encode_clips(student.vae, torch.from_numpy(clip[None])))
+    decoded = frames_to_clip(student.decode(latents, light=True))
+    assert score_clip(instance, decoded).scores == score_clip(instance, clip).scores
+    assert np.abs(decoded.astype(int) - clip).mean() < 3  # RGB units
 
 
 @pytest.mark.parametrize(
