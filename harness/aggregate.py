@@ -81,7 +81,7 @@ class RunResults:
         parts = [
             f"{len(ids)} {what}"
             for ids, what in [(c.missing, "missing"), (c.errored, "error"), (c.unscored, "unscored"),
-                              (c.duplicated, "duplicated"), (c.unplanned, "unplanned"),
+                              (c.duplicated, "duplicated"), (c.unplanned, "unplanned (not in the means)"),
                               (c.missing_shards, "shard(s) never started")]
             if ids
         ]
@@ -98,7 +98,11 @@ def load_run(path: str | Path) -> RunResults:
     if not manifests and not (run.path.is_dir() and run.records_files()):
         raise UserError(f"{run.path} is not a run directory (no manifest*.json or records*.jsonl)")
     latest = run.latest_records()
-    records = [latest[i] for i in sorted(latest)]
+    completeness = run.completeness()
+    # A record no manifest plans (say, of a former evaluation set in a re-used directory) is flagged, and kept
+    # out of the means: it is not part of the run the manifests describe.
+    left_out = set(completeness.unplanned) if manifests else set()
+    records = [latest[i] for i in sorted(latest) if i not in left_out]
 
     def single(field: str, values: Iterable[str]) -> str:
         found = sorted(set(values))
@@ -110,11 +114,11 @@ def load_run(path: str | Path) -> RunResults:
     method = single("method", [r["method"] for r in records] + [m["method"] for m in manifests if "method" in m])
     chash = single("config hash", [r["config_hash"] for r in records if r["config_hash"]]
                    + [m["config_hash"] for m in manifests if "config_hash" in m])
-    membership = {iid: _groups_of(r) for iid, r in latest.items()}
+    membership = {iid: _groups_of(r) for iid, r in latest.items() if iid not in left_out}
     for manifest in manifests:  # optional per-instance groups, so missing instances count per group
         for iid, groups in manifest.get("instance_groups", {}).items():
             membership[iid] = _groups_of(groups)
-    return RunResults(run.path, bench, method, chash, records, run.completeness(), bool(manifests), membership)
+    return RunResults(run.path, bench, method, chash, records, completeness, bool(manifests), membership)
 
 
 def _groups_of(row: dict[str, Any]) -> dict[str, str]:

@@ -76,6 +76,20 @@ def test_incomplete_run_is_flagged(tmp_path, no_official):
     assert _row(summary, "task", "a2")["n_expected"] is None
 
 
+def test_unplanned_records_are_flagged_and_left_out_of_the_means(tmp_path, no_official):
+    """A re-used directory holding records of a former, larger set: only the planned instances count."""
+    scores = frozen_scores()
+    run = write_run(tmp_path, "frozen", scores)
+    stale = "synth/a1/99"
+    rec.append(run.records_path(0, 1), make_record(stale, "frozen", rec.STATUS_OK, 0.0, 2.0, 0, "hash-frozen", "synth"))
+    summary, markdown, _ = write_run_tables(tmp_path)
+    overall = _row(summary, "overall", "all")
+    assert overall["mean"] == pytest.approx(np.mean(list(scores.values())))
+    assert (overall["n"], overall["n_expected"]) == (16, 16)
+    assert _row(summary, "task", "a1")["n"] == 4
+    assert "**INCOMPLETE: 1 unplanned (not in the means)**" in markdown and summary["complete"] is False
+
+
 def test_instance_groups_in_manifest_give_per_group_expected(tmp_path, no_official):
     run = write_run(tmp_path, "frozen", frozen_scores(), missing={"synth/a2/0"})
     manifest = json.loads(run.manifest_path().read_text())
