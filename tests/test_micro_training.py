@@ -186,6 +186,18 @@ def test_vae_training_keeps_the_micro_vae_frame_wise():
     assert is_frame_wise(vae)  # past taps get no gradient from single frames and stay zero
 
 
+def test_vae_loss_trains_the_linear_head_even_where_its_output_is_out_of_range():
+    from benchmarks.micro.training.train_vae import new_linear_head, new_vae, vae_loss
+
+    vae = new_vae(seed=0)
+    head = new_linear_head(vae)
+    with torch.no_grad():
+        head.proj.bias.fill_(-5.0)  # every pixel far below any frame's value: a clamp would pass no gradient
+    clips = torch.from_numpy(np.random.default_rng(0).integers(0, 255, (2, 1, 32, 32, 3), dtype=np.uint8))
+    vae_loss(vae, head, clips, torch.Generator().manual_seed(0)).backward()
+    assert head.proj.bias.grad is not None and (head.proj.bias.grad < 0).all()  # pushed up towards the frames
+
+
 def test_loop_clips_keep_the_loops_one_step_predictions_with_the_scorers_labels(instances):
     student = load_student(WEIGHTS / "student")
     teacher = QwenVLTeacher.from_pretrained(path=str(WEIGHTS / "teacher"), device="cpu")

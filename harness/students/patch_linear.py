@@ -42,9 +42,13 @@ class PatchLinearDecoder(nn.Module):
         return model
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        # Clamped as TAEHV is: the teacher never sees values no video holds. The micro palette lies in
+        # [16, 240] / 255, so on the data the clamp does not bind and the map stays linear.
+        return self.project(latents).clamp(0.0, 1.0)
+
+    def project(self, latents: torch.Tensor) -> torch.Tensor:
+        """The linear map itself, unclamped (what a head trained beside a VAE fits)."""
         if latents.ndim != 5 or latents.shape[2] != self.latent_channels:
             raise ValueError(f"expected latents [N, T, {self.latent_channels}, h, w], got {tuple(latents.shape)}")
         frames = F.pixel_shuffle(self.proj(latents.flatten(0, 1)), self.s_upscale)
-        # Clamped as TAEHV is: the teacher never sees values no video holds. The micro palette lies in
-        # [16, 240] / 255, so on the data the clamp does not bind and the map stays linear.
-        return frames.clamp(0.0, 1.0).unflatten(0, latents.shape[:2])
+        return frames.unflatten(0, latents.shape[:2])

@@ -58,7 +58,7 @@ def vae_loss(vae: AutoencoderKLWan, head: PatchLinearDecoder, clips: torch.Tenso
                          torch.ones(len(z))).view(-1, 1, 1, 1, 1).to(z.device)
     z = centre + shrink * (z - centre)
     err = vae.decode(z).sample - video
-    linear = head(posterior.mean.transpose(1, 2)).transpose(1, 2) - video
+    linear = head.project(posterior.mean.transpose(1, 2)).transpose(1, 2) - video  # unclamped, in [-1, 1] units
     return (err.abs().mean() + err.pow(2).mean() + KL_WEIGHT * posterior.kl().mean()
             + LINEAR_WEIGHT * linear.pow(2).mean())
 
