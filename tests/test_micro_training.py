@@ -227,13 +227,30 @@ def test_yes_no_stream_blends_clips_and_labels_only_when_asked(instances):
     owner = torch.tensor([0, 0, 1, 1])
     labels = _pad_labels([data.question_labels(x, c) for x, c in zip([instances[0]] * 2 + [instances[1]] * 2, clips)])
 
-    def targets(blend):
-        stream = yes_no_stream(frames, owner, labels, instances[:2], clips=16, seed=0, blend=blend)
+    def targets(blend, scribble=0.0):
+        stream = yes_no_stream(frames, owner, labels, instances[:2], clips=16, seed=0, blend=blend, scribble=scribble)
         return torch.cat([next(stream)[2] for _ in range(4)])
 
     hard, soft = targets(0.0), targets(0.4)
     assert set(hard.tolist()) <= {0.0, 1.0}  # hard labels only
     assert ((soft > 0) & (soft < 1)).any()  # blended clips carry blended labels
+    # Painted clips are relabelled by the scorer: hard labels even where every clip is blended, and the
+    # correct clips (all yes before) now get some no.
+    painted = targets(1.0, scribble=1.0)
+    assert set(painted.tolist()) <= {0.0, 1.0} and painted.mean() < hard.mean()
+
+
+def test_scribble_paints_whole_cell_regions_from_a_frame_on(instances):
+    frames = torch.from_numpy(render_solution(instances[0], "correct")).permute(0, 3, 1, 2).float() / 255
+    for seed in range(5):
+        out = data.scribble(frames, torch.Generator().manual_seed(seed))
+        assert out.shape == frames.shape and 0 <= out.min() and out.max() <= 1
+        changed = (out != frames).any(1)  # [T, H, W]
+        first = int(changed.any((1, 2)).nonzero()[0])
+        assert changed[first:].any((1, 2)).all()  # painted from a frame to the end
+        assert not changed[:first].any()
+        cells = changed.reshape(len(frames), 4, 8, 4, 8).any(2).any(3)  # [T, 4, 4] cells touched
+        assert 1 <= int(cells[-1].sum()) <= 12
 
 
 def test_first_per_cell_takes_the_first_instances_of_every_split_and_task():

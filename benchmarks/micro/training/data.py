@@ -20,6 +20,7 @@ from benchmarks.micro.corruptions import render_solution, variants
 from benchmarks.micro.dataset import generate_instances
 from benchmarks.micro.scorer import score_clip
 from benchmarks.micro.tasks import FORBIDDEN_COLOR, pattern_phrase
+from benchmarks.micro.world import CELL, GRID, PALETTE, SOLID_SPAN, outline_mask
 from harness.types import Instance
 
 GOAL = "goal"
@@ -161,3 +162,25 @@ def degrade(frames: torch.Tensor, generator: torch.Generator, max_blur: float = 
     strength = (torch.rand(n, generator=generator) * max_noise).view(n, 1, 1, 1)
     noise = torch.randn(out.shape, generator=generator) * strength
     return (out + noise.to(frames.device)).clamp(0, 1).reshape(frames.shape)
+
+
+def scribble(frames: torch.Tensor, generator: torch.Generator, max_cells: int = 12) -> torch.Tensor:
+    """Paint 1..``max_cells`` random cells of frames [T, 3, H, W] in [0, 1] with a palette colour at a random
+    opacity (0.3-1), as a solid or an outline, from a random frame to the end: the flat-colour edits a LoRA
+    can make through the patch-linear light decoder. vlmteach's loop drove one-step predictions into such
+    clips, cluttered with squares the teacher was never shown, and the teacher answered yes to them."""
+    out = frames.float().clone()
+    cells = int(torch.randint(1, max_cells + 1, (1,), generator=generator))
+    palette = torch.tensor(list(PALETTE.values()), dtype=torch.float32) / 255
+    solid = torch.zeros(CELL, CELL, dtype=torch.bool)
+    solid[SOLID_SPAN, SOLID_SPAN] = True
+    ring = torch.from_numpy(outline_mask())
+    for _ in range(cells):
+        r, c = (int(v) for v in torch.randint(GRID, (2,), generator=generator))
+        start = int(torch.randint(frames.shape[0], (1,), generator=generator))
+        color = palette[int(torch.randint(len(palette), (1,), generator=generator))].view(3, 1)
+        alpha = 0.3 + 0.7 * float(torch.rand(1, generator=generator))
+        mask = solid if bool(torch.rand(1, generator=generator) < 0.5) else ring
+        patch = out[start:, :, r * CELL:(r + 1) * CELL, c * CELL:(c + 1) * CELL]
+        patch[:, :, mask] = (1 - alpha) * patch[:, :, mask] + alpha * color.to(out.device)
+    return out

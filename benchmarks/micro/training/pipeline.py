@@ -81,6 +81,7 @@ class Scale:
     loop_per_family: int = 0  # per family and split: teacher instances run through vlmteach's loop (loop_clips)
     loop_repeat: int = 4  # how many times each loop clip enters the teacher's data (they are few and matter)
     blend: float = 0.4  # share of the teacher's yes/no clips blended with another (soft labels)
+    scribble: float = 0.0  # share of them with random cells painted (data.scribble), relabelled by the scorer
 
 
 SCALES = {
@@ -140,10 +141,11 @@ def student_clips(transformer, text_encoder, tokenizer, vae, instances, draws: i
     return torch.cat(one_step), final_frames.half(), torch.cat(owners)
 
 
-def yes_no_stream(frames, owner, labels, instances, clips: int, seed: int, blend: float = 0.4):
+def yes_no_stream(frames, owner, labels, instances, clips: int, seed: int, blend: float = 0.4, scribble: float = 0.0):
     """Batches (videos, questions, soft labels): random clips, a ``blend`` share of them blended with another
-    clip of the same instance (labels mixed alike), 50% degraded, shown with 8, 12 or 17 uniformly picked
-    frames."""
+    clip of the same instance (labels mixed alike), a ``scribble`` share with random cells painted
+    (``data.scribble``; labels then the scorer's on the painted clip), 50% degraded, shown with 8, 12 or 17
+    uniformly picked frames."""
     generator = torch.Generator().manual_seed(seed)
     order = torch.argsort(owner, stable=True)
     frames, owner, labels = frames[order], owner[order], labels[order]
@@ -159,6 +161,10 @@ def yes_no_stream(frames, owner, labels, instances, clips: int, seed: int, blend
         a = alpha.to(frames.device).view(-1, 1, 1, 1, 1)
         batch = a * frames[i].float() + (1 - a) * frames[j].float()
         lab = alpha.view(-1, 1) * labels[i] + (1 - alpha.view(-1, 1)) * labels[j]
+        painted = torch.nonzero(torch.rand(clips, generator=generator) < scribble).flatten() if scribble else []
+        for n in painted:
+            batch[n] = data.scribble(batch[n], generator)
+            lab[n] = _pad_labels([data.question_labels(instances[int(o[n])], frames_to_clip(batch[n]))])[0]
         degraded = data.degrade(batch, generator)
         use = (torch.rand(clips, generator=generator) < 0.5).to(frames.device).view(-1, 1, 1, 1, 1)
         batch = torch.where(use, degraded, batch)
@@ -336,7 +342,8 @@ def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int
     if scale.loop_per_family:
         frames, owner, labels, report["loop_clips"] = _with_loop_clips(out, scale, dev, teacher, teacher_set,
                                                                        frames, owner, labels)
-    yes_no = yes_no_stream(frames, owner, labels, teacher_set, scale.teacher_clips, seed=0, blend=scale.blend)
+    yes_no = yes_no_stream(frames, owner, labels, teacher_set, scale.teacher_clips, seed=0, blend=scale.blend,
+                           scribble=scale.scribble)
     train_teacher(teacher, yes_no_batches=yes_no,
                   synthesis_batches=synthesis_stream(teacher_set, scale.synthesis_batch, seed=0),
                   steps=scale.teacher_steps, lr=2e-3, time_cap_s=scale.time_caps_s[2], log=_log)
@@ -418,6 +425,8 @@ def main() -> None:
                              "teacher; its one-step predictions join the teacher's data (use with --teacher-init)")
     parser.add_argument("--blend", type=float, help="share of the teacher's yes/no clips blended, labels alike "
                                                      "(the scale's: 0.4); 0 gives hard labels only")
+    parser.add_argument("--scribble", type=float, default=0.0,
+                        help="share of the teacher's yes/no clips with random cells painted, relabelled by the scorer")
     parser.add_argument("--install", type=Path, help="a folder written by --out, to copy into the repo's weights")
     args = parser.parse_args()
     if args.out is None and args.install is None:
@@ -427,7 +436,8 @@ def main() -> None:
         scale = replace(scale, time_caps_s=tuple(c * args.time_factor for c in scale.time_caps_s),
                         student_batch=args.student_batch or scale.student_batch,
                         loop_per_family=args.loop_per_family or scale.loop_per_family,
-                        blend=scale.blend if args.blend is None else args.blend)
+                        blend=scale.blend if args.blend is None else args.blend,
+                        scribble=args.scribble)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         train_all(args.out, scale, args.device, args.workers, tuple(args.stages.split(",")),
                   args.teacher_init, args.student_init, args.vae_init)
