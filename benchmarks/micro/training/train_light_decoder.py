@@ -22,7 +22,7 @@ FILE = Path("light_decoder") / "patch_linear_micro.safetensors"  # inside the st
 
 
 def light_decode(decoder: PatchLinearDecoder, latents: torch.Tensor) -> torch.Tensor:
-    """Normalised latents [N, C, F, h, w] -> frames [N, F, 3, H, W] (about [0, 1])."""
+    """Normalised latents [N, C, F, h, w] -> frames [N, F, 3, H, W] in [0, 1]."""
     return decoder(latents.transpose(1, 2))
 
 
