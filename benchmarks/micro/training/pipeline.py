@@ -425,8 +425,9 @@ def main() -> None:
                              "teacher; its one-step predictions join the teacher's data (use with --teacher-init)")
     parser.add_argument("--blend", type=float, help="share of the teacher's yes/no clips blended, labels alike "
                                                      "(the scale's: 0.4); 0 gives hard labels only")
-    parser.add_argument("--scribble", type=float, default=0.0,
-                        help="share of the teacher's yes/no clips with random cells painted, relabelled by the scorer")
+    parser.add_argument("--scribble", type=float,
+                        help="share of the teacher's yes/no clips with random cells painted, relabelled by the scorer "
+                             "(the scale's: 0)")
     parser.add_argument("--install", type=Path, help="a folder written by --out, to copy into the repo's weights")
     args = parser.parse_args()
     if args.out is None and args.install is None:
@@ -437,7 +438,7 @@ def main() -> None:
                         student_batch=args.student_batch or scale.student_batch,
                         loop_per_family=args.loop_per_family or scale.loop_per_family,
                         blend=scale.blend if args.blend is None else args.blend,
-                        scribble=args.scribble)
+                        scribble=scale.scribble if args.scribble is None else args.scribble)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         train_all(args.out, scale, args.device, args.workers, tuple(args.stages.split(",")),
                   args.teacher_init, args.student_init, args.vae_init)
