@@ -27,6 +27,7 @@ from diffusers import WanPipeline
 from safetensors.torch import load_file
 
 from benchmarks.micro.training import data
+from benchmarks.micro.training.adversarial import attack_clips
 from benchmarks.micro.training.loop_clips import loop_clips
 from benchmarks.micro.training.measure import load_student
 from benchmarks.micro.training.train_student import (
@@ -62,6 +63,8 @@ from harness.video import frames_to_clip
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 STUDENT_SEED, TEACHER_SEED, LIGHT_SEED = 1, 2, 3  # instance seeds (the evaluation set is seed 0)
 P_CORRECT = 0.15  # how often the student follows the instruction on its own
+ADVERSARIAL_LRS = (0.05, 0.1, 0.2)  # Adam on the attacked latents (unit spread): nudges to cell-painting
+ADVERSARIAL_SNAPSHOTS = (5, 15, 40)  # attack steps after which the clip is kept (the loop runs 40)
 
 
 @dataclass(frozen=True)
@@ -82,13 +85,18 @@ class Scale:
     loop_repeat: int = 4  # how many times each loop clip enters the teacher's data (they are few and matter)
     blend: float = 0.4  # share of the teacher's yes/no clips blended with another (soft labels)
     scribble: float = 0.0  # share of them with random cells painted (data.scribble), relabelled by the scorer
+    adversarial_rounds: int = 0  # rounds of attacks on the teacher (adversarial.attack_clips), between training phases
+    adversarial_clips: int = 256  # clips attacked per round
+    adversarial_batch: int = 64  # clips attacked at once
+    adversarial_repeat: int = 2  # how many times each attacked clip enters the teacher's data
 
 
 SCALES = {
     "toy": Scale(2, 1, 2, 2, 2, 4, 2, 2, 1, 1, (120.0, 120.0, 120.0), light_per_family=1),
     "quick": Scale(600, 150, 3000, 256, 3000, 256, 2000, 24, 4, 2, (60.0, 60.0, 90.0)),
     # continuing on a CPU (2 cores) what a GPU run started: small teacher data, small batches
-    "cpu": Scale(1500, 40, 3000, 64, 3000, 64, 3000, 8, 2, 3, (1800.0, 1800.0, 1500.0)),
+    "cpu": Scale(1500, 40, 3000, 64, 3000, 64, 3000, 8, 2, 3, (1800.0, 1800.0, 1500.0), adversarial_clips=96,
+                 adversarial_batch=16),
     # the shipped weights' scale (docs/micro-world.md): about 12 minutes on one H200
     "full": Scale(4000, 400, 12000, 256, 20000, 256, 6000, 24, 4, 3, (160.0, 420.0, 150.0)),
 }
@@ -342,12 +350,20 @@ def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int
     if scale.loop_per_family:
         frames, owner, labels, report["loop_clips"] = _with_loop_clips(out, scale, dev, teacher, teacher_set,
                                                                        frames, owner, labels)
-    yes_no = yes_no_stream(frames, owner, labels, teacher_set, scale.teacher_clips, seed=0, blend=scale.blend,
-                           scribble=scale.scribble)
-    train_teacher(teacher, yes_no_batches=yes_no,
-                  synthesis_batches=synthesis_stream(teacher_set, scale.synthesis_batch, seed=0),
-                  steps=scale.teacher_steps, lr=2e-3, time_cap_s=scale.time_caps_s[2], log=_log)
-    save_teacher(teacher, init, out / "teacher")
+    phases = scale.adversarial_rounds + 1  # train, then (attack, train) per round; each phase anneals its lr
+    report["adversarial_rounds"] = []
+    for phase in range(phases):
+        if phase:
+            frames, owner, labels, stats = _with_adversarial_clips(out, scale, dev, teacher, teacher_set,
+                                                                   frames, owner, labels, seed=phase)
+            report["adversarial_rounds"].append(stats)
+        yes_no = yes_no_stream(frames, owner, labels, teacher_set, scale.teacher_clips, seed=phase,
+                               blend=scale.blend, scribble=scale.scribble)
+        train_teacher(teacher, yes_no_batches=yes_no,
+                      synthesis_batches=synthesis_stream(teacher_set, scale.synthesis_batch, seed=phase),
+                      steps=scale.teacher_steps // phases, lr=2e-3, time_cap_s=scale.time_caps_s[2] / phases,
+                      log=_log)
+        save_teacher(teacher, init, out / "teacher")  # every phase: a run cut short keeps its last one
     shutil.rmtree(init)
     report["teacher_stage_seconds"] = time.perf_counter() - started
     return report
@@ -368,6 +384,45 @@ def _with_loop_clips(out: Path, scale: Scale, dev: torch.device, teacher, teache
     return (torch.cat([frames, loop_frames.to(frames.device).repeat(r, 1, 1, 1, 1)]),
             torch.cat([owner, picked[loop_owner].repeat(r)]),
             torch.cat([labels, _pad_labels(loop_labels).repeat(r, 1)]), stats)
+
+
+def _with_adversarial_clips(out: Path, scale: Scale, dev: torch.device, teacher, teacher_set, frames, owner, labels,
+                            seed: int):
+    """The teacher's data plus ``adversarial_repeat`` copies of attacks on the current teacher
+    (``adversarial.attack_clips``, through the trained light decoder) from ``adversarial_clips`` random
+    clips of its data whose goal the scorer rejects: where being fooled costs the loop."""
+    started = time.perf_counter()
+    light = load_light_decoder(out / "student", dev)
+    if light is None:
+        raise FileNotFoundError(f"adversarial rounds attack through the light decoder; {out / 'student' / LIGHT_FILE} "
+                                "is missing (run the light stage first)")
+    generator = torch.Generator().manual_seed(seed)
+    rejected = torch.nonzero(labels[:, 0] < 0.5).flatten()
+    seeds = rejected[torch.randperm(len(rejected), generator=generator)[:scale.adversarial_clips]]
+    new_frames, new_owner, new_labels, p_goal = [], [], [], []
+    for start in range(0, len(seeds), scale.adversarial_batch):
+        batch = seeds[start:start + scale.adversarial_batch]
+        lr = ADVERSARIAL_LRS[int(torch.randint(len(ADVERSARIAL_LRS), (1,), generator=generator))]
+        clips, clip_labels, p_yes = attack_clips(teacher, light, frames[batch.to(frames.device)].to(dev),
+                                                 [teacher_set[int(owner[i])] for i in batch],
+                                                 steps=max(ADVERSARIAL_SNAPSHOTS), lr=lr, snapshots=ADVERSARIAL_SNAPSHOTS)
+        new_frames.append(clips.to(frames.device))
+        new_owner.append(owner[batch].repeat(len(ADVERSARIAL_SNAPSHOTS)))
+        new_labels.extend(clip_labels)
+        p_goal.append(p_yes.cpu())
+    goal = torch.tensor([float(lab[0]) for lab in new_labels])
+    fooled = (torch.cat(p_goal) > 0.5) & (goal < 0.5)
+    # How robust the teacher was before this round: the share of attacked clips (every snapshot) whose
+    # goal it accepts though the scorer rejects it.
+    stats = {"clips": len(new_labels), "goal_rate": float(goal.mean()), "fooled_rate": float(fooled.float().mean()),
+             "goal_p_yes": float(torch.cat(p_goal).mean()),
+             "all_yes_rate": float(np.mean([lab.min() for lab in new_labels])),
+             "seconds": time.perf_counter() - started}
+    _log(f"adversarial clips, round {seed}: {json.dumps(stats)}")
+    r = scale.adversarial_repeat
+    return (torch.cat([frames, torch.cat(new_frames).repeat(r, 1, 1, 1, 1)]),
+            torch.cat([owner, torch.cat(new_owner).repeat(r)]),
+            torch.cat([labels, _pad_labels(new_labels).repeat(r, 1)]), stats)
 
 
 def train_all(out: Path, scale: Scale, device: str, workers: int, stages: tuple[str, ...],
@@ -428,6 +483,10 @@ def main() -> None:
     parser.add_argument("--scribble", type=float,
                         help="share of the teacher's yes/no clips with random cells painted, relabelled by the scorer "
                              "(the scale's: 0)")
+    parser.add_argument("--adversarial-rounds", type=int,
+                        help="rounds of attacks on the teacher, each followed by training on the attacked clips "
+                             "labelled by the scorer (the scale's: 0)")
+    parser.add_argument("--adversarial-clips", type=int, help="clips attacked per round (the scale's: 256)")
     parser.add_argument("--install", type=Path, help="a folder written by --out, to copy into the repo's weights")
     args = parser.parse_args()
     if args.out is None and args.install is None:
@@ -438,7 +497,9 @@ def main() -> None:
                         student_batch=args.student_batch or scale.student_batch,
                         loop_per_family=args.loop_per_family or scale.loop_per_family,
                         blend=scale.blend if args.blend is None else args.blend,
-                        scribble=scale.scribble if args.scribble is None else args.scribble)
+                        scribble=scale.scribble if args.scribble is None else args.scribble,
+                        adversarial_rounds=args.adversarial_rounds or scale.adversarial_rounds,
+                        adversarial_clips=args.adversarial_clips or scale.adversarial_clips)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         train_all(args.out, scale, args.device, args.workers, tuple(args.stages.split(",")),
                   args.teacher_init, args.student_init, args.vae_init)

@@ -148,4 +148,4 @@ def save_teacher(teacher: QwenVLTeacher, init_folder: Path, out_dir: Path) -> No
     """The builder's folder (tokenizer, chat template, preprocessing configs) with the trained weights."""
     out_dir = Path(out_dir)
     shutil.copytree(init_folder, out_dir, dirs_exist_ok=True)
-    teacher.model.to("cpu").save_pretrained(out_dir)
+    teacher.model.save_pretrained(out_dir)
