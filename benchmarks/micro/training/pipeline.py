@@ -4,6 +4,8 @@ write ``student/`` (with ``light_decoder/``) and ``teacher/`` folders.
 
     python -m benchmarks.micro.training.pipeline --out DIR [--scale full|quick|toy] [--stages student,light,teacher]
     python -m benchmarks.micro.training.pipeline --install DIR   # swap DIR/{student,teacher} into the repo
+    python -m benchmarks.micro.training.pipeline --out DIR --stages teacher --teacher-init T --adversarial-rounds 3
+        # continue teacher T, alternating training with attacks on it (``adversarial``), labelled by the scorer
 
 Instances, batches and initialisations are seeded; each model also has a time cap (its learning rate
 anneals within it), so step counts depend on the machine once a cap is reached. ``full`` is sized for
