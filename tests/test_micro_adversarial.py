@@ -92,6 +92,16 @@ def test_pipeline_rounds_attack_clips_the_scorer_rejects_and_append_them(instanc
                                       data.question_labels(x, frames_to_clip(clip.float())))
 
 
+def test_pipeline_rounds_refuse_data_with_nothing_to_attack(instances, teacher, tmp_path):
+    (tmp_path / "student").symlink_to(WEIGHTS / "student")
+    clip = render_solution(instances[0], "correct")
+    frames = torch.from_numpy(clip[None]).permute(0, 1, 4, 2, 3).half() / 255
+    labels = _pad_labels([data.question_labels(instances[0], clip)])
+    with pytest.raises(ValueError, match="nothing to attack"):
+        _with_adversarial_clips(tmp_path, SCALES["toy"], torch.device("cpu"), teacher, instances[:1], frames,
+                                torch.tensor([0]), labels, seed=1)
+
+
 def test_pipeline_rounds_need_the_light_decoder(instances, teacher, tmp_path):
     (tmp_path / "student").mkdir()
     frames = torch.zeros(1, 17, 3, 32, 32)

@@ -400,6 +400,8 @@ def _with_adversarial_clips(out: Path, scale: Scale, dev: torch.device, teacher,
                                 "is missing (run the light stage first)")
     generator = torch.Generator().manual_seed(seed)
     rejected = torch.nonzero(labels[:, 0] < 0.5).flatten()
+    if not len(rejected):
+        raise ValueError("no clip of the teacher's data has its goal rejected by the scorer: nothing to attack from")
     seeds = rejected[torch.randperm(len(rejected), generator=generator)[:scale.adversarial_clips]]
     new_frames, new_owner, new_labels, p_goal = [], [], [], []
     for start in range(0, len(seeds), scale.adversarial_batch):
@@ -488,7 +490,7 @@ def main() -> None:
     parser.add_argument("--adversarial-rounds", type=int,
                         help="rounds of attacks on the teacher, each followed by training on the attacked clips "
                              "labelled by the scorer (the scale's: 0)")
-    parser.add_argument("--adversarial-clips", type=int, help="clips attacked per round (the scale's: 256)")
+    parser.add_argument("--adversarial-clips", type=int, help="clips attacked per round (the scale's: 256; cpu: 96)")
     parser.add_argument("--install", type=Path, help="a folder written by --out, to copy into the repo's weights")
     args = parser.parse_args()
     if args.out is None and args.install is None:
