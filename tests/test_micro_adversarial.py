@@ -69,8 +69,7 @@ def test_attack_raises_p_yes_keeps_the_condition_and_labels_what_it_returns(inst
         np.testing.assert_array_equal(label, data.question_labels(x, frames_to_clip(clip.float())))
 
 
-def test_pipeline_rounds_attack_clips_the_scorer_rejects_and_append_them(instances, teacher, tmp_path):
-    (tmp_path / "student").symlink_to(WEIGHTS / "student")
+def test_pipeline_rounds_attack_clips_the_scorer_rejects_and_append_them(instances, teacher, decoder):
     clips = [render_solution(x, b) for x in instances[:2] for b in ("correct", "wrong_target")]
     frames = torch.from_numpy(np.stack(clips)).permute(0, 1, 4, 2, 3).half() / 255
     owner = torch.tensor([0, 0, 1, 1])
@@ -79,7 +78,7 @@ def test_pipeline_rounds_attack_clips_the_scorer_rejects_and_append_them(instanc
     scale = SCALES["toy"].__class__(**{**SCALES["toy"].__dict__, "adversarial_clips": 8, "adversarial_batch": 2,
                                        "adversarial_repeat": 2})
     out_frames, out_owner, out_labels, stats = _with_adversarial_clips(
-        tmp_path, scale, torch.device("cpu"), teacher, instances[:2], frames, owner, labels, seed=1)
+        scale, torch.device("cpu"), teacher, decoder, instances[:2], frames, owner, labels, seed=1)
     n = stats["clips"]
     assert n == 2 * 3  # both rejected clips (no more exist), three snapshots each
     assert len(out_frames) == len(out_owner) == len(out_labels) == 4 + 2 * n
@@ -92,21 +91,19 @@ def test_pipeline_rounds_attack_clips_the_scorer_rejects_and_append_them(instanc
                                       data.question_labels(x, frames_to_clip(clip.float())))
 
 
-def test_pipeline_rounds_refuse_data_with_nothing_to_attack(instances, teacher, tmp_path):
-    (tmp_path / "student").symlink_to(WEIGHTS / "student")
+def test_pipeline_rounds_refuse_data_with_nothing_to_attack(instances, teacher, decoder):
     clip = render_solution(instances[0], "correct")
     frames = torch.from_numpy(clip[None]).permute(0, 1, 4, 2, 3).half() / 255
     labels = _pad_labels([data.question_labels(instances[0], clip)])
     with pytest.raises(ValueError, match="nothing to attack"):
-        _with_adversarial_clips(tmp_path, SCALES["toy"], torch.device("cpu"), teacher, instances[:1], frames,
+        _with_adversarial_clips(SCALES["toy"], torch.device("cpu"), teacher, decoder, instances[:1], frames,
                                 torch.tensor([0]), labels, seed=1)
 
 
-def test_pipeline_rounds_need_the_light_decoder(instances, teacher, tmp_path):
-    (tmp_path / "student").mkdir()
+def test_pipeline_rounds_need_the_light_decoder(instances, teacher):
     frames = torch.zeros(1, 17, 3, 32, 32)
     with pytest.raises(FileNotFoundError, match="light"):
-        _with_adversarial_clips(tmp_path, SCALES["toy"], torch.device("cpu"), teacher, instances[:1], frames,
+        _with_adversarial_clips(SCALES["toy"], torch.device("cpu"), teacher, None, instances[:1], frames,
                                 torch.tensor([0]), torch.zeros(1, 4), seed=1)
 
 

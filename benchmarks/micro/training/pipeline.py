@@ -317,11 +317,11 @@ def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int
     var_owner = torch.cat([torch.full((len(c),), i) for i, (c, _) in enumerate(variant_sets)])
     var_labels = _pad_labels([lab for _, labs in variant_sets for lab in labs])
     transformer, text_encoder, tokenizer, vae = load_student_parts(out / "student", dev)
+    light = load_light_decoder(out / "student", dev)
     with torch.no_grad():
         recon = decode_frames(vae, normalise(vae, encode_clips(vae, torch.from_numpy(var_clips).to(dev)))).half()
     one_step, final, own = student_clips(transformer, text_encoder, tokenizer, vae, teacher_set,
-                                         scale.one_step_draws, seed=1, device=dev,
-                                         light=load_light_decoder(out / "student", dev))
+                                         scale.one_step_draws, seed=1, device=dev, light=light)
     student_frames = torch.cat([one_step, final])
     with Pool(workers) as pool:
         student_labels = pool.map(_labels, [(teacher_set[int(o)], frames_to_clip(f)) for o, f in
@@ -356,7 +356,7 @@ def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int
     report["adversarial_rounds"] = []
     for phase in range(phases):
         if phase:
-            frames, owner, labels, stats = _with_adversarial_clips(out, scale, dev, teacher, teacher_set,
+            frames, owner, labels, stats = _with_adversarial_clips(scale, dev, teacher, light, teacher_set,
                                                                    frames, owner, labels, seed=phase)
             report["adversarial_rounds"].append(stats)
         yes_no = yes_no_stream(frames, owner, labels, teacher_set, scale.teacher_clips, seed=phase,
@@ -388,16 +388,15 @@ def _with_loop_clips(out: Path, scale: Scale, dev: torch.device, teacher, teache
             torch.cat([labels, _pad_labels(loop_labels).repeat(r, 1)]), stats)
 
 
-def _with_adversarial_clips(out: Path, scale: Scale, dev: torch.device, teacher, teacher_set, frames, owner, labels,
-                            seed: int):
+def _with_adversarial_clips(scale: Scale, dev: torch.device, teacher, light: PatchLinearDecoder | None, teacher_set,
+                            frames, owner, labels, seed: int):
     """The teacher's data plus ``adversarial_repeat`` copies of attacks on the current teacher
     (``adversarial.attack_clips``, through the trained light decoder) from ``adversarial_clips`` random
     clips of its data whose goal the scorer rejects: where being fooled costs the loop."""
     started = time.perf_counter()
-    light = load_light_decoder(out / "student", dev)
     if light is None:
-        raise FileNotFoundError(f"adversarial rounds attack through the light decoder; {out / 'student' / LIGHT_FILE} "
-                                "is missing (run the light stage first)")
+        raise FileNotFoundError(f"adversarial rounds attack through the light decoder, and the student folder has no "
+                                f"{LIGHT_FILE} (run the light stage first)")
     generator = torch.Generator().manual_seed(seed)
     rejected = torch.nonzero(labels[:, 0] < 0.5).flatten()
     if not len(rejected):
