@@ -32,6 +32,7 @@ from harness.teachers.base import (
     read_json,
     seeded,
 )
+from harness.teachers.packed_attention import use_packed_vision_attention
 from harness.teachers.preprocess import VisionSpec, image_pixels, video_pixels
 from harness.teachers.shared_prefix import answer_positions, block_mask, segment_ids
 from harness.types import UserError
@@ -104,7 +105,7 @@ class QwenVLTeacher(ChatTeacher):
         min_pixels: int | None = None, video_fps: float = 2.0, question_suffix: str = " Answer with Yes or No.",
         system_prompt: str | None = None, gradient_checkpointing: bool = False, max_new_tokens: int = 256,
         synthesis_retries: int = 2, shared_prefix: bool = True, synthesis_cache_len: int | None = None,
-        compile: bool = False,
+        compile: bool = False, packed_vision_attention: bool = True,
     ) -> QwenVLTeacher:
         """Load a Qwen3-VL or Qwen2.5-VL checkpoint (folder or hub id) as a frozen teacher.
 
@@ -114,6 +115,8 @@ class QwenVLTeacher(ChatTeacher):
         ``second_per_grid_ts``). ``shared_prefix`` runs the system + video prefix once per ``yes_nll`` call, the
         questions after it in the same row (``score_video_shared_prefix``); off, every question is a full row.
         ``compile`` compiles the language model's decoder layers for the loss (``prepare_frozen``).
+        ``packed_vision_attention`` runs the vision tower's per-frame-pair attention as one SDPA call
+        (``harness.teachers.packed_attention``; exact) instead of one call per pair.
         ``synthesis_cache_len`` gives question synthesis a static KV cache of that many tokens (at least prompt +
         ``max_new_tokens``), which ``generate`` compiles on a GPU: one decoding graph for every prompt up to that
         length (a cache sized per prompt would recompile per prompt length); ``None``: a dynamic cache, eager.
@@ -130,6 +133,8 @@ class QwenVLTeacher(ChatTeacher):
         tokenizer = AutoTokenizer.from_pretrained(local)
         spec = _vision_spec(local, config, family, min_pixels=min_pixels, max_pixels=max_pixels)
         model = family.model_class.from_pretrained(local, dtype=torch_dtype).to(torch_device)
+        if packed_vision_attention:
+            use_packed_vision_attention(model)
         prepare_frozen(model, gradient_checkpointing=gradient_checkpointing, compile=compile)
         return cls(model=model, tokenizer=tokenizer, chat_template=chat_template(local, tokenizer), spec=spec,
                    video_fps=video_fps, question_suffix=question_suffix, system_prompt=system_prompt,
