@@ -30,6 +30,22 @@ def test_builder_is_seeded_small_and_loadable(tmp_path):
     assert teacher.model.config.model_type == "qwen3_vl"
 
 
+def test_builder_sizes_set_the_widths_and_refuse_unknown_names(tmp_path):
+    small = micro.build_micro_teacher(tmp_path / "small", size="small")
+    teacher = QwenVLTeacher.from_pretrained(path=str(small), device="cpu")
+    dims = micro.SIZES["small"]
+    config = teacher.model.config
+    assert (config.text_config.hidden_size, config.vision_config.hidden_size) == (dims.text_width, dims.vision_width)
+    assert config.vision_config.out_hidden_size == dims.text_width  # the merger feeds the language model
+    micro_params = sum(p.numel() for p in QwenVLTeacher.from_pretrained(path=str(COMMITTED), device="cpu")
+                       .model.parameters())
+    assert sum(p.numel() for p in teacher.model.parameters()) > 2 * micro_params
+    nll = teacher.yes_nll(torch.rand(4, 3, 32, 32), ["Is the red square on the green cell?"])
+    assert nll.shape == (1,) and torch.isfinite(nll).all()
+    with pytest.raises(ValueError, match="choose one of"):
+        micro.build_micro_teacher(tmp_path / "huge", size="huge")
+
+
 def test_tokenizer_has_model_tokens_and_splits_json():
     tok = micro.build_tokenizer()
     ids = {t: tok.convert_tokens_to_ids(t) for t in micro.SPECIAL_TOKENS}

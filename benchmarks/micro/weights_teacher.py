@@ -5,13 +5,14 @@ Micro frames are 32x32 (a 4x4 grid of 8x8 cells): vision patch 8 and merge 2 mak
 2x2 cells, temporal patch 2 pairs frames, and the pixel budgets keep 32x32 frames at their size.
 The builder's weights are random; `benchmarks.micro.training` trains them and saves over the same folder.
 
-    python -m benchmarks.micro.weights_teacher [--out DIR] [--seed 0]
+    python -m benchmarks.micro.weights_teacher [--out DIR] [--seed 0] [--size micro|small]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -93,21 +94,38 @@ def build_tokenizer(words: list[str] | None = None) -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def micro_config(vocab_size: int) -> Qwen3VLConfig:
+@dataclass(frozen=True)
+class TeacherSize:
+    text_width: int
+    text_layers: int
+    vision_width: int
+    vision_depth: int
+
+
+# "micro" is the shipped teacher's; "small" has about 6x its parameters (more capacity for robustness).
+SIZES = {"micro": TeacherSize(96, 3, 64, 2), "small": TeacherSize(192, 3, 128, 2)}
+
+
+def micro_config(vocab_size: int, size: str = "micro") -> Qwen3VLConfig:
     """A Qwen3-VL small enough to train on a CPU, shaped for 32x32 micro frames."""
+    if size not in SIZES:
+        raise ValueError(f"unknown micro teacher size {size!r}; choose one of {sorted(SIZES)}")
+    dims = SIZES[size]
     head_dim = 16
     return Qwen3VLConfig(
         text_config=dict(
-            vocab_size=vocab_size, hidden_size=96, intermediate_size=192, num_hidden_layers=3,
-            num_attention_heads=6, num_key_value_heads=2, head_dim=head_dim, max_position_embeddings=2048,
+            vocab_size=vocab_size, hidden_size=dims.text_width, intermediate_size=2 * dims.text_width,
+            num_hidden_layers=dims.text_layers, num_attention_heads=dims.text_width // head_dim,
+            num_key_value_heads=2, head_dim=head_dim, max_position_embeddings=2048,
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 2, 2],
                              "mrope_interleaved": True},
             pad_token_id=PAD_ID, bos_token_id=IM_START_ID, eos_token_id=IM_END_ID, attention_dropout=0.0,
         ),
         vision_config=dict(
-            depth=2, hidden_size=64, intermediate_size=128, num_heads=4, in_channels=3, patch_size=8,
-            spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=96, num_position_embeddings=16,
-            deepstack_visual_indexes=[1], hidden_act="gelu_pytorch_tanh",
+            depth=dims.vision_depth, hidden_size=dims.vision_width, intermediate_size=2 * dims.vision_width,
+            num_heads=dims.vision_width // head_dim, in_channels=3, patch_size=8, spatial_merge_size=2,
+            temporal_patch_size=2, out_hidden_size=dims.text_width, num_position_embeddings=16,
+            deepstack_visual_indexes=[dims.vision_depth - 1], hidden_act="gelu_pytorch_tanh",
         ),
         image_token_id=IMAGE_PAD_ID, video_token_id=VIDEO_PAD_ID, vision_start_token_id=VISION_START_ID,
         vision_end_token_id=VISION_END_ID, tie_word_embeddings=True,
@@ -122,12 +140,12 @@ IMAGE_PIXELS = {"shortest_edge": 16 * 16, "longest_edge": 64 * 64}
 VIDEO_PIXELS = {"shortest_edge": 2 * 16 * 16, "longest_edge": 64 * 32 * 32}
 
 
-def build_micro_teacher(out_dir: Path | str = DEFAULT_OUT, *, seed: int = 0) -> Path:
-    """Write a seeded random micro teacher (model, tokenizer, preprocessing configs) to ``out_dir``."""
+def build_micro_teacher(out_dir: Path | str = DEFAULT_OUT, *, seed: int = 0, size: str = "micro") -> Path:
+    """Write a seeded random micro teacher of ``size`` (model, tokenizer, preprocessing configs) to ``out_dir``."""
     out_dir = Path(out_dir)
     tokenizer = build_tokenizer()
     torch.manual_seed(seed)
-    model = Qwen3VLForConditionalGeneration(micro_config(len(tokenizer))).eval()
+    model = Qwen3VLForConditionalGeneration(micro_config(len(tokenizer), size)).eval()
     model.generation_config = GenerationConfig(eos_token_id=[IM_END_ID, PAD_ID], pad_token_id=PAD_ID, do_sample=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
@@ -141,8 +159,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", choices=sorted(SIZES), default="micro")
     args = parser.parse_args()
-    path = build_micro_teacher(args.out, seed=args.seed)
+    path = build_micro_teacher(args.out, seed=args.seed, size=args.size)
     size = sum(f.stat().st_size for f in path.iterdir()) / 2**20
     print(f"micro teacher written to {path} ({size:.2f} MiB)")
 

@@ -56,6 +56,7 @@ from benchmarks.micro.training.train_vae import (
     set_latent_stats,
     train_vae,
 )
+from benchmarks.micro.weights_teacher import SIZES
 from benchmarks.micro.world import NUM_FRAMES
 from harness.method import uniform_frame_indices
 from harness.students.patch_linear import PatchLinearDecoder
@@ -91,6 +92,7 @@ class Scale:
     adversarial_clips: int = 256  # clips attacked per round
     adversarial_batch: int = 64  # clips attacked at once
     adversarial_repeat: int = 2  # how many times each attacked clip enters the teacher's data
+    teacher_size: str = "micro"  # weights_teacher.SIZES: the architecture of a teacher trained from scratch
 
 
 SCALES = {
@@ -345,7 +347,7 @@ def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int
     _log(f"teacher data: {len(frames)} clips ({time.perf_counter() - started:.0f}s)")
 
     init = out / "teacher_init"
-    teacher = new_teacher(init, seed=0, device=str(dev))
+    teacher = new_teacher(init, seed=0, device=str(dev), size=scale.teacher_size)
     if init_from is not None:
         shutil.copytree(init_from, init, dirs_exist_ok=True)
         teacher = QwenVLTeacher.from_pretrained(path=str(init), device=str(dev))
@@ -490,6 +492,8 @@ def main() -> None:
                         help="rounds of attacks on the teacher, each followed by training on the attacked clips "
                              "labelled by the scorer (the scale's: 0)")
     parser.add_argument("--adversarial-clips", type=int, help="clips attacked per round (the scale's: 256; cpu: 96)")
+    parser.add_argument("--teacher-size", choices=sorted(SIZES),
+                        help="architecture of a teacher trained from scratch (weights_teacher.SIZES; the scale's: micro)")
     parser.add_argument("--install", type=Path, help="a folder written by --out, to copy into the repo's weights")
     args = parser.parse_args()
     if args.out is None and args.install is None:
@@ -502,7 +506,8 @@ def main() -> None:
                         blend=scale.blend if args.blend is None else args.blend,
                         scribble=scale.scribble if args.scribble is None else args.scribble,
                         adversarial_rounds=args.adversarial_rounds or scale.adversarial_rounds,
-                        adversarial_clips=args.adversarial_clips or scale.adversarial_clips)
+                        adversarial_clips=args.adversarial_clips or scale.adversarial_clips,
+                        teacher_size=args.teacher_size or scale.teacher_size)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         train_all(args.out, scale, args.device, args.workers, tuple(args.stages.split(",")),
                   args.teacher_init, args.student_init, args.vae_init)

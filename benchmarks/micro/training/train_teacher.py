@@ -29,9 +29,9 @@ from harness.teachers.queries import build_synthesis_prompt
 IGNORE = -100
 
 
-def new_teacher(folder: Path, *, seed: int, device: str) -> QwenVLTeacher:
-    """The builder's random micro teacher, written to ``folder`` and loaded through the adapter."""
-    build_micro_teacher(folder, seed=seed)
+def new_teacher(folder: Path, *, seed: int, device: str, size: str = "micro") -> QwenVLTeacher:
+    """The builder's random micro teacher of ``size``, written to ``folder`` and loaded through the adapter."""
+    build_micro_teacher(folder, seed=seed, size=size)
     return QwenVLTeacher.from_pretrained(path=str(folder), device=device)
 
 
