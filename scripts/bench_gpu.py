@@ -27,6 +27,8 @@ takes exactly ``--steps`` updates):
   decoding compiled by ``generate``;
 - ``..._tcompile``: the teacher's decoder layers compiled (``teacher.compile``);
 - ``..._vae16``: the final decode with the Wan VAE in bf16 (``student.vae_dtype``);
+- ``..._vpacked``: the teacher's vision attention as one SDPA call for all frame pairs
+  (``teacher.packed_vision_attention``); without it, one call per pair;
 - ``naive``: the batched teacher (every question a full row, video included) on the eager DiT: the
   measured straightforward baseline of models.md §7.
 A path written ``NAME:N`` leaves ``N`` blocks out of checkpointing instead of ``--uncheckpointed``.
@@ -62,6 +64,7 @@ from harness.method import MethodContext  # noqa: E402
 from harness.students.fp8 import fp8_base_layers  # noqa: E402
 from harness.students.taehv import TAEHVDecoder  # noqa: E402
 from harness.students.wan import WanStudent, checkpoint_blocks  # noqa: E402
+from harness.teachers.packed_attention import use_packed_vision_attention  # noqa: E402
 from harness.teachers.preprocess import VisionSpec  # noqa: E402
 from harness.teachers.qwen_vl import QwenVLTeacher  # noqa: E402
 from harness.teachers.shared_prefix import compile_decoder_layers  # noqa: E402
@@ -342,6 +345,10 @@ def main() -> None:
             compile_decoder_layers(teacher.model.model.language_model.layers)  # what teacher.compile=true does
             teacher_compiled = True
         student.vae.to(torch.bfloat16 if "vae16" in flags else torch.float32)  # student.vae_dtype=bfloat16
+        if "vpacked" in flags:
+            use_packed_vision_attention(teacher.model)  # what teacher.packed_vision_attention=true does
+        else:
+            teacher.model.set_attn_implementation({"vision_config": "sdpa"})
         partial = bool(flags & {"partial", "fp8"})
         uncheckpointed = int(blocks) if blocks else args.uncheckpointed if partial else 0
         uncheckpointed = min(uncheckpointed, len(student.transformer.blocks))  # --tiny has 2 blocks
