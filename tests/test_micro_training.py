@@ -11,7 +11,7 @@ from benchmarks.micro import render_solution, score_clip, variants
 from benchmarks.micro.training import data
 from benchmarks.micro.training.loop import fit
 from benchmarks.micro.training.loop_clips import loop_clips
-from benchmarks.micro.training.measure import WEIGHTS, attack, free_descent, load_student
+from benchmarks.micro.training.measure import WEIGHTS, attack, eval_subset, free_descent, load_student, teacher_subset
 from benchmarks.micro.training.pipeline import _pad_labels, install, yes_no_stream
 from benchmarks.micro.training.train_student import (
     embed,
@@ -284,3 +284,18 @@ def test_attack_compares_the_teachers_p_yes_with_the_scorer_before_and_after_the
         assert a["id"] == b["id"] and a["goal_p_yes"][0] == pytest.approx(b["goal_p_yes"][0], abs=1e-5)
     assert max(abs(a["goal_p_yes"][1] - b["goal_p_yes"][1]) for a, b in zip(moved["rows"], still["rows"])) > 1e-3
     assert moved["mean"]["goal_p_yes"][1] == pytest.approx(np.mean([r["goal_p_yes"][1] for r in moved["rows"]]))
+
+
+def test_attack_on_the_teachers_training_set_uses_its_instances_not_the_evaluations():
+    own_set = teacher_subset(1)
+    evaluation_set = eval_subset(1)[1]
+    assert [x.id for x in own_set] == [x.id for x in evaluation_set]  # ids name a cell and an index, not a seed
+    assert all(not np.array_equal(a.first_frame, b.first_frame) for a, b in zip(own_set, evaluation_set))  # scenes
+    seeded = data.training_instances(("id", "ood"), 1, data.TEACHER_SEED)
+    assert sorted(x.prompt for x in own_set) == sorted(x.prompt for x in seeded)
+    own = attack(WEIGHTS / "student", WEIGHTS / "teacher", per_cell=1, steps=0, on="teacher")
+    evaluation = attack(WEIGHTS / "student", WEIGHTS / "teacher", per_cell=1, steps=0)
+    assert own["on"] == "teacher" and evaluation["on"] == "eval" and own["instances"] == 8
+    assert [r["goal_p_yes"][0] for r in own["rows"]] != [r["goal_p_yes"][0] for r in evaluation["rows"]]
+    with pytest.raises(ValueError, match="'eval' or 'teacher'"):
+        attack(WEIGHTS / "student", WEIGHTS / "teacher", per_cell=1, steps=0, on="train")

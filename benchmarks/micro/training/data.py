@@ -78,6 +78,9 @@ def question_labels(instance: Instance, clip: np.ndarray) -> np.ndarray:
     return np.array([min(scores[c] for c in q.checks) for q in questions(instance)], dtype=np.float32)
 
 
+STUDENT_SEED, TEACHER_SEED, LIGHT_SEED = 1, 2, 3  # instance seeds of the training sets (the evaluation set is seed 0)
+
+
 def training_instances(splits: tuple[str, ...], n_per_family: int, seed: int) -> list[Instance]:
     """Fresh instances for training; ``seed`` must differ from the evaluation set's (0)."""
     if seed == 0:

@@ -4,7 +4,7 @@
     python -m benchmarks.micro.training.measure --compare 3 [--lora-alpha A]   # methods on the eval set
     python -m benchmarks.micro.training.measure --oracle 1 [--lora-alpha A]    # can a LoRA reach the answer?
     python -m benchmarks.micro.training.measure --free-descent 1 [--decoder vae] # can pixels lead latents there?
-    python -m benchmarks.micro.training.measure --attack 2 [--lr LR]           # is the teacher fooled by the loop?
+    python -m benchmarks.micro.training.measure --attack 2 [--lr LR] [--attack-on teacher]  # is the teacher fooled?
 
 On held-out instances (seed 7, both splits; never the evaluation set):
 - student: how often its final video (frozen, 4 steps) follows the instruction, its mean score, and the
@@ -226,13 +226,23 @@ def oracle_lora(student_dir: Path, per_cell: int, lora_alpha: float, lr: float |
                for col, name in enumerate(("mean_score", "solved_rate", "goal_rate"))}}
 
 
-def attack(student_dir: Path, teacher_dir: Path, per_cell: int, lr: float | None = None, steps: int = 40) -> dict:
+def teacher_subset(per_cell: int) -> list:
+    """The first ``per_cell`` instances of every family and split of the teacher's training set."""
+    instances = data.training_instances(("id", "ood"), per_cell, data.TEACHER_SEED)
+    return [instances[i] for i in data.first_per_cell(instances, per_cell)]
+
+
+def attack(student_dir: Path, teacher_dir: Path, per_cell: int, lr: float | None = None, steps: int = 40,
+           on: str = "eval") -> dict:
     """Is the teacher fooled by the loop? vlmteach's loop (the teacher's own questions, lambda 0.5, no early stop)
-    for ``steps`` updates on the first ``per_cell`` evaluation instances of every family and split; before and
-    after, the goal's P(Yes) and the scorer on the light-decoded one-step frames the teacher saw; after, the
-    scorer on the same latents through the VAE and on the final video. A robust teacher's P(Yes) rises only
-    where the scorer's goal does."""
-    _, chosen = eval_subset(per_cell)
+    for ``steps`` updates on the first ``per_cell`` instances of every family and split of the evaluation set
+    (``on="eval"``) or of the teacher's own training set (``"teacher"``: is a failure a generalisation gap?);
+    before and after, the goal's P(Yes) and the scorer on the light-decoded one-step frames the teacher saw;
+    after, the scorer on the same latents through the VAE and on the final video. A robust teacher's P(Yes)
+    rises only where the scorer's goal does."""
+    if on not in ("eval", "teacher"):
+        raise ValueError(f"attack runs on 'eval' or 'teacher' instances, got {on!r}")
+    chosen = eval_subset(per_cell)[1] if on == "eval" else teacher_subset(per_cell)
     student = load_student(student_dir)
     teacher = QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
     method = VlmTeach(early_stop=False, num_steps=steps, **({} if lr is None else {"lr": lr}))
@@ -263,7 +273,8 @@ def attack(student_dir: Path, teacher_dir: Path, per_cell: int, lr: float | None
                      "goal_light": [light[0]["goal"], light[-1]["goal"]], "goal_vae": vae["goal"],
                      "goal_final": final["goal"], "solved_light": light[-1]["solved"], "solved_final": final["solved"]})
     mean = {k: np.mean([r[k] for r in rows], axis=0).tolist() for k in rows[0] if k != "id"}
-    return {"instances": len(rows), "lr": method.optimizer_kwargs["lr"], "steps": steps, "mean": mean, "rows": rows}
+    return {"instances": len(rows), "on": on, "lr": method.optimizer_kwargs["lr"], "steps": steps, "mean": mean,
+            "rows": rows}
 
 
 def free_descent(student_dir: Path, per_cell: int, decoder: str = "light", lr: float = 0.01, steps: int = 300) -> dict:
@@ -320,10 +331,12 @@ def main() -> None:
     parser.add_argument("--decoder", choices=("light", "vae"), default="light", help="--free-descent's decoder")
     parser.add_argument("--attack", type=int, metavar="N",
                         help="run vlmteach's loop against the teacher on N per cell; its P(Yes) against the scorer")
+    parser.add_argument("--attack-on", choices=("eval", "teacher"), default="eval",
+                        help="--attack's instances: the evaluation set's or the teacher's own training set's")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.attack:
-        report = attack(args.student, args.teacher, args.attack, args.lr)
+        report = attack(args.student, args.teacher, args.attack, args.lr, on=args.attack_on)
     elif args.free_descent:
         report = free_descent(args.student, args.free_descent, args.decoder)
     elif args.oracle:

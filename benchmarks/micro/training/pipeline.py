@@ -29,6 +29,7 @@ from diffusers import WanPipeline
 from safetensors.torch import load_file
 
 from benchmarks.micro.training import data
+from benchmarks.micro.training.data import LIGHT_SEED, STUDENT_SEED, TEACHER_SEED
 from benchmarks.micro.training.adversarial import attack_clips
 from benchmarks.micro.training.loop_clips import loop_clips
 from benchmarks.micro.training.measure import load_student
@@ -64,7 +65,6 @@ from harness.teachers import QwenVLTeacher
 from harness.video import frames_to_clip
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
-STUDENT_SEED, TEACHER_SEED, LIGHT_SEED = 1, 2, 3  # instance seeds (the evaluation set is seed 0)
 P_CORRECT = 0.15  # how often the student follows the instruction on its own
 ADVERSARIAL_LRS = (0.05, 0.1, 0.2)  # Adam on the attacked latents (unit spread): nudges to cell-painting
 ADVERSARIAL_SNAPSHOTS = (5, 15, 40)  # attack steps after which the clip is kept (the loop runs 40)
@@ -493,7 +493,7 @@ def main() -> None:
                              "labelled by the scorer (the scale's: 0)")
     parser.add_argument("--adversarial-clips", type=int, help="clips attacked per round (the scale's: 256; cpu: 96)")
     parser.add_argument("--teacher-size", choices=sorted(SIZES),
-                        help="architecture of a teacher trained from scratch (weights_teacher.SIZES; the scale's: micro)")
+                        help="architecture of a teacher trained from scratch (weights_teacher.SIZES; default micro)")
     parser.add_argument("--install", type=Path, help="a folder written by --out, to copy into the repo's weights")
     args = parser.parse_args()
     if args.out is None and args.install is None:
