@@ -29,8 +29,8 @@ from diffusers import WanPipeline
 from safetensors.torch import load_file
 
 from benchmarks.micro.training import data
-from benchmarks.micro.training.data import LIGHT_SEED, STUDENT_SEED, TEACHER_SEED
 from benchmarks.micro.training.adversarial import attack_clips
+from benchmarks.micro.training.data import LIGHT_SEED, STUDENT_SEED, TEACHER_SEED
 from benchmarks.micro.training.loop_clips import loop_clips
 from benchmarks.micro.training.measure import load_student
 from benchmarks.micro.training.train_student import (
