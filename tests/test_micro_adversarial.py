@@ -11,9 +11,15 @@ from safetensors.torch import load_file
 
 from benchmarks.micro import render_solution
 from benchmarks.micro.training import data
-from benchmarks.micro.training.adversarial import attack_clips, to_latents, yes_loss
+from benchmarks.micro.training.adversarial import attack_clips, latent_clutter, to_latents, yes_loss
 from benchmarks.micro.training.measure import WEIGHTS
-from benchmarks.micro.training.pipeline import SCALES, _pad_labels, _with_adversarial_clips, train_teacher_stage
+from benchmarks.micro.training.pipeline import (
+    SCALES,
+    _pad_labels,
+    _with_adversarial_clips,
+    train_teacher_stage,
+    yes_no_stream,
+)
 from benchmarks.micro.training.train_light_decoder import FILE as LIGHT_FILE
 from harness.students.patch_linear import PatchLinearDecoder
 from harness.teachers import QwenVLTeacher
@@ -118,3 +124,39 @@ def test_teacher_stage_alternates_training_and_attack_rounds(tmp_path):
     shipped = load_file(str(WEIGHTS / "teacher" / "model.safetensors"))
     assert trained.keys() == shipped.keys()
     assert any(not torch.equal(trained[k], shipped[k]) for k in trained)  # both phases trained it
+
+
+def test_latent_clutter_repaints_the_same_whole_cells_from_a_frame_on(instances, decoder):
+    frames = clip_to_frames(render_solution(instances[0], "correct"))
+    redrawn = decoder(to_latents(decoder, frames[None]))[0]  # the clip as the decoder draws it
+    starts = set()
+    for seed in range(6):
+        out = latent_clutter(decoder, frames, torch.Generator().manual_seed(seed))
+        assert out.shape == frames.shape and 0 <= out.min() and out.max() <= 1
+        changed = ((out - redrawn).abs() > 1e-3).any(1).reshape(len(frames), 4, 8, 4, 8).any(2).any(3)  # [T, 4, 4]
+        moved = changed.any((1, 2))
+        first = int(moved.nonzero()[0])
+        starts.add(first)
+        assert first >= 1 and not moved[:first].any()  # the condition frame and those before the start stay
+        cells = changed[first:].any(0)
+        assert 1 <= int(cells.sum()) and (changed[first:] <= cells).all()  # only the chosen cells change
+    assert len(starts) > 1  # the start is drawn
+
+
+def test_yes_no_stream_relabels_cluttered_clips_and_needs_the_decoder(instances, decoder):
+    chosen = instances[:2]
+    clips = [render_solution(x, "correct") for x in chosen]
+    frames = torch.from_numpy(np.stack(clips)).permute(0, 1, 4, 2, 3).float() / 255
+    labels = _pad_labels([data.question_labels(x, c) for x, c in zip(chosen, clips)])
+    assert all(data.question_labels(x, c).min() == 1 for x, c in zip(chosen, clips))  # correct: every answer yes
+
+    def targets(clutter):
+        stream = yes_no_stream(frames, torch.tensor([0, 1]), labels, chosen, clips=8, seed=0, blend=0.0,
+                               clutter=clutter, decoder=decoder)
+        return torch.cat([next(stream)[2] for _ in range(3)])
+
+    assert targets(0.0).min() == 1
+    cluttered = targets(1.0)
+    assert set(cluttered.tolist()) <= {0.0, 1.0} and cluttered.mean() < 0.8  # the scorer's verdicts, mostly no
+    with pytest.raises(ValueError, match="light decoder"):
+        next(yes_no_stream(frames, torch.tensor([0, 1]), labels, chosen, clips=8, seed=0, clutter=0.5))

@@ -41,6 +41,27 @@ def to_latents(decoder: PatchLinearDecoder, frames: torch.Tensor) -> torch.Tenso
     return latents.permute(0, 3, 1, 2).unflatten(0, frames.shape[:2])
 
 
+@torch.no_grad()
+def latent_clutter(decoder: PatchLinearDecoder, frames: torch.Tensor, generator: torch.Generator,
+                   max_scale: float = 3.0) -> torch.Tensor:
+    """Clip ``frames`` [T, 3, H, W] in [0, 1] redrawn by the decoder from its latents plus a random offset in
+    a random share of cells, from a random frame on (frame 0, the condition, stays), the same offset in
+    every frame give or take a little: the whole-cell repaints of vlmteach's loop (background, outline and
+    solid at once, in any colour the decoder can draw, in every frame). Attacks find one such clip at a time;
+    these sample the decoder's range broadly. Clamped as the loop's frames are."""
+    latents = to_latents(decoder, frames[None].float())[0]  # [T, C, h, w]
+    steps, channels, h, w = latents.shape
+    spread = latents.std()
+    start = int(torch.randint(1, steps, (1,), generator=generator))
+    scale = spread * (0.5 + (max_scale - 0.5) * float(torch.rand(1, generator=generator)))
+    cells = torch.rand(h, w, generator=generator) < 0.25 + 0.75 * float(torch.rand(1, generator=generator))
+    offset = torch.randn(channels, h, w, generator=generator) * scale
+    wobble = torch.randn(steps - start, channels, h, w, generator=generator) * scale * 0.25 * float(
+        torch.rand(1, generator=generator))
+    latents[start:] += ((offset + wobble) * cells).to(latents.device)
+    return decoder(latents[None])[0]
+
+
 def yes_loss(teacher: QwenVLTeacher, videos: list[torch.Tensor], instances: Sequence[Instance]
              ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per clip, vlmteach's loss on the template questions (lambda * goal NLL + (1 - lambda) * mean process

@@ -29,7 +29,7 @@ from diffusers import WanPipeline
 from safetensors.torch import load_file
 
 from benchmarks.micro.training import data
-from benchmarks.micro.training.adversarial import attack_clips
+from benchmarks.micro.training.adversarial import attack_clips, latent_clutter
 from benchmarks.micro.training.data import LIGHT_SEED, STUDENT_SEED, TEACHER_SEED
 from benchmarks.micro.training.loop_clips import loop_clips
 from benchmarks.micro.training.measure import load_student
@@ -88,6 +88,7 @@ class Scale:
     loop_repeat: int = 4  # how many times each loop clip enters the teacher's data (they are few and matter)
     blend: float = 0.4  # share of the teacher's yes/no clips blended with another (soft labels)
     scribble: float = 0.0  # share of them with random cells painted (data.scribble), relabelled by the scorer
+    clutter: float = 0.0  # share of them redrawn from offset latents (adversarial.latent_clutter), relabelled alike
     adversarial_rounds: int = 0  # rounds of attacks on the teacher (adversarial.attack_clips), between training phases
     adversarial_clips: int = 256  # clips attacked per round
     adversarial_batch: int = 64  # clips attacked at once
@@ -153,11 +154,15 @@ def student_clips(transformer, text_encoder, tokenizer, vae, instances, draws: i
     return torch.cat(one_step), final_frames.half(), torch.cat(owners)
 
 
-def yes_no_stream(frames, owner, labels, instances, clips: int, seed: int, blend: float = 0.4, scribble: float = 0.0):
+def yes_no_stream(frames, owner, labels, instances, clips: int, seed: int, blend: float = 0.4, scribble: float = 0.0,
+                  clutter: float = 0.0, decoder: PatchLinearDecoder | None = None):
     """Batches (videos, questions, soft labels): random clips, a ``blend`` share of them blended with another
     clip of the same instance (labels mixed alike), a ``scribble`` share with random cells painted
-    (``data.scribble``; labels then the scorer's on the painted clip), 50% degraded, shown with 8, 12 or 17
-    uniformly picked frames."""
+    (``data.scribble``) and a ``clutter`` share redrawn by ``decoder`` from offset latents
+    (``adversarial.latent_clutter``), labels then the scorer's on the changed clip; 50% degraded, shown with
+    8, 12 or 17 uniformly picked frames."""
+    if clutter and decoder is None:
+        raise ValueError("latent clutter is drawn through the light decoder: pass decoder= (run the light stage first)")
     generator = torch.Generator().manual_seed(seed)
     order = torch.argsort(owner, stable=True)
     frames, owner, labels = frames[order], owner[order], labels[order]
@@ -176,6 +181,10 @@ def yes_no_stream(frames, owner, labels, instances, clips: int, seed: int, blend
         painted = torch.nonzero(torch.rand(clips, generator=generator) < scribble).flatten() if scribble else []
         for n in painted:
             batch[n] = data.scribble(batch[n], generator)
+            lab[n] = _pad_labels([data.question_labels(instances[int(o[n])], frames_to_clip(batch[n]))])[0]
+        cluttered = torch.nonzero(torch.rand(clips, generator=generator) < clutter).flatten() if clutter else []
+        for n in cluttered:
+            batch[n] = latent_clutter(decoder, batch[n], generator)
             lab[n] = _pad_labels([data.question_labels(instances[int(o[n])], frames_to_clip(batch[n]))])[0]
         degraded = data.degrade(batch, generator)
         use = (torch.rand(clips, generator=generator) < 0.5).to(frames.device).view(-1, 1, 1, 1, 1)
@@ -362,7 +371,7 @@ def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int
                                                                    frames, owner, labels, seed=phase)
             report["adversarial_rounds"].append(stats)
         yes_no = yes_no_stream(frames, owner, labels, teacher_set, scale.teacher_clips, seed=phase,
-                               blend=scale.blend, scribble=scale.scribble)
+                               blend=scale.blend, scribble=scale.scribble, clutter=scale.clutter, decoder=light)
         train_teacher(teacher, yes_no_batches=yes_no,
                       synthesis_batches=synthesis_stream(teacher_set, scale.synthesis_batch, seed=phase),
                       steps=scale.teacher_steps // phases, lr=2e-3, time_cap_s=scale.time_caps_s[2] / phases,
@@ -488,6 +497,9 @@ def main() -> None:
     parser.add_argument("--scribble", type=float,
                         help="share of the teacher's yes/no clips with random cells painted, relabelled by the scorer "
                              "(the scale's: 0)")
+    parser.add_argument("--clutter", type=float,
+                        help="share of the teacher's yes/no clips redrawn by the light decoder from randomly offset "
+                             "latents, relabelled by the scorer (the scale's: 0)")
     parser.add_argument("--adversarial-rounds", type=int,
                         help="rounds of attacks on the teacher, each followed by training on the attacked clips "
                              "labelled by the scorer (the scale's: 0)")
@@ -505,6 +517,7 @@ def main() -> None:
                         loop_per_family=args.loop_per_family or scale.loop_per_family,
                         blend=scale.blend if args.blend is None else args.blend,
                         scribble=scale.scribble if args.scribble is None else args.scribble,
+                        clutter=scale.clutter if args.clutter is None else args.clutter,
                         adversarial_rounds=args.adversarial_rounds or scale.adversarial_rounds,
                         adversarial_clips=args.adversarial_clips or scale.adversarial_clips,
                         teacher_size=args.teacher_size or scale.teacher_size)
