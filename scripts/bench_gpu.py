@@ -27,8 +27,8 @@ takes exactly ``--steps`` updates):
   decoding compiled by ``generate``;
 - ``..._tcompile``: the teacher's decoder layers compiled (``teacher.compile``);
 - ``..._vae16``: the final decode with the Wan VAE in bf16 (``student.vae_dtype``);
-- ``..._vpacked``: the teacher's vision attention as one SDPA call for all frame pairs
-  (``teacher.packed_vision_attention``); without it, one call per pair;
+- ``..._vsplit``: the teacher's vision attention as one SDPA call per frame pair, transformers' own path
+  (``teacher.packed_vision_attention=false``); without it, one call for all pairs, as the configs do;
 - ``naive``: the batched teacher (every question a full row, video included) on the eager DiT: the
   measured straightforward baseline of models.md §7.
 A path written ``NAME:N`` leaves ``N`` blocks out of checkpointing instead of ``--uncheckpointed``.
@@ -345,10 +345,10 @@ def main() -> None:
             compile_decoder_layers(teacher.model.model.language_model.layers)  # what teacher.compile=true does
             teacher_compiled = True
         student.vae.to(torch.bfloat16 if "vae16" in flags else torch.float32)  # student.vae_dtype=bfloat16
-        if "vpacked" in flags:
-            use_packed_vision_attention(teacher.model)  # what teacher.packed_vision_attention=true does
+        if "vsplit" in flags:
+            teacher.model.set_attn_implementation({"vision_config": "sdpa"})  # packed_vision_attention=false
         else:
-            teacher.model.set_attn_implementation({"vision_config": "sdpa"})
+            use_packed_vision_attention(teacher.model)  # what teacher.packed_vision_attention=true does
         partial = bool(flags & {"partial", "fp8"})
         uncheckpointed = int(blocks) if blocks else args.uncheckpointed if partial else 0
         uncheckpointed = min(uncheckpointed, len(student.transformer.blocks))  # --tiny has 2 blocks
