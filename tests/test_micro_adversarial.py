@@ -113,13 +113,17 @@ def test_pipeline_rounds_need_the_light_decoder(instances, teacher):
                                 torch.tensor([0]), torch.zeros(1, 4), seed=1)
 
 
-def test_teacher_stage_alternates_training_and_attack_rounds(tmp_path):
+@pytest.mark.parametrize("kind", ["latent", "loop"])
+def test_teacher_stage_alternates_training_and_attack_rounds(tmp_path, kind):
     (tmp_path / "student").symlink_to(WEIGHTS / "student")
     scale = SCALES["toy"].__class__(**{**SCALES["toy"].__dict__, "adversarial_rounds": 1, "adversarial_clips": 2,
-                                       "adversarial_batch": 2})
+                                       "adversarial_batch": 2, "adversarial_kind": kind})
     report = train_teacher_stage(tmp_path, scale, torch.device("cpu"), workers=1, init_from=WEIGHTS / "teacher")
     (round_stats,) = report["adversarial_rounds"]
+    # two clips (latent) or two instances' loops (loop), three snapshots each
     assert round_stats["clips"] == 2 * 3 and 0 <= round_stats["fooled_rate"] <= 1
+    kept = torch.load(tmp_path / "attacked.pt")  # for a later run's --attacked-init
+    assert kept["rounds"] == 1 and len(kept["frames"]) == len(kept["owner"]) == len(kept["labels"]) == 2 * 3 * 2
     trained = load_file(str(tmp_path / "teacher" / "model.safetensors"))
     shipped = load_file(str(WEIGHTS / "teacher" / "model.safetensors"))
     assert trained.keys() == shipped.keys()
@@ -160,3 +164,22 @@ def test_yes_no_stream_relabels_cluttered_clips_and_needs_the_decoder(instances,
     assert set(cluttered.tolist()) <= {0.0, 1.0} and cluttered.mean() < 0.8  # the scorer's verdicts, mostly no
     with pytest.raises(ValueError, match="light decoder"):
         next(yes_no_stream(frames, torch.tensor([0, 1]), labels, chosen, clips=8, seed=0, clutter=0.5))
+
+
+def test_yes_no_stream_draws_the_asked_share_from_the_hard_clips(instances):
+    """Clip 0 is correct (every answer yes), clip 1 the wrong target (goal no), of two instances with the
+    same number of questions; marked hard, clip 1 fills the share of the batch asked for."""
+    chosen = [x for x in instances if len(data.questions(x)) == len(data.questions(instances[0]))][:2]
+    clips = [render_solution(chosen[0], "correct"), render_solution(chosen[1], "wrong_target")]
+    frames = torch.from_numpy(np.stack(clips)).permute(0, 1, 4, 2, 3).float() / 255
+    labels = _pad_labels([data.question_labels(x, c) for x, c in zip(chosen, clips)])
+    assert labels[0, 0] == 1 and labels[1, 0] == 0
+    questions = len(data.questions(chosen[0]))
+
+    def goal_no_share(hard_share):
+        stream = yes_no_stream(frames, torch.tensor([0, 1]), labels, chosen, clips=200, seed=0, blend=0.0,
+                               hard=torch.tensor([False, True]), hard_share=hard_share)
+        return float((next(stream)[2][::questions] == 0).float().mean())
+
+    assert goal_no_share(1.0) == 1.0 and goal_no_share(0.0) == pytest.approx(0.5, abs=0.1)
+    assert goal_no_share(0.2) == pytest.approx(0.2, abs=0.07)

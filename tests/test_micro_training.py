@@ -23,6 +23,9 @@ from benchmarks.micro.training.train_student import (
 from benchmarks.micro.training.train_teacher import new_teacher, synthesis_loss, yes_no_loss
 from benchmarks.micro.weights_teacher import build_tokenizer
 from harness.method import derive_seed
+from harness.types import Queries
+from harness.vlmteach.loss import weigh_questions
+from harness.vlmteach.method import VlmTeach
 from harness.teachers import QwenVLTeacher
 from harness.teachers.queries import parse_queries
 from harness.video import frames_to_clip
@@ -198,27 +201,35 @@ def test_vae_loss_trains_the_linear_head_even_where_its_output_is_out_of_range()
     assert head.proj.bias.grad is not None and (head.proj.bias.grad < 0).all()  # pushed up towards the frames
 
 
-def test_loop_clips_keep_the_loops_one_step_predictions_with_the_scorers_labels(instances):
+def test_loop_clips_run_each_instance_as_its_own_vlmteach_loop(instances):
+    """Two instances batched, each with its own LoRA: every snapshot is what ``VlmTeach.optimise`` alone
+    shows for that instance (same noise, LoRA seed, questions and optimiser), with the scorer's labels."""
     student = load_student(WEIGHTS / "student")
     teacher = QwenVLTeacher.from_pretrained(path=str(WEIGHTS / "teacher"), device="cpu")
-    instance = instances[0]
-    frames, owners, labels = loop_clips(student, teacher, [instance], lrs=(1e-3,), snapshots=(0, 3), seed=5,
-                                        log=lambda m: None)
-    assert frames.shape == (2, 17, 3, 32, 32) and owners.tolist() == [0, 0]
-    # Snapshot 0 is the unadapted student's light-decoded one-step prediction from the loop's noise ...
-    cond = student.encode(instance)
-    noise = student.make_noise(cond, derive_seed(5, "loop", 0))
+    picked = [instances[0], instances[3]]
+    frames, owners, labels, p_goal = loop_clips(student, teacher, picked, lrs=(1e-3,), snapshots=(0, 3), seed=5,
+                                                log=lambda m: None)
+    assert frames.shape == (4, 17, 3, 32, 32) and owners.tolist() == [0, 1, 0, 1]  # snapshot-major
+    # The student is left as it was, LoRA inactive (B = 0): its prediction is snapshot 0's.
+    cond = student.encode(picked[0])
     with torch.no_grad():
-        unadapted = student.decode(student.predict_x0(cond, noise, student.sigmas[0]), light=True).clamp(0, 1)
-    torch.testing.assert_close(frames[0].float(), unadapted, atol=1e-3, rtol=0)
-    # ... three updates against the teacher move it, and each label is the scorer's on the clip kept.
-    assert (frames[1].float() - frames[0].float()).abs().max() > 1e-2
-    for clip, label in zip(frames, labels):
-        np.testing.assert_array_equal(label, data.question_labels(instance, frames_to_clip(clip.float())))
-    # The student is left as it was: LoRA inactive (B = 0).
-    with torch.no_grad():
-        again = student.decode(student.predict_x0(cond, noise, student.sigmas[0]), light=True).clamp(0, 1)
-    torch.testing.assert_close(again, unadapted)
+        again = student.decode(student.predict_x0(cond, student.make_noise(cond, derive_seed(5, "loop", 0)),
+                                                  student.sigmas[0]), light=True)
+    torch.testing.assert_close(again, frames[0].float(), atol=2e-3, rtol=0)
+    for i, x in enumerate(picked):
+        seen: dict[int, torch.Tensor] = {}
+        goal, *process = (q.text for q in data.questions(x))
+        trace: dict = {"per_step": []}
+        cond = student.encode(x)
+        VlmTeach(lr=1e-3, early_stop=False, num_steps=3).optimise(
+            student, teacher, cond, student.make_noise(cond, derive_seed(5, "loop", i)), 5, derive_seed(5, "lora", i),
+            weigh_questions(Queries(goal=goal, process=process), 0.5), trace, observe=seen.__setitem__)
+        assert (seen[3] - seen[0]).abs().max() > 1e-2  # three updates against the teacher move the prediction
+        for row, step in ((i, 0), (2 + i, 3)):
+            torch.testing.assert_close(frames[row].float(), seen[step].clamp(0, 1), atol=2e-3, rtol=0)
+            assert p_goal[row].item() == pytest.approx(trace["per_step"][step]["p_yes"][0], abs=1e-3)
+    for clip, owner, label in zip(frames, owners, labels):
+        np.testing.assert_array_equal(label, data.question_labels(picked[owner], frames_to_clip(clip.float())))
 
 
 def test_yes_no_stream_blends_clips_and_labels_only_when_asked(instances):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -397,3 +399,52 @@ def test_a_vae_that_reads_past_frames_is_not_frame_wise():
     with torch.no_grad():
         conv.weight[:, :, 0] += 0.01
     assert not is_frame_wise(student.vae)
+
+
+def test_batched_lora_gives_each_batch_element_its_own_adapter():
+    """Two instances in one batch, adapters from seeds 3 and 4 with non-zero B: element i's prediction and
+    A's gradient are those of the ordinary adapter of seed i, with the same B, on instance i alone."""
+    student = micro(guidance_scale=2.0, negative_prompt="blurry static")  # guidance: both forwards batched
+    conds = [student.encode(make_instance(17, 32, i2v=True, prompt=p)) for p in ("move red", "turn blue")]
+    noises = [student.make_noise(c, i) for i, c in enumerate(conds)]
+    b_values: list[list[torch.Tensor]] = []
+    with student.batched_lora([3, 4]) as params:
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for b in params[1::2]:
+                b.normal_(std=0.1, generator=generator)
+        batch = replace(conds[0], prompt_embeds=torch.cat([c.prompt_embeds for c in conds]),
+                        first_latent=torch.cat([c.first_latent for c in conds]), latent_shape=(2, *conds[0].latent_shape[1:]))
+        x0 = student.predict_x0(batch, torch.cat(noises), 1.0)
+        x0.square().sum().backward()
+        batched_grads = [a.grad.clone() for a in params[0::2]]
+        b_values = [b.detach().clone() for b in params[1::2]]
+    for i, seed in enumerate((3, 4)):
+        student.reset_lora(seed)
+        own = student.lora_parameters()
+        with torch.no_grad():
+            for b, value in zip(own[1::2], b_values):
+                b.copy_(value[i])
+        for p in own:
+            p.grad = None
+        single = student.predict_x0(conds[i], noises[i], 1.0)
+        torch.testing.assert_close(x0[i:i + 1].detach(), single.detach(), atol=1e-5, rtol=1e-4)
+        single.square().sum().backward()
+        for a, grads in zip(own[0::2], batched_grads):
+            torch.testing.assert_close(a.grad, grads[i], atol=1e-5, rtol=1e-3)
+    student.reset_lora(0)
+    with torch.no_grad():
+        base = student.predict_x0(conds[0], noises[0], 1.0)
+    assert not torch.allclose(base, x0[:1].detach(), atol=1e-3)  # the adapters did change the prediction
+
+
+def test_batched_lora_refuses_an_active_peft_adapter_and_a_wrong_batch():
+    student = micro()
+    cond = student.encode(make_instance(17, 32, i2v=True))
+    noise = student.make_noise(cond, 0)
+    with student.batched_lora([1, 2]):
+        with pytest.raises(ValueError, match="holds 2 adapters but the batch has 1"):
+            student.predict_x0(cond, noise, 1.0)
+        student.lora_parameters()  # activates peft's adapter: two updates would add up
+        with pytest.raises(RuntimeError, match="adapter inactive"):
+            student.predict_x0(cond, noise, 1.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -72,6 +74,46 @@ def reset_lora(model: torch.nn.Module, spec: LoraSpec, seed: int) -> None:
         torch.manual_seed(seed)
         for module in _lora_layers(model):
             module.reset_lora_parameters(ADAPTER_NAME, spec.peft_init)
+
+
+@contextmanager
+def batched_lora(model: torch.nn.Module, spec: LoraSpec, seeds: Sequence[int]) -> Iterator[list[torch.nn.Parameter]]:
+    """``len(seeds)`` independent adapters at once, the i-th on batch element i: each starts as ``reset_lora``
+    with ``seeds[i]`` starts the adapter (same A, B = 0) and, since no element's output depends on another's
+    weights, a batch step trains every adapter as its own step would. Yields the trainable stacks (A
+    [N, r, in] and B [N, out, r] per layer, fp32); an element-wise optimiser over them is one optimiser per
+    adapter. peft's own adapter must be inactive (``disable_adapters``): forward hooks on its layers add the
+    batched update to the base output. On exit the hooks go; peft's adapter keeps the A of ``seeds[-1]``."""
+    layers = _lora_layers(model)
+    drawn: dict[int, list[torch.Tensor]] = {id(layer): [] for layer in layers}
+    for seed in seeds:
+        reset_lora(model, spec, seed)
+        for layer in layers:
+            drawn[id(layer)].append(layer.lora_A[ADAPTER_NAME].weight.detach().float().clone())
+    params, handles = [], []
+    try:
+        for layer in layers:
+            a = torch.nn.Parameter(torch.stack(drawn[id(layer)]))
+            b = torch.nn.Parameter(a.new_zeros(len(seeds), layer.out_features, spec.rank))
+            handles.append(layer.register_forward_hook(_batched_update(a, b, layer.scaling[ADAPTER_NAME])))
+            params += [a, b]
+        yield params
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _batched_update(a: torch.Tensor, b: torch.Tensor, scaling: float):
+    def hook(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        x = args[0]
+        if not module.disable_adapters:
+            raise RuntimeError("batched_lora needs peft's own adapter inactive; call disable_adapters() first")
+        if x.shape[0] != a.shape[0]:
+            raise ValueError(f"batched_lora holds {a.shape[0]} adapters but the batch has {x.shape[0]} elements")
+        rows = x.reshape(x.shape[0], -1, x.shape[-1]).to(a.dtype)  # [N, rows, in]: element i by adapter i
+        update = (rows @ a.mT) @ b.mT * scaling
+        return output + update.reshape(output.shape).to(output.dtype)
+    return hook
 
 
 def _lora_layers(model: torch.nn.Module) -> list[LoraLayer]:

@@ -8,6 +8,7 @@ condition image and its tokens get timestep 0.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import numpy as np
@@ -23,7 +24,7 @@ from transformers import AutoTokenizer
 from harness.method import derive_seed
 from harness.loading import resolve_device, resolve_dtype, resolve_model_dir
 from harness.students.fp8 import fp8_base_layers
-from harness.students.lora import LoraSpec, attach_lora, reset_lora
+from harness.students.lora import LoraSpec, attach_lora, batched_lora, reset_lora
 from harness.students.schedules import check_dmd_sigmas, shifted_flow_sigmas
 from harness.students.light_decoder import build_light_decoder
 from harness.types import Conditioning, Instance, UserError
@@ -261,7 +262,8 @@ class WanStudent:
         timestep = self._token_timesteps(cond, sigma)
         v = self._transformer_call(x_t, timestep, cond.prompt_embeds)
         if self.guidance_scale > 1.0:
-            v_uncond = self._transformer_call(x_t, timestep, cond.extra["negative_prompt_embeds"])
+            negative = cond.extra["negative_prompt_embeds"]
+            v_uncond = self._transformer_call(x_t, timestep, negative.expand(len(x_t), *negative.shape[1:]))
             v = v_uncond + self.guidance_scale * (v - v_uncond)
         return v
 
@@ -295,13 +297,14 @@ class WanStudent:
         return torch.cat([cond.first_latent.to(x.dtype), x[:, :, 1:]], dim=2)
 
     def _token_timesteps(self, cond: Conditioning, sigma: float) -> torch.Tensor:
-        """Per-token timesteps [1, seq_len] as Wan2.2-TI2V builds them: 0 on first-frame tokens in I2V mode."""
+        """Per-token timesteps [B, seq_len] as Wan2.2-TI2V builds them: 0 on first-frame tokens in I2V mode."""
         _, _, frames, height, width = cond.latent_shape
         p_t, p_h, p_w = self.transformer.config.patch_size
         mask = torch.ones(frames, height, width, device=self.device)
         if cond.first_latent is not None:
             mask[0] = 0.0
-        return (mask[::p_t, ::p_h, ::p_w] * (sigma * 1000.0)).flatten().unsqueeze(0)
+        per_token = (mask[::p_t, ::p_h, ::p_w] * (sigma * 1000.0)).flatten()
+        return per_token.unsqueeze(0).expand(cond.latent_shape[0], -1)
 
     def _transformer_call(self, x_t: torch.Tensor, timestep: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         out = self.transformer(
@@ -339,6 +342,15 @@ class WanStudent:
             raise UserError("this method needs a LoRA on the student: set student.lora (rank, alpha, ...)")
         reset_lora(self.transformer, self.lora_spec, seed)
         self.transformer.disable_adapters()
+
+    def batched_lora(self, seeds: Sequence[int]):
+        """A context with one fresh adapter per batch element (``lora.batched_lora``), the i-th as
+        ``reset_lora(seeds[i])`` draws it; yields its trainable stacks. Run a batched ``Conditioning``
+        (``latent_shape[0] == len(seeds)``) through it to optimise several instances' LoRAs at once."""
+        if self.lora_spec is None:
+            raise UserError("this method needs a LoRA on the student: set student.lora (rank, alpha, ...)")
+        self.transformer.disable_adapters()
+        return batched_lora(self.transformer, self.lora_spec, seeds)
 
     def set_lora_enabled(self, enabled: bool) -> None:
         if self.lora_spec is None:

@@ -68,6 +68,10 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 P_CORRECT = 0.15  # how often the student follows the instruction on its own
 ADVERSARIAL_LRS = (0.05, 0.1, 0.2)  # Adam on the attacked latents (unit spread): nudges to cell-painting
 ADVERSARIAL_SNAPSHOTS = (5, 15, 40)  # attack steps after which the clip is kept (the loop runs 40)
+ADVERSARIAL_KINDS = {
+    "latent": "Adam on the latents of rejected clips of the teacher's data (adversarial.attack_clips)",
+    "loop": "vlmteach's own loop, a LoRA per instance on the student (loop_clips)",
+}
 
 
 @dataclass(frozen=True)
@@ -84,15 +88,15 @@ class Scale:
     one_step_draws: int  # student one-step predictions per teacher instance
     time_caps_s: tuple[float, float, float]  # VAE, student, teacher: stop early (logged) past these
     light_per_family: int = 150  # per family and split: rendered instances for the light decoder
-    loop_per_family: int = 0  # per family and split: teacher instances run through vlmteach's loop (loop_clips)
-    loop_repeat: int = 4  # how many times each loop clip enters the teacher's data (they are few and matter)
     blend: float = 0.4  # share of the teacher's yes/no clips blended with another (soft labels)
     scribble: float = 0.0  # share of them with random cells painted (data.scribble), relabelled by the scorer
     clutter: float = 0.0  # share of them redrawn from offset latents (adversarial.latent_clutter), relabelled alike
-    adversarial_rounds: int = 0  # rounds of attacks on the teacher (adversarial.attack_clips), between training phases
-    adversarial_clips: int = 256  # clips attacked per round
-    adversarial_batch: int = 64  # clips attacked at once
+    adversarial_rounds: int = 0  # rounds of attacks on the teacher, between training phases
+    adversarial_kind: str = "latent"  # ADVERSARIAL_KINDS: what attacks it
+    adversarial_clips: int = 256  # clips (latent) or instances (loop) attacked per round
+    adversarial_batch: int = 64  # clips or instances attacked at once
     adversarial_repeat: int = 2  # how many times each attacked clip enters the teacher's data
+    adversarial_share: float = 0.0  # share of each yes/no batch drawn from the attacked clips (0: uniform over all)
     teacher_size: str = "micro"  # weights_teacher.SIZES: the architecture of a teacher trained from scratch
 
 
@@ -155,8 +159,10 @@ def student_clips(transformer, text_encoder, tokenizer, vae, instances, draws: i
 
 
 def yes_no_stream(frames, owner, labels, instances, clips: int, seed: int, blend: float = 0.4, scribble: float = 0.0,
-                  clutter: float = 0.0, decoder: PatchLinearDecoder | None = None):
-    """Batches (videos, questions, soft labels): random clips, a ``blend`` share of them blended with another
+                  clutter: float = 0.0, decoder: PatchLinearDecoder | None = None,
+                  hard: torch.Tensor | None = None, hard_share: float = 0.0):
+    """Batches (videos, questions, soft labels): random clips (a ``hard_share`` of them from the clips the
+    ``hard`` mask marks, when it marks any), a ``blend`` share of them blended with another
     clip of the same instance (labels mixed alike), a ``scribble`` share with random cells painted
     (``data.scribble``) and a ``clutter`` share redrawn by ``decoder`` from offset latents
     (``adversarial.latent_clutter``), labels then the scorer's on the changed clip; 50% degraded, shown with
@@ -166,11 +172,16 @@ def yes_no_stream(frames, owner, labels, instances, clips: int, seed: int, blend
     generator = torch.Generator().manual_seed(seed)
     order = torch.argsort(owner, stable=True)
     frames, owner, labels = frames[order], owner[order], labels[order]
+    hard = None if hard is None or not hard_share or not hard.any() else hard[order]
     counts = torch.bincount(owner, minlength=len(instances))
     starts = torch.cumsum(counts, 0) - counts
     texts = [[q.text for q in data.questions(x)] for x in instances]
     while True:
         i = torch.randint(len(frames), (clips,), generator=generator)
+        if hard is not None:
+            pools = [torch.nonzero(~hard).flatten(), torch.nonzero(hard).flatten()]
+            from_hard = torch.rand(clips, generator=generator) < hard_share
+            i = torch.where(from_hard, pools[1][i % len(pools[1])], pools[0][i % len(pools[0])])
         o = owner[i]
         j = starts[o] + (torch.rand(clips, generator=generator) * counts[o]).long()
         alpha = torch.where(torch.rand(clips, generator=generator) < blend, torch.rand(clips, generator=generator),
@@ -314,12 +325,13 @@ def load_student_parts(folder: Path, dev: torch.device):
 
 
 def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int,
-                        init_from: Path | None = None) -> dict:
+                        init_from: Path | None = None, attacked_from: Path | None = None) -> dict:
     """The teacher on rendered variants, their VAE reconstructions and the trained student's own
     one-step predictions and final videos (``out/student``) -> ``out/teacher``. ``init_from`` continues
     from a trained teacher folder instead of the builder's random initialisation. With
-    ``scale.loop_per_family`` it also trains on the one-step predictions that vlmteach's loop reaches
-    against the initial teacher (``loop_clips``)."""
+    ``scale.adversarial_rounds`` the training phases alternate with attacks on the teacher so far
+    (``scale.adversarial_kind``), whose clips join its data labelled by the scorer; they are kept in
+    ``out/attacked.pt``, which ``attacked_from`` (such a file, same scale) adds to the data of a later run."""
     started = time.perf_counter()
     teacher_set = data.training_instances(("id", "ood"), scale.teacher_per_family, TEACHER_SEED)
     with Pool(workers) as pool:
@@ -360,18 +372,29 @@ def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int
     if init_from is not None:
         shutil.copytree(init_from, init, dirs_exist_ok=True)
         teacher = QwenVLTeacher.from_pretrained(path=str(init), device=str(dev))
-    if scale.loop_per_family:
-        frames, owner, labels, report["loop_clips"] = _with_loop_clips(out, scale, dev, teacher, teacher_set,
-                                                                       frames, owner, labels)
+    base, rounds_before = len(frames), 0
+    if attacked_from is not None:
+        kept = torch.load(attacked_from)
+        frames = torch.cat([frames, kept["frames"].to(frames.device)])
+        owner, labels = torch.cat([owner, kept["owner"]]), torch.cat([labels, kept["labels"]])
+        rounds_before = kept["rounds"]  # later rounds draw other instances and noises
     phases = scale.adversarial_rounds + 1  # train, then (attack, train) per round; each phase anneals its lr
     report["adversarial_rounds"] = []
     for phase in range(phases):
+        round_seed = rounds_before + phase
+        if phase and scale.adversarial_kind == "loop":
+            frames, owner, labels, stats = _with_loop_clips(out, scale, dev, teacher, teacher_set, frames, owner,
+                                                            labels, seed=round_seed)
+        elif phase:
+            frames, owner, labels, stats = _with_adversarial_clips(scale, dev, teacher, light, teacher_set, frames,
+                                                                   owner, labels, seed=round_seed)
         if phase:
-            frames, owner, labels, stats = _with_adversarial_clips(scale, dev, teacher, light, teacher_set,
-                                                                   frames, owner, labels, seed=phase)
             report["adversarial_rounds"].append(stats)
+            torch.save({"frames": frames[base:].half().cpu(), "owner": owner[base:], "labels": labels[base:],
+                        "rounds": round_seed}, out / "attacked.pt")
         yes_no = yes_no_stream(frames, owner, labels, teacher_set, scale.teacher_clips, seed=phase,
-                               blend=scale.blend, scribble=scale.scribble, clutter=scale.clutter, decoder=light)
+                               blend=scale.blend, scribble=scale.scribble, clutter=scale.clutter, decoder=light,
+                               hard=torch.arange(len(frames)) >= base, hard_share=scale.adversarial_share)
         train_teacher(teacher, yes_no_batches=yes_no,
                       synthesis_batches=synthesis_stream(teacher_set, scale.synthesis_batch, seed=phase),
                       steps=scale.teacher_steps // phases, lr=2e-3, time_cap_s=scale.time_caps_s[2] / phases,
@@ -382,21 +405,37 @@ def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int
     return report
 
 
-def _with_loop_clips(out: Path, scale: Scale, dev: torch.device, teacher, teacher_set, frames, owner, labels):
-    """The teacher's data plus ``loop_repeat`` copies of vlmteach's loop clips on the first
-    ``loop_per_family`` teacher instances of every family and split."""
+def _with_loop_clips(out: Path, scale: Scale, dev: torch.device, teacher, teacher_set, frames, owner, labels,
+                     seed: int):
+    """The teacher's data plus ``adversarial_repeat`` copies of vlmteach's loop clips (``loop_clips``) against
+    the current teacher on ``adversarial_clips`` random teacher instances."""
     started = time.perf_counter()
-    picked = torch.tensor(data.first_per_cell(teacher_set, scale.loop_per_family))
+    generator = torch.Generator().manual_seed(seed)
+    picked = torch.randperm(len(teacher_set), generator=generator)[:scale.adversarial_clips]
     student = load_student(out / "student", device=str(dev))
-    loop_frames, loop_owner, loop_labels = loop_clips(student, teacher, [teacher_set[i] for i in picked], log=_log)
-    stats = {"clips": len(loop_frames), "goal_rate": float(np.mean([lab[0] for lab in loop_labels])),
-             "all_yes_rate": float(np.mean([lab.min() for lab in loop_labels])),
+    clips, clip_owner, clip_labels, p_goal = loop_clips(student, teacher, [teacher_set[int(i)] for i in picked],
+                                                        snapshots=ADVERSARIAL_SNAPSHOTS, seed=seed,
+                                                        batch=scale.adversarial_batch, log=_log)
+    return _with_attacked(scale, frames, owner, labels, clips, picked[clip_owner], clip_labels, p_goal,
+                          f"loop clips, round {seed}", started)
+
+
+def _with_attacked(scale: Scale, frames, owner, labels, new_frames, new_owner, new_labels, p_goal, name: str,
+                   started: float):
+    """``adversarial_repeat`` copies of attacked clips joined to the teacher's data, and the round's stats."""
+    goal = torch.tensor([float(lab[0]) for lab in new_labels])
+    fooled = (p_goal > 0.5) & (goal < 0.5)
+    # How robust the teacher was before this round: the share of attacked clips (every snapshot) whose
+    # goal it accepts though the scorer rejects it.
+    stats = {"clips": len(new_labels), "goal_rate": float(goal.mean()), "fooled_rate": float(fooled.float().mean()),
+             "goal_p_yes": float(p_goal.mean()),
+             "all_yes_rate": float(np.mean([lab.min() for lab in new_labels])),
              "seconds": time.perf_counter() - started}
-    _log(f"loop clips: {json.dumps(stats)}")
-    r = scale.loop_repeat
-    return (torch.cat([frames, loop_frames.to(frames.device).repeat(r, 1, 1, 1, 1)]),
-            torch.cat([owner, picked[loop_owner].repeat(r)]),
-            torch.cat([labels, _pad_labels(loop_labels).repeat(r, 1)]), stats)
+    _log(f"{name}: {json.dumps(stats)}")
+    r = scale.adversarial_repeat
+    return (torch.cat([frames, new_frames.to(frames.device).repeat(r, 1, 1, 1, 1)]),
+            torch.cat([owner, new_owner.repeat(r)]),
+            torch.cat([labels, _pad_labels(new_labels).repeat(r, 1)]), stats)
 
 
 def _with_adversarial_clips(scale: Scale, dev: torch.device, teacher, light: PatchLinearDecoder | None, teacher_set,
@@ -424,24 +463,13 @@ def _with_adversarial_clips(scale: Scale, dev: torch.device, teacher, light: Pat
         new_owner.append(owner[batch].repeat(len(ADVERSARIAL_SNAPSHOTS)))
         new_labels.extend(clip_labels)
         p_goal.append(p_yes.cpu())
-    goal = torch.tensor([float(lab[0]) for lab in new_labels])
-    fooled = (torch.cat(p_goal) > 0.5) & (goal < 0.5)
-    # How robust the teacher was before this round: the share of attacked clips (every snapshot) whose
-    # goal it accepts though the scorer rejects it.
-    stats = {"clips": len(new_labels), "goal_rate": float(goal.mean()), "fooled_rate": float(fooled.float().mean()),
-             "goal_p_yes": float(torch.cat(p_goal).mean()),
-             "all_yes_rate": float(np.mean([lab.min() for lab in new_labels])),
-             "seconds": time.perf_counter() - started}
-    _log(f"adversarial clips, round {seed}: {json.dumps(stats)}")
-    r = scale.adversarial_repeat
-    return (torch.cat([frames, torch.cat(new_frames).repeat(r, 1, 1, 1, 1)]),
-            torch.cat([owner, torch.cat(new_owner).repeat(r)]),
-            torch.cat([labels, _pad_labels(new_labels).repeat(r, 1)]), stats)
+    return _with_attacked(scale, frames, owner, labels, torch.cat(new_frames), torch.cat(new_owner), new_labels,
+                          torch.cat(p_goal), f"adversarial clips, round {seed}", started)
 
 
 def train_all(out: Path, scale: Scale, device: str, workers: int, stages: tuple[str, ...],
-              teacher_init: Path | None = None, student_init: Path | None = None, vae_init: Path | None = None
-              ) -> dict:
+              teacher_init: Path | None = None, student_init: Path | None = None, vae_init: Path | None = None,
+              attacked_init: Path | None = None) -> dict:
     torch.manual_seed(0)
     out.mkdir(parents=True, exist_ok=True)
     dev = _device(device)
@@ -451,7 +479,7 @@ def train_all(out: Path, scale: Scale, device: str, workers: int, stages: tuple[
     if "light" in stages:
         report |= train_light_stage(out, scale, dev, workers)
     if "teacher" in stages:
-        report |= train_teacher_stage(out, scale, dev, workers, teacher_init)
+        report |= train_teacher_stage(out, scale, dev, workers, teacher_init, attacked_init)
     path = out / "train_report.json"
     previous = json.loads(path.read_text()) if path.is_file() else {}
     path.write_text(json.dumps(previous | report, indent=2) + "\n")
@@ -489,9 +517,6 @@ def main() -> None:
     parser.add_argument("--student-init", type=Path, help="keep this trained student's VAE, continue the rest")
     parser.add_argument("--vae-init", type=Path, help="keep this trained student's VAE, train a new transformer")
     parser.add_argument("--student-batch", type=int, help="override the scale's student batch")
-    parser.add_argument("--loop-per-family", type=int,
-                        help="teacher instances per family and split run through vlmteach's loop against the initial "
-                             "teacher; its one-step predictions join the teacher's data (use with --teacher-init)")
     parser.add_argument("--blend", type=float, help="share of the teacher's yes/no clips blended, labels alike "
                                                      "(the scale's: 0.4); 0 gives hard labels only")
     parser.add_argument("--scribble", type=float,
@@ -503,7 +528,15 @@ def main() -> None:
     parser.add_argument("--adversarial-rounds", type=int,
                         help="rounds of attacks on the teacher, each followed by training on the attacked clips "
                              "labelled by the scorer (the scale's: 0)")
-    parser.add_argument("--adversarial-clips", type=int, help="clips attacked per round (the scale's: 256; cpu: 96)")
+    parser.add_argument("--adversarial-kind", choices=sorted(ADVERSARIAL_KINDS),
+                        help="what attacks the teacher each round: " + "; ".join(
+                            f"{k}: {v}" for k, v in ADVERSARIAL_KINDS.items()) + " (the scale's: latent)")
+    parser.add_argument("--adversarial-clips", type=int,
+                        help="clips (latent) or instances (loop) attacked per round (the scale's: 256; cpu: 96)")
+    parser.add_argument("--adversarial-share", type=float,
+                        help="share of each yes/no batch drawn from the attacked clips (the scale's: 0, uniform)")
+    parser.add_argument("--attacked-init", type=Path,
+                        help="an attacked.pt an earlier teacher run wrote: its attacked clips join this run's data")
     parser.add_argument("--teacher-size", choices=sorted(SIZES),
                         help="architecture of a teacher trained from scratch (weights_teacher.SIZES; default micro)")
     parser.add_argument("--install", type=Path, help="a folder written by --out, to copy into the repo's weights")
@@ -514,16 +547,18 @@ def main() -> None:
         scale = SCALES[args.scale]
         scale = replace(scale, time_caps_s=tuple(c * args.time_factor for c in scale.time_caps_s),
                         student_batch=args.student_batch or scale.student_batch,
-                        loop_per_family=args.loop_per_family or scale.loop_per_family,
                         blend=scale.blend if args.blend is None else args.blend,
                         scribble=scale.scribble if args.scribble is None else args.scribble,
                         clutter=scale.clutter if args.clutter is None else args.clutter,
                         adversarial_rounds=args.adversarial_rounds or scale.adversarial_rounds,
+                        adversarial_kind=args.adversarial_kind or scale.adversarial_kind,
                         adversarial_clips=args.adversarial_clips or scale.adversarial_clips,
+                        adversarial_share=scale.adversarial_share if args.adversarial_share is None
+                        else args.adversarial_share,
                         teacher_size=args.teacher_size or scale.teacher_size)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         train_all(args.out, scale, args.device, args.workers, tuple(args.stages.split(",")),
-                  args.teacher_init, args.student_init, args.vae_init)
+                  args.teacher_init, args.student_init, args.vae_init, args.attacked_init)
     if args.install is not None:
         install(args.install)
 
