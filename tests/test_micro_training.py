@@ -11,7 +11,15 @@ from benchmarks.micro import render_solution, score_clip, variants
 from benchmarks.micro.training import data
 from benchmarks.micro.training.loop import fit
 from benchmarks.micro.training.loop_clips import loop_clips
-from benchmarks.micro.training.measure import WEIGHTS, attack, eval_subset, free_descent, load_student, teacher_subset
+from benchmarks.micro.training.measure import (
+    WEIGHTS,
+    attack,
+    eval_subset,
+    free_descent,
+    load_student,
+    oracle_lora,
+    teacher_subset,
+)
 from benchmarks.micro.training.pipeline import _pad_labels, install, yes_no_stream
 from benchmarks.micro.training.train_student import (
     embed,
@@ -310,3 +318,20 @@ def test_attack_on_the_teachers_training_set_uses_its_instances_not_the_evaluati
     assert [r["goal_p_yes"][0] for r in own["rows"]] != [r["goal_p_yes"][0] for r in evaluation["rows"]]
     with pytest.raises(ValueError, match="'eval' or 'teacher'"):
         attack(WEIGHTS / "student", WEIGHTS / "teacher", per_cell=1, steps=0, on="train")
+
+
+def test_oracle_reports_the_teachers_goal_answer_on_the_frames_it_checks():
+    report = oracle_lora(WEIGHTS / "student", 1, lora_alpha=16.0, lr=1e-3, steps=10, teacher_dir=WEIGHTS / "teacher")
+    assert report["checked_at_steps"] == [0, 10] and len(report["goal_p_yes"]) == report["instances"] == 8
+    # At step 0 the LoRA adds nothing: the answer is the teacher's on the unadapted light-decoded prediction.
+    _, chosen = eval_subset(1)
+    x = chosen[0]
+    student = load_student(WEIGHTS / "student")
+    teacher = QwenVLTeacher.from_pretrained(path=str(WEIGHTS / "teacher"), device="cpu")
+    cond = student.encode(x)
+    with torch.no_grad():
+        light = student.decode(student.predict_x0(cond, student.make_noise(cond, derive_seed(0, x.id)),
+                                                  student.sigmas[0]), light=True)
+    expected = teacher.p_yes(light, [teacher.synthesize_queries(x).goal])[0]
+    assert report["goal_p_yes"][x.id][0] == pytest.approx(expected, abs=1e-5)
+    assert report["goal_p_yes"][x.id][1] != pytest.approx(expected, abs=1e-3)  # ten oracle steps change the frames

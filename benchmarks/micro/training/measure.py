@@ -176,24 +176,29 @@ def compare(student_dir: Path, teacher_dir: Path, per_cell: int, lora_alpha: flo
 
 
 def oracle_lora(student_dir: Path, per_cell: int, lora_alpha: float, lr: float | None = None, steps: int = 40,
-                space: str = "pixel") -> dict:
+                space: str = "pixel", teacher_dir: Path | None = None) -> dict:
     """Can the per-instance LoRA reach the correct video at all? vlmteach's optimiser (the paper's lr,
     AdamW, clipping) on an oracle loss: MSE to the instance's correct video, in pixels through the loop's
     decoder (``decode(light=True)``, the path the teacher's gradient takes) or, with ``space="latent"``,
     between the one-step latents and the correct video's latents (no decoder in the way). Every 10 steps:
     the mean score, solved rate and goal rate of the one-step prediction through the VAE (``one_step``) and
     through the loop's decoder (``one_step_light``, what the teacher would see) and of the final sample
-    (``final``). ``lr`` None is vlmteach's."""
+    (``final``). ``lr`` None is vlmteach's. With ``teacher_dir``, also the teacher's goal P(Yes) on the
+    light-decoded prediction (its own questions) at each check, per instance (``goal_p_yes``): does an honest
+    teacher's answer rise along a path that does reach the goal, or only at its end?"""
     if space not in ("pixel", "latent"):
         raise ValueError(f"space must be 'pixel' or 'latent', got {space!r}")
     lr = VlmTeach().optimizer_kwargs["lr"] if lr is None else lr
     _, chosen = eval_subset(per_cell)
     student = load_student(student_dir, lora_alpha)
+    teacher = None if teacher_dir is None else QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
     trace = {"one_step": [], "one_step_light": [], "final": []}
+    goal_p_yes: dict[str, list[float]] = {}
     for x in chosen:
         cond, seed = student.encode(x), derive_seed(0, x.id)
         noise = student.make_noise(cond, seed)
         correct = data.behaviour_clips(x)[0]
+        goal = None if teacher is None else teacher.synthesize_queries(x).goal
         with torch.no_grad():
             target = (clip_to_frames(correct) if space == "pixel"
                       else normalise(student.vae, encode_clips(student.vae, torch.from_numpy(correct[None]))))
@@ -208,6 +213,8 @@ def oracle_lora(student_dir: Path, per_cell: int, lora_alpha: float, lr: float |
                               "final": student.decode(student.sample(cond, noise, seed))}
                     for k, f in frames.items():
                         checks[k].append(score_clip(x, frames_to_clip(f)))
+                    if teacher is not None:
+                        goal_p_yes.setdefault(x.id, []).append(teacher.p_yes(frames["one_step_light"], [goal])[0])
             if step < steps:
                 optimizer.zero_grad()
                 if space == "pixel":
@@ -221,7 +228,7 @@ def oracle_lora(student_dir: Path, per_cell: int, lora_alpha: float, lr: float |
             trace[k].append([(s.score, s.scores["solved"], s.scores["goal"]) for s in scored])
     arrays = {k: np.array(v) for k, v in trace.items()}  # [instance, check, (score, solved, goal)]
     return {"instances": len(chosen), "lora_alpha": lora_alpha, "lr": lr, "space": space,
-            "checked_at_steps": list(range(0, steps + 1, 10)),
+            "checked_at_steps": list(range(0, steps + 1, 10)), **({"goal_p_yes": goal_p_yes} if teacher else {}),
             **{name: {k: a[..., col].mean(0).tolist() for k, a in arrays.items()}
                for col, name in enumerate(("mean_score", "solved_rate", "goal_rate"))}}
 
@@ -340,7 +347,8 @@ def main() -> None:
     elif args.free_descent:
         report = free_descent(args.student, args.free_descent, args.decoder)
     elif args.oracle:
-        report = oracle_lora(args.student, args.oracle, args.lora_alpha, args.lr, space=args.oracle_space)
+        report = oracle_lora(args.student, args.oracle, args.lora_alpha, args.lr, space=args.oracle_space,
+                             teacher_dir=args.teacher)
     elif args.compare:
         report = compare(args.student, args.teacher, args.compare, args.lora_alpha)
     else:
