@@ -96,11 +96,12 @@ class Benchmark(Protocol):
 
 @dataclass
 class Conditioning:
-    """Everything the student needs to generate for one instance, computed once per instance."""
+    """Everything the student needs to generate for one instance, computed once per instance. Batch B is 1,
+    except where several instances of one shape run at once (``WanStudent.batched_lora``)."""
 
-    prompt_embeds: torch.Tensor  # [1, L, D] text-encoder output
-    first_latent: torch.Tensor | None  # [1, C, 1, h, w] normalised latent of the first frame, or None (T2V)
-    latent_shape: tuple[int, ...]  # (1, C, F, h, w)
+    prompt_embeds: torch.Tensor  # [B, L, D] text-encoder output
+    first_latent: torch.Tensor | None  # [B, C, 1, h, w] normalised latent of the first frame, or None (T2V)
+    latent_shape: tuple[int, ...]  # (B, C, F, h, w)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
