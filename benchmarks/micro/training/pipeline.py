@@ -173,13 +173,13 @@ def yes_no_stream(frames, owner, labels, instances, clips: int, seed: int, blend
     order = torch.argsort(owner, stable=True)
     frames, owner, labels = frames[order], owner[order], labels[order]
     hard = None if hard is None or not hard_share or not hard.any() else hard[order]
+    pools = None if hard is None else (torch.nonzero(~hard).flatten(), torch.nonzero(hard).flatten())
     counts = torch.bincount(owner, minlength=len(instances))
     starts = torch.cumsum(counts, 0) - counts
     texts = [[q.text for q in data.questions(x)] for x in instances]
     while True:
         i = torch.randint(len(frames), (clips,), generator=generator)
-        if hard is not None:
-            pools = [torch.nonzero(~hard).flatten(), torch.nonzero(hard).flatten()]
+        if pools is not None:
             from_hard = torch.rand(clips, generator=generator) < hard_share
             i = torch.where(from_hard, pools[1][i % len(pools[1])], pools[0][i % len(pools[0])])
         o = owner[i]
