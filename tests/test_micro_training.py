@@ -10,7 +10,7 @@ import torch
 from benchmarks.micro import render_solution, score_clip, variants
 from benchmarks.micro.training import data
 from benchmarks.micro.training.loop import fit
-from benchmarks.micro.training.loop_clips import loop_clips
+from benchmarks.micro.training.loop_clips import graded_labels, loop_clips, path_clips
 from benchmarks.micro.training.measure import (
     WEIGHTS,
     attack,
@@ -36,7 +36,7 @@ from harness.vlmteach.loss import weigh_questions
 from harness.vlmteach.method import VlmTeach
 from harness.teachers import QwenVLTeacher
 from harness.teachers.queries import parse_queries
-from harness.video import frames_to_clip
+from harness.video import clip_to_frames, frames_to_clip
 
 
 @pytest.fixture(scope="module")
@@ -238,6 +238,36 @@ def test_loop_clips_run_each_instance_as_its_own_vlmteach_loop(instances):
             assert p_goal[row].item() == pytest.approx(trace["per_step"][step]["p_yes"][0], abs=1e-3)
     for clip, owner, label in zip(frames, owners, labels):
         np.testing.assert_array_equal(label, data.question_labels(picked[owner], frames_to_clip(clip.float())))
+
+
+def test_path_clips_approach_the_correct_video_and_grade_a_rejected_goal(instances):
+    """The oracle's path lowers the prediction's distance to the correct video; a clip whose goal the scorer
+    rejects gets goal_credit times its share of the way there, every other label is the scorer's."""
+    student = load_student(WEIGHTS / "student")
+    picked = [instances[0], instances[3]]
+    frames, owners, labels = path_clips(student, picked, lrs=(1e-3,), snapshots=(0, 4), seed=5, goal_credit=0.4,
+                                        log=lambda m: None)
+    assert frames.shape == (4, 17, 3, 32, 32) and owners.tolist() == [0, 1, 0, 1]
+    for i, x in enumerate(picked):
+        correct = clip_to_frames(data.behaviour_clips(x)[0])
+        before, after = ((frames[row].float() - correct).square().mean() for row in (i, 2 + i))
+        assert after < before  # four oracle steps move it towards the correct video
+        for row, progress in ((i, 0.0), (2 + i, float(1 - after / before))):
+            scorer = data.question_labels(x, frames_to_clip(frames[row].float()))
+            np.testing.assert_array_equal(labels[row][1:], scorer[1:])
+            expected = 1.0 if scorer[0] else 0.4 * progress
+            assert labels[row][0] == pytest.approx(expected, abs=5e-3)
+    _, _, hard = path_clips(student, picked, lrs=(1e-3,), snapshots=(4,), seed=5, log=lambda m: None)
+    assert all(set(lab.tolist()) <= {0.0, 1.0} for lab in hard)  # goal_credit 0: the scorer's labels
+
+
+def test_graded_labels_credit_progress_only_below_the_goal(instances):
+    x = instances[0]
+    wrong, correct = (clip_to_frames(render_solution(x, b)) for b in ("wrong_target", "correct"))
+    assert graded_labels(x, correct, progress=0.2, goal_credit=0.45)[0] == 1.0  # a reached goal stays a yes
+    assert graded_labels(x, wrong, progress=0.5, goal_credit=0.45)[0] == pytest.approx(0.225)
+    assert graded_labels(x, wrong, progress=1.7, goal_credit=0.45)[0] == pytest.approx(0.45)  # clamped
+    assert graded_labels(x, wrong, progress=-0.3, goal_credit=0.45)[0] == 0.0  # moved away: a plain no
 
 
 def test_yes_no_stream_blends_clips_and_labels_only_when_asked(instances):

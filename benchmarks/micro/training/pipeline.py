@@ -31,7 +31,7 @@ from safetensors.torch import load_file
 from benchmarks.micro.training import data
 from benchmarks.micro.training.adversarial import attack_clips, latent_clutter
 from benchmarks.micro.training.data import LIGHT_SEED, STUDENT_SEED, TEACHER_SEED
-from benchmarks.micro.training.loop_clips import loop_clips
+from benchmarks.micro.training.loop_clips import loop_clips, path_clips
 from benchmarks.micro.training.measure import load_student
 from benchmarks.micro.training.train_student import (
     LATER_SIGMAS,
@@ -59,7 +59,7 @@ from benchmarks.micro.training.train_vae import (
 )
 from benchmarks.micro.weights_teacher import SIZES
 from benchmarks.micro.world import NUM_FRAMES
-from harness.method import uniform_frame_indices
+from harness.method import derive_seed, uniform_frame_indices
 from harness.students.patch_linear import PatchLinearDecoder
 from harness.teachers import QwenVLTeacher
 from harness.video import frames_to_clip
@@ -97,6 +97,8 @@ class Scale:
     adversarial_batch: int = 64  # clips or instances attacked at once
     adversarial_repeat: int = 2  # how many times each attacked clip enters the teacher's data
     adversarial_share: float = 0.0  # share of each yes/no batch drawn from the attacked clips (0: uniform over all)
+    path_clips: int = 0  # instances whose oracle path (loop_clips.path_clips) joins the attacked clips, once
+    goal_credit: float = 0.0  # goal target of a loop or path clip the scorer rejects: this times its progress
     teacher_size: str = "micro"  # weights_teacher.SIZES: the architecture of a teacher trained from scratch
 
 
@@ -378,6 +380,9 @@ def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int
         frames = torch.cat([frames, kept["frames"].to(frames.device)])
         owner, labels = torch.cat([owner, kept["owner"]]), torch.cat([labels, kept["labels"]])
         rounds_before = kept["rounds"]  # later rounds draw other instances and noises
+    if scale.path_clips:
+        frames, owner, labels, report["path_clips"] = _with_path_clips(out, scale, dev, teacher_set, frames, owner,
+                                                                       labels, seed=rounds_before)
     phases = scale.adversarial_rounds + 1  # train, then (attack, train) per round; each phase anneals its lr
     report["adversarial_rounds"] = []
     for phase in range(phases):
@@ -415,22 +420,38 @@ def _with_loop_clips(out: Path, scale: Scale, dev: torch.device, teacher, teache
     student = load_student(out / "student", device=str(dev))
     clips, clip_owner, clip_labels, p_goal = loop_clips(student, teacher, [teacher_set[int(i)] for i in picked],
                                                         snapshots=ADVERSARIAL_SNAPSHOTS, seed=seed,
-                                                        batch=scale.adversarial_batch, log=_log)
+                                                        batch=scale.adversarial_batch, goal_credit=scale.goal_credit,
+                                                        log=_log)
     return _with_attacked(scale, frames, owner, labels, clips, picked[clip_owner], clip_labels, p_goal,
                           f"loop clips, round {seed}", started)
+
+
+def _with_path_clips(out: Path, scale: Scale, dev: torch.device, teacher_set, frames, owner, labels, seed: int):
+    """The teacher's data plus ``adversarial_repeat`` copies of the oracle's path clips (``path_clips``) on
+    ``scale.path_clips`` random teacher instances, drawn apart from the loop rounds' own."""
+    started = time.perf_counter()
+    generator = torch.Generator().manual_seed(derive_seed(seed, "path"))
+    picked = torch.randperm(len(teacher_set), generator=generator)[:scale.path_clips]
+    student = load_student(out / "student", device=str(dev))
+    clips, clip_owner, clip_labels = path_clips(student, [teacher_set[int(i)] for i in picked], seed=seed,
+                                                batch=scale.adversarial_batch, goal_credit=scale.goal_credit, log=_log)
+    return _with_attacked(scale, frames, owner, labels, clips, picked[clip_owner], clip_labels, None, "path clips",
+                          started)
 
 
 def _with_attacked(scale: Scale, frames, owner, labels, new_frames, new_owner, new_labels, p_goal, name: str,
                    started: float):
     """``adversarial_repeat`` copies of attacked clips joined to the teacher's data, and the round's stats."""
     goal = torch.tensor([float(lab[0]) for lab in new_labels])
-    fooled = (p_goal > 0.5) & (goal < 0.5)
-    # How robust the teacher was before this round: the share of attacked clips (every snapshot) whose
-    # goal it accepts though the scorer rejects it.
-    stats = {"clips": len(new_labels), "goal_rate": float(goal.mean()), "fooled_rate": float(fooled.float().mean()),
-             "goal_p_yes": float(p_goal.mean()),
-             "all_yes_rate": float(np.mean([lab.min() for lab in new_labels])),
-             "seconds": time.perf_counter() - started}
+    stats = {"clips": len(new_labels), "goal_rate": float((goal > 0.5).float().mean()),
+             "graded_goal_target": float(goal[goal < 0.5].mean()) if (goal < 0.5).any() else 0.0,
+             "all_yes_rate": float(np.mean([lab.min() > 0.5 for lab in new_labels]))}
+    if p_goal is not None:
+        # How robust the teacher was before this round: the share of attacked clips (every snapshot) whose
+        # goal it accepts though the scorer rejects it.
+        stats |= {"fooled_rate": float(((p_goal > 0.5) & (goal < 0.5)).float().mean()),
+                  "goal_p_yes": float(p_goal.mean())}
+    stats["seconds"] = time.perf_counter() - started
     _log(f"{name}: {json.dumps(stats)}")
     r = scale.adversarial_repeat
     return (torch.cat([frames, new_frames.to(frames.device).repeat(r, 1, 1, 1, 1)]),
@@ -535,6 +556,11 @@ def main() -> None:
                         help="clips (latent) or instances (loop) attacked per round (the scale's: 256; cpu: 96)")
     parser.add_argument("--adversarial-share", type=float,
                         help="share of each yes/no batch drawn from the attacked clips (the scale's: 0, uniform)")
+    parser.add_argument("--path-clips", type=int, metavar="N",
+                        help="N teacher instances' oracle paths to the correct video join the attacked clips (0)")
+    parser.add_argument("--goal-credit", type=float,
+                        help="goal target of a loop or path clip the scorer rejects: this times its share of the way "
+                             "from the frozen prediction to the correct video (0: hard labels; keep it below 0.5)")
     parser.add_argument("--attacked-init", type=Path,
                         help="an attacked.pt an earlier teacher run wrote: its attacked clips join this run's data")
     parser.add_argument("--teacher-size", choices=sorted(SIZES),
@@ -543,6 +569,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.out is None and args.install is None:
         parser.error("give --out DIR (train) and/or --install DIR (swap trained weights in)")
+    if args.goal_credit is not None and not 0 <= args.goal_credit < 0.5:
+        parser.error(f"--goal-credit must be in [0, 0.5): a rejected goal's target stays a no, got {args.goal_credit}")
     if args.out is not None:
         scale = SCALES[args.scale]
         scale = replace(scale, time_caps_s=tuple(c * args.time_factor for c in scale.time_caps_s),
@@ -555,6 +583,8 @@ def main() -> None:
                         adversarial_clips=args.adversarial_clips or scale.adversarial_clips,
                         adversarial_share=scale.adversarial_share if args.adversarial_share is None
                         else args.adversarial_share,
+                        path_clips=args.path_clips or scale.path_clips,
+                        goal_credit=scale.goal_credit if args.goal_credit is None else args.goal_credit,
                         teacher_size=args.teacher_size or scale.teacher_size)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         train_all(args.out, scale, args.device, args.workers, tuple(args.stages.split(",")),
