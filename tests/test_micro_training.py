@@ -9,6 +9,7 @@ import torch
 
 from benchmarks.micro import render_solution, score_clip, variants
 from benchmarks.micro.training import data
+from benchmarks.micro.training.alignment import alignment_loss, alignment_stream, gradient_cosine
 from benchmarks.micro.training.loop import fit
 from benchmarks.micro.training.loop_clips import graded_labels, loop_clips, path_clips
 from benchmarks.micro.training.measure import (
@@ -16,6 +17,7 @@ from benchmarks.micro.training.measure import (
     attack,
     eval_subset,
     free_descent,
+    gradient_alignment,
     load_student,
     oracle_lora,
     teacher_subset,
@@ -348,6 +350,49 @@ def test_attack_on_the_teachers_training_set_uses_its_instances_not_the_evaluati
     assert [r["goal_p_yes"][0] for r in own["rows"]] != [r["goal_p_yes"][0] for r in evaluation["rows"]]
     with pytest.raises(ValueError, match="'eval' or 'teacher'"):
         attack(WEIGHTS / "student", WEIGHTS / "teacher", per_cell=1, steps=0, on="train")
+
+
+def test_alignment_stream_never_asks_a_correct_video_to_point_to_itself(instances):
+    x = instances[0]
+    correct, wrong = (clip_to_frames(render_solution(x, b)) for b in ("correct", "wrong_target"))
+    stream = alignment_stream(torch.stack([correct, wrong]), torch.tensor([0, 0]), [x], clips=4, seed=0)
+    clips, targets, owners = next(stream)
+    assert len(clips) == 4 and owners == [x] * 4
+    assert torch.equal(clips, wrong.expand_as(clips)) and torch.equal(targets, correct.expand_as(targets))
+
+
+def test_an_alignment_step_turns_the_teachers_gradient_towards_the_correct_videos(instances):
+    """Double backpropagation trains the teacher's input gradient: a few steps on a fixed batch of wrong
+    behaviours raise the cosine between it and the way to the correct video."""
+    teacher = QwenVLTeacher.from_pretrained(path=str(WEIGHTS / "teacher"), device="cpu")
+    picked = instances[:4]
+    wrong = torch.stack([clip_to_frames(render_solution(x, "wrong_target")) for x in picked])
+    correct = torch.stack([clip_to_frames(data.behaviour_clips(x)[0]) for x in picked])
+    teacher.model.requires_grad_(False)
+    before = gradient_cosine(teacher, wrong, correct, picked)
+    assert before.shape == (4,) and (before.abs() <= 1).all()
+    teacher.model.requires_grad_(True)
+    loss = alignment_loss(teacher, iter([(wrong, correct, picked)] * 5), weight=1.0)
+    fit(list(teacher.model.parameters()), lambda step: loss(), steps=5, lr=1e-3, name="align", log=lambda m: None)
+    teacher.model.requires_grad_(False)
+    assert gradient_cosine(teacher, wrong, correct, picked).mean() > before.mean() + 0.05
+
+
+def test_gradient_alignment_measures_the_cosine_the_alignment_loss_trains():
+    report = gradient_alignment(WEIGHTS / "student", WEIGHTS / "teacher", per_cell=1)
+    assert report["instances"] == 8 == len(report["rows"])
+    x = eval_subset(1)[1][0]
+    student = load_student(WEIGHTS / "student")
+    teacher = QwenVLTeacher.from_pretrained(path=str(WEIGHTS / "teacher"), device="cpu")
+    cond = student.encode(x)
+    with torch.no_grad():
+        frames = student.decode(student.predict_x0(cond, student.make_noise(cond, derive_seed(0, x.id)),
+                                                   student.sigmas[0]), light=True)
+    expected = gradient_cosine(teacher, frames[None], clip_to_frames(data.behaviour_clips(x)[0])[None], [x])
+    assert report["rows"][0]["pixels"] == pytest.approx(float(expected[0]), abs=1e-4)
+    for row in report["rows"]:
+        assert all(-1 <= row[k] <= 1 for k in ("pixels", "latents", "lora"))
+    assert len({round(r["lora"], 6) for r in report["rows"]}) == 8  # one per instance, not one repeated
 
 
 def test_oracle_reports_the_teachers_goal_answer_on_the_frames_it_checks():

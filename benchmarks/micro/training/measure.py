@@ -5,6 +5,7 @@
     python -m benchmarks.micro.training.measure --oracle 1 [--lora-alpha A]    # can a LoRA reach the answer?
     python -m benchmarks.micro.training.measure --free-descent 1 [--decoder vae] # can pixels lead latents there?
     python -m benchmarks.micro.training.measure --attack 2 [--lr LR] [--attack-on teacher]  # is the teacher fooled?
+    python -m benchmarks.micro.training.measure --gradient-cosine 2   # does its gradient point to the goal?
 
 On held-out instances (seed 7, both splits; never the evaluation set):
 - student: how often its final video (frozen, 4 steps) follows the instruction, its mean score, and the
@@ -39,6 +40,7 @@ from benchmarks.micro import MicroBenchmark
 from benchmarks.micro.detect import MAX_COLOR_DISTANCE
 from benchmarks.micro.scorer import score_clip
 from benchmarks.micro.training import data
+from benchmarks.micro.training.adversarial import yes_loss
 from benchmarks.micro.training.train_light_decoder import FILE as LIGHT_FILE
 from benchmarks.micro.training.train_vae import encode_clips, normalise
 from benchmarks.micro.world import PALETTE
@@ -284,6 +286,45 @@ def attack(student_dir: Path, teacher_dir: Path, per_cell: int, lr: float | None
             "rows": rows}
 
 
+def gradient_alignment(student_dir: Path, teacher_dir: Path, per_cell: int) -> dict:
+    """Does the teacher's gradient point the way to the goal? At the frozen one-step prediction of the first
+    ``per_cell`` evaluation instances per family and split (a fresh LoRA, as vlmteach starts), the cosine
+    between the gradient of vlmteach's loss (template questions, lambda 0.5: ``adversarial.yes_loss``) and
+    that of the oracle's pixel MSE to the correct video (``oracle_lora``'s loss, whose descent reaches it),
+    taken with respect to the light-decoded frames (frame 1 on), the one-step latents and the LoRA's
+    parameters, the spaces the loop's update passes through on its way back."""
+    _, chosen = eval_subset(per_cell)
+    student = load_student(student_dir)
+    teacher = QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
+    teacher.model.requires_grad_(False)
+    rows = []
+    for x in chosen:
+        cond, seed = student.encode(x), derive_seed(0, x.id)
+        noise = student.make_noise(cond, seed)
+        correct = clip_to_frames(data.behaviour_clips(x)[0])
+        student.reset_lora(seed)
+        params = student.lora_parameters()
+        latents = student.predict_x0(cond, noise, student.sigmas[0])
+        frames = student.decode(latents, light=True)
+        teacher_loss, p_goal = yes_loss(teacher, [frames], [x])
+        oracle_loss = (frames - correct).square().mean()
+        inputs = [frames, latents, *params]
+        by_teacher = torch.autograd.grad(teacher_loss, inputs, retain_graph=True)
+        by_oracle = torch.autograd.grad(oracle_loss, inputs)
+        student.reset_lora(seed)
+
+        def cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+            a, b = torch.cat([t.flatten() for t in a]), torch.cat([t.flatten() for t in b])
+            return float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+
+        rows.append({"id": x.id, "goal_p_yes": float(p_goal[0]),
+                     "pixels": cosine([by_teacher[0][1:]], [by_oracle[0][1:]]),  # frame 0 is the condition
+                     "latents": cosine([by_teacher[1][:, :, 1:]], [by_oracle[1][:, :, 1:]]),
+                     "lora": cosine(by_teacher[2:], by_oracle[2:])})
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("pixels", "latents", "lora")}
+    return {"instances": len(rows), "mean_cosine": mean, "rows": rows}
+
+
 def free_descent(student_dir: Path, per_cell: int, decoder: str = "light", lr: float = 0.01, steps: int = 300) -> dict:
     """Does descent in pixels lead latents to the data, with no student in the way? From the latents of the
     instance's first wrong behaviour, free latents (the generated frames) are fitted by Adam to the correct
@@ -340,9 +381,13 @@ def main() -> None:
                         help="run vlmteach's loop against the teacher on N per cell; its P(Yes) against the scorer")
     parser.add_argument("--attack-on", choices=("eval", "teacher"), default="eval",
                         help="--attack's instances: the evaluation set's or the teacher's own training set's")
+    parser.add_argument("--gradient-cosine", type=int, metavar="N",
+                        help="on N per cell: does the teacher's gradient point where the oracle's does?")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    if args.attack:
+    if args.gradient_cosine:
+        report = gradient_alignment(args.student, args.teacher, args.gradient_cosine)
+    elif args.attack:
         report = attack(args.student, args.teacher, args.attack, args.lr, on=args.attack_on)
     elif args.free_descent:
         report = free_descent(args.student, args.free_descent, args.decoder)

@@ -31,6 +31,7 @@ from safetensors.torch import load_file
 from benchmarks.micro.training import data
 from benchmarks.micro.training.adversarial import attack_clips, latent_clutter
 from benchmarks.micro.training.data import LIGHT_SEED, STUDENT_SEED, TEACHER_SEED
+from benchmarks.micro.training.alignment import alignment_loss, alignment_stream
 from benchmarks.micro.training.loop_clips import loop_clips, path_clips
 from benchmarks.micro.training.measure import load_student
 from benchmarks.micro.training.train_student import (
@@ -99,6 +100,8 @@ class Scale:
     adversarial_share: float = 0.0  # share of each yes/no batch drawn from the attacked clips (0: uniform over all)
     path_clips: int = 0  # instances whose oracle path (loop_clips.path_clips) joins the attacked clips, once
     goal_credit: float = 0.0  # goal target of a loop or path clip the scorer rejects: this times its progress
+    alignment: float = 0.0  # weight of the gradient-alignment loss (alignment.py) on the student-reachable clips
+    alignment_clips: int = 16  # clips per alignment batch
     teacher_size: str = "micro"  # weights_teacher.SIZES: the architecture of a teacher trained from scratch
 
 
@@ -364,6 +367,7 @@ def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int
     _log(json.dumps(report))
     rendered = torch.from_numpy(var_clips).permute(0, 1, 4, 2, 3).to(dev).half() / 255
     frames = torch.cat([rendered, recon, student_frames])
+    one_step_from = len(rendered) + len(recon)  # then the one-step predictions, the final videos, attacked clips
     owner = torch.cat([var_owner, var_owner, own, own])
     labels = torch.cat([var_labels, var_labels, _pad_labels(student_labels)])
     del transformer, text_encoder, vae
@@ -400,10 +404,17 @@ def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int
         yes_no = yes_no_stream(frames, owner, labels, teacher_set, scale.teacher_clips, seed=phase,
                                blend=scale.blend, scribble=scale.scribble, clutter=scale.clutter, decoder=light,
                                hard=torch.arange(len(frames)) >= base, hard_share=scale.adversarial_share)
+        extra = None
+        if scale.alignment:  # the clips a LoRA on the student reaches: one-step predictions, attacked clips
+            reachable = torch.cat([torch.arange(one_step_from, one_step_from + len(one_step)),
+                                   torch.arange(base, len(frames))])
+            extra = alignment_loss(teacher, alignment_stream(frames[reachable.to(frames.device)], owner[reachable],
+                                                             teacher_set, scale.alignment_clips, seed=phase),
+                                   scale.alignment)
         train_teacher(teacher, yes_no_batches=yes_no,
                       synthesis_batches=synthesis_stream(teacher_set, scale.synthesis_batch, seed=phase),
                       steps=scale.teacher_steps // phases, lr=2e-3, time_cap_s=scale.time_caps_s[2] / phases,
-                      log=_log)
+                      extra_loss=extra, log=_log)
         save_teacher(teacher, init, out / "teacher")  # every phase: a run cut short keeps its last one
     shutil.rmtree(init)
     report["teacher_stage_seconds"] = time.perf_counter() - started
@@ -561,6 +572,9 @@ def main() -> None:
     parser.add_argument("--goal-credit", type=float,
                         help="goal target of a loop or path clip the scorer rejects: this times its share of the way "
                              "from the frozen prediction to the correct video (0: hard labels; keep it below 0.5)")
+    parser.add_argument("--alignment", type=float, metavar="W",
+                        help="weight of the gradient-alignment loss: the teacher's loss gradient on one-step predictions "
+                             "and attacked clips made to point to the correct video (alignment.py; the scale's: 0)")
     parser.add_argument("--attacked-init", type=Path,
                         help="an attacked.pt an earlier teacher run wrote: its attacked clips join this run's data")
     parser.add_argument("--teacher-size", choices=sorted(SIZES),
@@ -584,6 +598,7 @@ def main() -> None:
                         adversarial_share=scale.adversarial_share if args.adversarial_share is None
                         else args.adversarial_share,
                         path_clips=args.path_clips or scale.path_clips,
+                        alignment=scale.alignment if args.alignment is None else args.alignment,
                         goal_credit=scale.goal_credit if args.goal_credit is None else args.goal_credit,
                         teacher_size=args.teacher_size or scale.teacher_size)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True

@@ -130,14 +130,19 @@ def synthesis_loss(teacher: QwenVLTeacher, first_frames, prompts, replies, stric
 
 
 def train_teacher(teacher: QwenVLTeacher, *, yes_no_batches, synthesis_batches, steps: int, lr: float,
-                  time_cap_s: float | None = None, log=print) -> None:
-    """Fit on the sum of both losses; the iterators yield argument tuples of the two loss functions."""
+                  time_cap_s: float | None = None, extra_loss=None, log=print) -> None:
+    """Fit on the sum of both losses; the iterators yield argument tuples of the two loss functions.
+    ``extra_loss()``, when given, returns one more term to add and its log message."""
     teacher.model.requires_grad_(True).train()
 
     def loss_fn(step: int):
         yn, _ = yes_no_loss(teacher, *next(yes_no_batches))
         syn = synthesis_loss(teacher, *next(synthesis_batches))
-        return yn + syn, f"yes/no {yn.item():.4f} synthesis {syn.item():.4f}"
+        message = f"yes/no {yn.item():.4f} synthesis {syn.item():.4f}"
+        if extra_loss is None:
+            return yn + syn, message
+        extra, extra_message = extra_loss()
+        return yn + syn + extra, f"{message} {extra_message}"
 
     fit(list(teacher.model.parameters()), loss_fn, steps=steps, lr=lr, name="teacher", weight_decay=0.01,
         time_cap_s=time_cap_s, log=log)
