@@ -388,11 +388,17 @@ def test_gradient_alignment_measures_the_cosine_the_alignment_loss_trains():
     with torch.no_grad():
         frames = student.decode(student.predict_x0(cond, student.make_noise(cond, derive_seed(0, x.id)),
                                                    student.sigmas[0]), light=True)
-    expected = gradient_cosine(teacher, frames[None], clip_to_frames(data.behaviour_clips(x)[0])[None], [x])
+    correct = clip_to_frames(data.behaviour_clips(x)[0])
+    expected = gradient_cosine(teacher, frames[None], correct[None], [x])
     assert report["rows"][0]["pixels"] == pytest.approx(float(expected[0]), abs=1e-4)
+    assert report["rows"][0]["oracle_mse"] == pytest.approx(float((frames - correct).square().mean()), rel=1e-4)
     for row in report["rows"]:
         assert all(-1 <= row[k] <= 1 for k in ("pixels", "latents", "lora"))
     assert len({round(r["lora"], 6) for r in report["rows"]}) == 8  # one per instance, not one repeated
+    # After loop steps the prediction has moved: the cosines are taken where the loop is, not where it began.
+    after = gradient_alignment(WEIGHTS / "student", WEIGHTS / "teacher", per_cell=1, loop_steps=2, lr=1e-2)
+    assert after["loop_steps"] == 2 and after["lr"] == 1e-2
+    assert all(a["oracle_mse"] != pytest.approx(b["oracle_mse"], rel=1e-3) for a, b in zip(after["rows"], report["rows"]))
 
 
 def test_oracle_reports_the_teachers_goal_answer_on_the_frames_it_checks():

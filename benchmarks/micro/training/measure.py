@@ -5,7 +5,7 @@
     python -m benchmarks.micro.training.measure --oracle 1 [--lora-alpha A]    # can a LoRA reach the answer?
     python -m benchmarks.micro.training.measure --free-descent 1 [--decoder vae] # can pixels lead latents there?
     python -m benchmarks.micro.training.measure --attack 2 [--lr LR] [--attack-on teacher]  # is the teacher fooled?
-    python -m benchmarks.micro.training.measure --gradient-cosine 2   # does its gradient point to the goal?
+    python -m benchmarks.micro.training.measure --gradient-cosine 2 [--loop-steps K --lr LR]  # does its gradient point to the goal?
 
 On held-out instances (seed 7, both splits; never the evaluation set):
 - student: how often its final video (frozen, 4 steps) follows the instruction, its mean score, and the
@@ -47,6 +47,7 @@ from benchmarks.micro.world import PALETTE
 from harness.config import CONF_DIR
 from harness.students.wan import WanStudent
 from harness.teachers import QwenVLTeacher
+from harness.types import Queries
 from harness.method import MethodContext, derive_seed
 from harness.stats import cluster_bootstrap, paired_difference
 from harness.video import clip_to_frames, frames_to_clip
@@ -286,23 +287,30 @@ def attack(student_dir: Path, teacher_dir: Path, per_cell: int, lr: float | None
             "rows": rows}
 
 
-def gradient_alignment(student_dir: Path, teacher_dir: Path, per_cell: int) -> dict:
-    """Does the teacher's gradient point the way to the goal? At the frozen one-step prediction of the first
-    ``per_cell`` evaluation instances per family and split (a fresh LoRA, as vlmteach starts), the cosine
-    between the gradient of vlmteach's loss (template questions, lambda 0.5: ``adversarial.yes_loss``) and
-    that of the oracle's pixel MSE to the correct video (``oracle_lora``'s loss, whose descent reaches it),
-    taken with respect to the light-decoded frames (frame 1 on), the one-step latents and the LoRA's
-    parameters, the spaces the loop's update passes through on its way back."""
+def gradient_alignment(student_dir: Path, teacher_dir: Path, per_cell: int, loop_steps: int = 0,
+                       lr: float | None = None) -> dict:
+    """Does the teacher's gradient point the way to the goal? At the one-step prediction of the first
+    ``per_cell`` evaluation instances per family and split, the cosine between the gradient of vlmteach's
+    loss (template questions, lambda 0.5: ``adversarial.yes_loss``) and that of the oracle's pixel MSE to the
+    correct video (``oracle_lora``'s loss, whose descent reaches it), taken with respect to the light-decoded
+    frames (frame 1 on), the one-step latents and the LoRA's parameters, the spaces the loop's update passes
+    through on its way back. With a fresh LoRA (the frozen prediction, where vlmteach starts) or, with
+    ``loop_steps``, after that many steps of vlmteach's loop on the same questions (``lr`` None: its own)."""
     _, chosen = eval_subset(per_cell)
     student = load_student(student_dir)
     teacher = QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
     teacher.model.requires_grad_(False)
+    loop = VlmTeach(early_stop=False, num_steps=loop_steps, **({} if lr is None else {"lr": lr}))
     rows = []
     for x in chosen:
         cond, seed = student.encode(x), derive_seed(0, x.id)
         noise = student.make_noise(cond, seed)
         correct = clip_to_frames(data.behaviour_clips(x)[0])
         student.reset_lora(seed)
+        if loop_steps:
+            goal, *process = (q.text for q in data.questions(x))
+            loop.optimise(student, teacher, cond, noise, seed, derive_seed(seed, "lora"),
+                          weigh_questions(Queries(goal=goal, process=process), loop.goal_weight), {"per_step": []})
         params = student.lora_parameters()
         latents = student.predict_x0(cond, noise, student.sigmas[0])
         frames = student.decode(latents, light=True)
@@ -317,12 +325,13 @@ def gradient_alignment(student_dir: Path, teacher_dir: Path, per_cell: int) -> d
             a, b = torch.cat([t.flatten() for t in a]), torch.cat([t.flatten() for t in b])
             return float(torch.nn.functional.cosine_similarity(a, b, dim=0))
 
-        rows.append({"id": x.id, "goal_p_yes": float(p_goal[0]),
+        rows.append({"id": x.id, "goal_p_yes": float(p_goal[0]), "oracle_mse": oracle_loss.item(),
                      "pixels": cosine([by_teacher[0][1:]], [by_oracle[0][1:]]),  # frame 0 is the condition
                      "latents": cosine([by_teacher[1][:, :, 1:]], [by_oracle[1][:, :, 1:]]),
                      "lora": cosine(by_teacher[2:], by_oracle[2:])})
     mean = {k: float(np.mean([r[k] for r in rows])) for k in ("pixels", "latents", "lora")}
-    return {"instances": len(rows), "mean_cosine": mean, "rows": rows}
+    return {"instances": len(rows), "loop_steps": loop_steps, "lr": loop.optimizer_kwargs["lr"], "mean_cosine": mean,
+            "mean_oracle_mse": float(np.mean([r["oracle_mse"] for r in rows])), "rows": rows}
 
 
 def free_descent(student_dir: Path, per_cell: int, decoder: str = "light", lr: float = 0.01, steps: int = 300) -> dict:
@@ -371,7 +380,8 @@ def main() -> None:
     parser.add_argument("--compare", type=int, metavar="N", help="run the methods on N instances per family x split")
     parser.add_argument("--lora-alpha", type=float, default=16.0, help="student.lora.alpha for --compare / --oracle")
     parser.add_argument("--oracle", type=int, metavar="N", help="fit the LoRA to the correct video on N per cell")
-    parser.add_argument("--lr", type=float, help="the LoRA learning rate for --oracle / --attack (default: vlmteach's)")
+    parser.add_argument("--lr", type=float,
+                        help="the LoRA learning rate for --oracle / --attack / --loop-steps (default: vlmteach's)")
     parser.add_argument("--oracle-space", choices=("pixel", "latent"), default="pixel",
                         help="--oracle's loss: pixels through the loop's decoder, or latents")
     parser.add_argument("--free-descent", type=int, metavar="N",
@@ -383,10 +393,12 @@ def main() -> None:
                         help="--attack's instances: the evaluation set's or the teacher's own training set's")
     parser.add_argument("--gradient-cosine", type=int, metavar="N",
                         help="on N per cell: does the teacher's gradient point where the oracle's does?")
+    parser.add_argument("--loop-steps", type=int, default=0,
+                        help="--gradient-cosine after this many steps of vlmteach's loop (at --lr), not at the start")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.gradient_cosine:
-        report = gradient_alignment(args.student, args.teacher, args.gradient_cosine)
+        report = gradient_alignment(args.student, args.teacher, args.gradient_cosine, args.loop_steps, args.lr)
     elif args.attack:
         report = attack(args.student, args.teacher, args.attack, args.lr, on=args.attack_on)
     elif args.free_descent:
