@@ -378,16 +378,22 @@ def test_an_alignment_step_turns_the_teachers_gradient_towards_the_correct_video
     assert gradient_cosine(teacher, wrong, correct, picked).mean() > before.mean() + 0.05
 
 
-def test_gradient_alignment_measures_the_cosine_the_alignment_loss_trains():
-    report = gradient_alignment(WEIGHTS / "student", WEIGHTS / "teacher", per_cell=1)
-    assert report["instances"] == 8 == len(report["rows"])
-    x = eval_subset(1)[1][0]
+def _shipped_teacher_and_frozen_prediction(x):
+    """The shipped teacher, and the shipped student's light-decoded one-step prediction of evaluation instance
+    ``x`` from the noise measure.py draws for it (``derive_seed(0, x.id)``)."""
     student = load_student(WEIGHTS / "student")
-    teacher = QwenVLTeacher.from_pretrained(path=str(WEIGHTS / "teacher"), device="cpu")
     cond = student.encode(x)
     with torch.no_grad():
         frames = student.decode(student.predict_x0(cond, student.make_noise(cond, derive_seed(0, x.id)),
                                                    student.sigmas[0]), light=True)
+    return QwenVLTeacher.from_pretrained(path=str(WEIGHTS / "teacher"), device="cpu"), frames
+
+
+def test_gradient_alignment_measures_the_cosine_the_alignment_loss_trains():
+    report = gradient_alignment(WEIGHTS / "student", WEIGHTS / "teacher", per_cell=1)
+    assert report["instances"] == 8 == len(report["rows"])
+    x = eval_subset(1)[1][0]
+    teacher, frames = _shipped_teacher_and_frozen_prediction(x)
     correct = clip_to_frames(data.behaviour_clips(x)[0])
     expected = gradient_cosine(teacher, frames[None], correct[None], [x])
     assert report["rows"][0]["pixels"] == pytest.approx(float(expected[0]), abs=1e-4)
@@ -407,12 +413,7 @@ def test_oracle_reports_the_teachers_goal_answer_on_the_frames_it_checks():
     # At step 0 the LoRA adds nothing: the answer is the teacher's on the unadapted light-decoded prediction.
     _, chosen = eval_subset(1)
     x = chosen[0]
-    student = load_student(WEIGHTS / "student")
-    teacher = QwenVLTeacher.from_pretrained(path=str(WEIGHTS / "teacher"), device="cpu")
-    cond = student.encode(x)
-    with torch.no_grad():
-        light = student.decode(student.predict_x0(cond, student.make_noise(cond, derive_seed(0, x.id)),
-                                                  student.sigmas[0]), light=True)
+    teacher, light = _shipped_teacher_and_frozen_prediction(x)
     expected = teacher.p_yes(light, [teacher.synthesize_queries(x).goal])[0]
     assert report["goal_p_yes"][x.id][0] == pytest.approx(expected, abs=1e-5)
     assert report["goal_p_yes"][x.id][1] != pytest.approx(expected, abs=1e-3)  # ten oracle steps change the frames
