@@ -361,8 +361,11 @@ def test_invalid_settings_are_rejected(ti2v_dir):
     with pytest.raises(ValueError, match="4k\\+1"):  # a VAE with 4x temporal compression
         ti2v(ti2v_dir).encode(make_instance(16, 32, i2v=False))
     assert micro(sigmas=None).sigmas == [1.0, 0.75, 0.5, 0.25]
+    without_lora = micro(lora=None)
     with pytest.raises(UserError, match="student.lora"):
-        micro(lora=None).reset_lora(0)
+        without_lora.reset_lora(0)
+    with pytest.raises(UserError, match="student.lora"):
+        without_lora.batched_lora([0, 1])
 
 
 def test_missing_local_weights_name_the_config_key(tmp_path):

@@ -338,19 +338,21 @@ class WanStudent:
         """Re-draw A, zero B and deactivate the adapter: with B = 0 it adds exactly nothing, so the base model
         alone gives the same outputs at a fraction of the cost (the LoRA layers were half a micro DiT
         forward for the methods that never train them)."""
-        if self.lora_spec is None:
-            raise UserError("this method needs a LoRA on the student: set student.lora (rank, alpha, ...)")
-        reset_lora(self.transformer, self.lora_spec, seed)
+        reset_lora(self.transformer, self._required_lora_spec(), seed)
         self.transformer.disable_adapters()
 
     def batched_lora(self, seeds: Sequence[int]):
         """A context with one fresh adapter per batch element (``lora.batched_lora``), the i-th as
         ``reset_lora(seeds[i])`` draws it; yields its trainable stacks. Run a batched ``Conditioning``
         (``latent_shape[0] == len(seeds)``) through it to optimise several instances' LoRAs at once."""
+        spec = self._required_lora_spec()
+        self.transformer.disable_adapters()
+        return batched_lora(self.transformer, spec, seeds)
+
+    def _required_lora_spec(self) -> LoraSpec:
         if self.lora_spec is None:
             raise UserError("this method needs a LoRA on the student: set student.lora (rank, alpha, ...)")
-        self.transformer.disable_adapters()
-        return batched_lora(self.transformer, self.lora_spec, seeds)
+        return self.lora_spec
 
     def set_lora_enabled(self, enabled: bool) -> None:
         if self.lora_spec is None:
