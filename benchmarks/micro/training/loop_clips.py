@@ -126,10 +126,11 @@ def _batched_descent(student: WanStudent, instances: list[Instance], ids: list[i
             x0 = student.predict_x0(cond, noise, student.sigmas[0])
             decoded = [student.decode(x0[j:j + 1], light=True) for j in range(len(instances))]
             loss, stat = objective(decoded, instances, correct)
-            with torch.no_grad():
-                errors = torch.stack([(d.clamp(0, 1) - c).square().mean() for d, c in zip(decoded, correct)])
-            if step == 0:
-                frozen_errors = errors
+            if step == 0 or step in snapshots:
+                with torch.no_grad():
+                    errors = torch.stack([(d.clamp(0, 1) - c).square().mean() for d, c in zip(decoded, correct)])
+                if step == 0:
+                    frozen_errors = errors
             if step in snapshots:
                 kept.append(torch.stack(decoded).detach().clamp(0, 1).half())
                 progress.append((1 - errors / frozen_errors.clamp(min=1e-8)).cpu())
