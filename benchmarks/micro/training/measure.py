@@ -1,8 +1,8 @@
 """Measure what the trained micro world can do, through the harness's own adapters.
 
     python -m benchmarks.micro.training.measure [--student DIR] [--teacher DIR] [--per-family 4] [--out FILE]
-    python -m benchmarks.micro.training.measure --compare 3 [--lora-alpha A]   # methods on the eval set
-    python -m benchmarks.micro.training.measure --oracle 1 [--lora-alpha A]    # can a LoRA reach the answer?
+    python -m benchmarks.micro.training.measure --compare 3 [--lora-alpha A] [--lora-targets M ...]  # methods
+    python -m benchmarks.micro.training.measure --oracle 1 [--oracle-frames last]  # can a LoRA reach the answer?
     python -m benchmarks.micro.training.measure --free-descent 1 [--decoder vae] # can pixels lead latents there?
     python -m benchmarks.micro.training.measure --attack 2 [--lr LR] [--attack-on teacher]  # is the teacher fooled?
     python -m benchmarks.micro.training.measure --gradient-cosine 2 [--loop-steps K --lr LR]  # does its gradient point to the goal?
@@ -59,11 +59,12 @@ HELD_OUT_SEED = 7
 _PALETTE = torch.tensor(list(PALETTE.values()), dtype=torch.float32)
 
 
-def load_student(path: Path, lora_alpha: float = 16.0, device: str = "cpu") -> WanStudent:
-    """The student as conf/student/micro.yaml configures it, from ``path`` (LoRA alpha overridable; the
-    folder's own light decoder, or none when it has none)."""
+def load_student(path: Path, device: str = "cpu", lora: dict | None = None) -> WanStudent:
+    """The student as conf/student/micro.yaml configures it, from ``path``, with ``lora`` overriding keys of
+    its ``lora`` block (alpha, target_modules, ...); the folder's own light decoder, or none when it has none."""
     cfg = OmegaConf.load(CONF_DIR / "student" / "micro.yaml")
-    cfg.path, cfg.device, cfg.lora.alpha = str(path), device, lora_alpha
+    cfg.path, cfg.device = str(path), device
+    cfg.lora = OmegaConf.merge(cfg.lora, lora or {})
     light = path / LIGHT_FILE
     cfg.light_decoder = {**cfg.light_decoder, "path": str(light)} if light.is_file() else None
     return instantiate(cfg, _convert_="all")
@@ -150,15 +151,15 @@ def measure(student_dir: Path, teacher_dir: Path, per_family: int) -> dict:
     return report
 
 
-def compare(student_dir: Path, teacher_dir: Path, per_cell: int, lora_alpha: float) -> dict:
+def compare(student_dir: Path, teacher_dir: Path, per_cell: int, lora: dict | None = None) -> dict:
     """Mean score per method and paired differences against frozen on a stratified eval subset."""
     bench, chosen = eval_subset(per_cell)
-    student, teacher = load_student(student_dir, lora_alpha), QwenVLTeacher.from_pretrained(path=str(teacher_dir),
-                                                                                          device="cpu")
+    student = load_student(student_dir, lora=lora)
+    teacher = QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
     methods = {"frozen": Frozen(), "best_of_n": BestOfN(n=5), "pass_at_k": PassAtK(k=5),
                "vlmteach": VlmTeach(), "vlmteach_lambda0": VlmTeach(goal_weight=0.0)}
     scores: dict[str, list[float]] = {}
-    report: dict = {"instances": len(chosen), "lora_alpha": lora_alpha, "methods": {}}
+    report: dict = {"instances": len(chosen), "lora": lora or {}, "methods": {}}
     for name, method in methods.items():
         started = time.perf_counter()
         scores[name], steps = [], []
@@ -178,8 +179,21 @@ def compare(student_dir: Path, teacher_dir: Path, per_cell: int, lora_alpha: flo
     return report
 
 
-def oracle_lora(student_dir: Path, per_cell: int, lora_alpha: float, lr: float | None = None, steps: int = 40,
-                space: str = "pixel", teacher_dir: Path | None = None) -> dict:
+ORACLE_FRAMES = {"all": slice(1, None), "last": slice(-1, None)}  # frame 0 is the condition: never fitted
+
+
+def oracle_loss(student: WanStudent, x0: torch.Tensor, target: torch.Tensor, space: str, frames: str) -> torch.Tensor:
+    """The oracle's MSE between the one-step latents ``x0`` [1, C, T, h, w] and the correct video ``target``:
+    in pixels through the loop's decoder (``target`` frames [T, 3, H, W]) or in latents (``target`` its
+    normalised latents), over the generated frames or the last one alone (``ORACLE_FRAMES``)."""
+    fitted = ORACLE_FRAMES[frames]
+    if space == "pixel":
+        return (student.decode(x0, light=True)[fitted] - target[fitted]).square().mean()
+    return (x0[:, :, fitted] - target[:, :, fitted]).square().mean()
+
+
+def oracle_lora(student_dir: Path, per_cell: int, lora: dict | None = None, lr: float | None = None, steps: int = 40,
+                space: str = "pixel", teacher_dir: Path | None = None, frames: str = "all") -> dict:
     """Can the per-instance LoRA reach the correct video at all? vlmteach's optimiser (the paper's lr,
     AdamW, clipping) on an oracle loss: MSE to the instance's correct video, in pixels through the loop's
     decoder (``decode(light=True)``, the path the teacher's gradient takes) or, with ``space="latent"``,
@@ -188,12 +202,16 @@ def oracle_lora(student_dir: Path, per_cell: int, lora_alpha: float, lr: float |
     through the loop's decoder (``one_step_light``, what the teacher would see) and of the final sample
     (``final``). ``lr`` None is vlmteach's. With ``teacher_dir``, also the teacher's goal P(Yes) on the
     light-decoded prediction (its own questions) at each check, per instance (``goal_p_yes``): does an honest
-    teacher's answer rise along a path that does reach the goal, or only at its end?"""
+    teacher's answer rise along a path that does reach the goal, or only at its end? ``frames="last"`` fits
+    the last frame alone: what a flawless judge of the end state (the goal question) could ask for, with
+    nothing said about the way there."""
     if space not in ("pixel", "latent"):
         raise ValueError(f"space must be 'pixel' or 'latent', got {space!r}")
+    if frames not in ORACLE_FRAMES:
+        raise ValueError(f"frames must be one of {sorted(ORACLE_FRAMES)}, got {frames!r}")
     lr = VlmTeach().optimizer_kwargs["lr"] if lr is None else lr
     _, chosen = eval_subset(per_cell)
-    student = load_student(student_dir, lora_alpha)
+    student = load_student(student_dir, lora=lora)
     teacher = None if teacher_dir is None else QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
     trace = {"one_step": [], "one_step_light": [], "final": []}
     goal_p_yes: dict[str, list[float]] = {}
@@ -212,25 +230,21 @@ def oracle_lora(student_dir: Path, per_cell: int, lora_alpha: float, lr: float |
             x0 = student.predict_x0(cond, noise, student.sigmas[0])
             if step % 10 == 0:
                 with torch.no_grad():
-                    frames = {"one_step": student.decode(x0), "one_step_light": student.decode(x0, light=True),
-                              "final": student.decode(student.sample(cond, noise, seed))}
-                    for k, f in frames.items():
+                    decoded = {"one_step": student.decode(x0), "one_step_light": student.decode(x0, light=True),
+                               "final": student.decode(student.sample(cond, noise, seed))}
+                    for k, f in decoded.items():
                         checks[k].append(score_clip(x, frames_to_clip(f)))
                     if teacher is not None:
-                        goal_p_yes.setdefault(x.id, []).append(teacher.p_yes(frames["one_step_light"], [goal])[0])
+                        goal_p_yes.setdefault(x.id, []).append(teacher.p_yes(decoded["one_step_light"], [goal])[0])
             if step < steps:
                 optimizer.zero_grad()
-                if space == "pixel":
-                    loss = (student.decode(x0, light=True) - target).square().mean()
-                else:  # the generated frames only: frame 0 is the condition
-                    loss = (x0[:, :, 1:] - target[:, :, 1:]).square().mean()
-                loss.backward()
+                oracle_loss(student, x0, target, space, frames).backward()
                 torch.nn.utils.clip_grad_norm_(student.lora_parameters(), 1.0)
                 optimizer.step()
         for k, scored in checks.items():
             trace[k].append([(s.score, s.scores["solved"], s.scores["goal"]) for s in scored])
     arrays = {k: np.array(v) for k, v in trace.items()}  # [instance, check, (score, solved, goal)]
-    return {"instances": len(chosen), "lora_alpha": lora_alpha, "lr": lr, "space": space,
+    return {"instances": len(chosen), "lora": lora or {}, "lr": lr, "space": space, "frames": frames,
             "checked_at_steps": list(range(0, steps + 1, 10)), **({"goal_p_yes": goal_p_yes} if teacher else {}),
             **{name: {k: a[..., col].mean(0).tolist() for k, a in arrays.items()}
                for col, name in enumerate(("mean_score", "solved_rate", "goal_rate"))}}
@@ -243,7 +257,7 @@ def teacher_subset(per_cell: int) -> list:
 
 
 def attack(student_dir: Path, teacher_dir: Path, per_cell: int, lr: float | None = None, steps: int = 40,
-           on: str = "eval") -> dict:
+           on: str = "eval", lora: dict | None = None) -> dict:
     """Is the teacher fooled by the loop? vlmteach's loop (the teacher's own questions, lambda 0.5, no early stop)
     for ``steps`` updates on the first ``per_cell`` instances of every family and split of the evaluation set
     (``on="eval"``) or of the teacher's own training set (``"teacher"``: is a failure a generalisation gap?);
@@ -253,7 +267,7 @@ def attack(student_dir: Path, teacher_dir: Path, per_cell: int, lr: float | None
     if on not in ("eval", "teacher"):
         raise ValueError(f"attack runs on 'eval' or 'teacher' instances, got {on!r}")
     chosen = eval_subset(per_cell)[1] if on == "eval" else teacher_subset(per_cell)
-    student = load_student(student_dir)
+    student = load_student(student_dir, lora=lora)
     teacher = QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
     method = VlmTeach(early_stop=False, num_steps=steps, **({} if lr is None else {"lr": lr}))
     rows = []
@@ -288,7 +302,7 @@ def attack(student_dir: Path, teacher_dir: Path, per_cell: int, lr: float | None
 
 
 def gradient_alignment(student_dir: Path, teacher_dir: Path, per_cell: int, loop_steps: int = 0,
-                       lr: float | None = None) -> dict:
+                       lr: float | None = None, lora: dict | None = None) -> dict:
     """Does the teacher's gradient point the way to the goal? At the one-step prediction of the first
     ``per_cell`` evaluation instances per family and split, the cosine between the gradient of vlmteach's
     loss (template questions, lambda 0.5: ``adversarial.yes_loss``) and that of the oracle's pixel MSE to the
@@ -297,7 +311,7 @@ def gradient_alignment(student_dir: Path, teacher_dir: Path, per_cell: int, loop
     through on its way back. With a fresh LoRA (the frozen prediction, where vlmteach starts) or, with
     ``loop_steps``, after that many steps of vlmteach's loop on the same questions (``lr`` None: its own)."""
     _, chosen = eval_subset(per_cell)
-    student = load_student(student_dir)
+    student = load_student(student_dir, lora=lora)
     teacher = QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
     teacher.model.requires_grad_(False)
     loop = VlmTeach(early_stop=False, num_steps=loop_steps, **({} if lr is None else {"lr": lr}))
@@ -378,12 +392,16 @@ def main() -> None:
     parser.add_argument("--per-family", type=int, default=4)
     parser.add_argument("--no-student", action="store_true", help="measure the teacher on rendered clips only")
     parser.add_argument("--compare", type=int, metavar="N", help="run the methods on N instances per family x split")
-    parser.add_argument("--lora-alpha", type=float, default=16.0, help="student.lora.alpha for --compare / --oracle")
+    parser.add_argument("--lora-alpha", type=float, help="student.lora.alpha (default: conf/student/micro.yaml's)")
+    parser.add_argument("--lora-targets", nargs="+", metavar="MODULE",
+                        help="student.lora.target_modules, e.g. attn2.to_k attn2.to_v (default: the config's)")
     parser.add_argument("--oracle", type=int, metavar="N", help="fit the LoRA to the correct video on N per cell")
     parser.add_argument("--lr", type=float,
                         help="the LoRA learning rate for --oracle / --attack / --loop-steps (default: vlmteach's)")
     parser.add_argument("--oracle-space", choices=("pixel", "latent"), default="pixel",
                         help="--oracle's loss: pixels through the loop's decoder, or latents")
+    parser.add_argument("--oracle-frames", choices=sorted(ORACLE_FRAMES), default="all",
+                        help="--oracle's frames: the whole correct video, or its last frame only (a goal-only judge)")
     parser.add_argument("--free-descent", type=int, metavar="N",
                         help="fit free latents to the correct video in pixels, from a wrong behaviour, on N per cell")
     parser.add_argument("--decoder", choices=("light", "vae"), default="light", help="--free-descent's decoder")
@@ -397,17 +415,19 @@ def main() -> None:
                         help="--gradient-cosine after this many steps of vlmteach's loop (at --lr), not at the start")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    lora = {k: v for k, v in (("alpha", args.lora_alpha), ("target_modules", args.lora_targets)) if v is not None}
     if args.gradient_cosine:
-        report = gradient_alignment(args.student, args.teacher, args.gradient_cosine, args.loop_steps, args.lr)
+        report = gradient_alignment(args.student, args.teacher, args.gradient_cosine, args.loop_steps, args.lr,
+                                    lora)
     elif args.attack:
-        report = attack(args.student, args.teacher, args.attack, args.lr, on=args.attack_on)
+        report = attack(args.student, args.teacher, args.attack, args.lr, on=args.attack_on, lora=lora)
     elif args.free_descent:
         report = free_descent(args.student, args.free_descent, args.decoder)
     elif args.oracle:
-        report = oracle_lora(args.student, args.oracle, args.lora_alpha, args.lr, space=args.oracle_space,
-                             teacher_dir=args.teacher)
+        report = oracle_lora(args.student, args.oracle, lora, args.lr, space=args.oracle_space,
+                             teacher_dir=args.teacher, frames=args.oracle_frames)
     elif args.compare:
-        report = compare(args.student, args.teacher, args.compare, args.lora_alpha)
+        report = compare(args.student, args.teacher, args.compare, lora)
     else:
         report = measure(None if args.no_student else args.student, args.teacher, args.per_family)
     text = json.dumps(report, indent=2)
