@@ -34,6 +34,7 @@ from benchmarks.micro.training.data import LIGHT_SEED, STUDENT_SEED, TEACHER_SEE
 from benchmarks.micro.training.alignment import alignment_loss, alignment_stream
 from benchmarks.micro.training.loop_clips import loop_clips, path_clips
 from benchmarks.micro.training.measure import load_student
+from benchmarks.micro.training.robust import robust_stream
 from benchmarks.micro.training.train_student import (
     LATER_SIGMAS,
     embed,
@@ -102,6 +103,7 @@ class Scale:
     goal_credit: float = 0.0  # goal target of a loop or path clip the scorer rejects: this times its progress
     alignment: float = 0.0  # weight of the gradient-alignment loss (alignment.py) on the student-reachable clips
     alignment_clips: int = 16  # clips per alignment batch
+    robust_epsilon: float = 0.0  # L2 radius of robust.py's moved yes/no rows (0: none moved)
     teacher_size: str = "micro"  # weights_teacher.SIZES: the architecture of a teacher trained from scratch
 
 
@@ -404,6 +406,8 @@ def train_teacher_stage(out: Path, scale: Scale, dev: torch.device, workers: int
         yes_no = yes_no_stream(frames, owner, labels, teacher_set, scale.teacher_clips, seed=phase,
                                blend=scale.blend, scribble=scale.scribble, clutter=scale.clutter, decoder=light,
                                hard=torch.arange(len(frames)) >= base, hard_share=scale.adversarial_share)
+        if scale.robust_epsilon:
+            yes_no = robust_stream(teacher, yes_no, epsilon=scale.robust_epsilon, seed=phase)
         extra = None
         if scale.alignment:  # the clips a LoRA on the student reaches: one-step predictions, attacked clips
             reachable = torch.cat([torch.arange(one_step_from, one_step_from + len(one_step)),
@@ -575,6 +579,9 @@ def main() -> None:
     parser.add_argument("--alignment", type=float, metavar="W",
                         help="weight of the gradient-alignment loss: the teacher's loss gradient on one-step predictions "
                              "and attacked clips made to point to the correct video (alignment.py; the scale's: 0)")
+    parser.add_argument("--robust-epsilon", type=float, metavar="E",
+                        help="robust training (robust.py): half of each yes/no batch moved within an L2 ball of radius E "
+                             "against its label (the scale's: 0, none)")
     parser.add_argument("--attacked-init", type=Path,
                         help="an attacked.pt an earlier teacher run wrote: its attacked clips join this run's data")
     parser.add_argument("--teacher-size", choices=sorted(SIZES),
@@ -583,6 +590,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.out is None and args.install is None:
         parser.error("give --out DIR (train) and/or --install DIR (swap trained weights in)")
+    if args.robust_epsilon is not None and args.robust_epsilon < 0:
+        parser.error(f"--robust-epsilon is a radius, 0 or more, got {args.robust_epsilon}")
     if args.goal_credit is not None and not 0 <= args.goal_credit < 0.5:
         parser.error(f"--goal-credit must be in [0, 0.5): a rejected goal's target stays a no, got {args.goal_credit}")
     if args.out is not None:
@@ -599,6 +608,7 @@ def main() -> None:
                         else args.adversarial_share,
                         path_clips=args.path_clips or scale.path_clips,
                         alignment=scale.alignment if args.alignment is None else args.alignment,
+                        robust_epsilon=scale.robust_epsilon if args.robust_epsilon is None else args.robust_epsilon,
                         goal_credit=scale.goal_credit if args.goal_credit is None else args.goal_credit,
                         teacher_size=args.teacher_size or scale.teacher_size)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
