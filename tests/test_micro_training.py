@@ -3,9 +3,12 @@ and one optimisation step of each model lowers its loss on a fixed batch; the lo
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
+from peft.tuners.lora import LoraLayer
 
 from benchmarks.micro import render_solution, score_clip, variants
 from benchmarks.micro.training import data
@@ -20,9 +23,11 @@ from benchmarks.micro.training.measure import (
     gradient_alignment,
     load_student,
     oracle_lora,
+    oracle_loss,
     teacher_subset,
 )
 from benchmarks.micro.training.pipeline import _pad_labels, install, yes_no_stream
+from benchmarks.micro.training.robust import perturb_rows, robust_stream
 from benchmarks.micro.training.train_student import (
     embed,
     new_student,
@@ -408,7 +413,7 @@ def test_gradient_alignment_measures_the_cosine_the_alignment_loss_trains():
 
 
 def test_oracle_reports_the_teachers_goal_answer_on_the_frames_it_checks():
-    report = oracle_lora(WEIGHTS / "student", 1, lora_alpha=16.0, lr=1e-3, steps=10, teacher_dir=WEIGHTS / "teacher")
+    report = oracle_lora(WEIGHTS / "student", 1, lr=1e-3, steps=10, teacher_dir=WEIGHTS / "teacher")
     assert report["checked_at_steps"] == [0, 10] and len(report["goal_p_yes"]) == report["instances"] == 8
     # At step 0 the LoRA adds nothing: the answer is the teacher's on the unadapted light-decoded prediction.
     _, chosen = eval_subset(1)
@@ -417,3 +422,67 @@ def test_oracle_reports_the_teachers_goal_answer_on_the_frames_it_checks():
     expected = teacher.p_yes(light, [teacher.synthesize_queries(x).goal])[0]
     assert report["goal_p_yes"][x.id][0] == pytest.approx(expected, abs=1e-5)
     assert report["goal_p_yes"][x.id][1] != pytest.approx(expected, abs=1e-3)  # ten oracle steps change the frames
+    assert json.loads(json.dumps(report))["frames"] == "all"  # the report is what --out writes
+
+
+def test_goal_only_oracle_asks_for_the_last_frame_alone():
+    student = load_student(WEIGHTS / "student")
+    x = eval_subset(1)[1][0]
+    cond = student.encode(x)
+    with torch.no_grad():
+        x0 = student.predict_x0(cond, student.make_noise(cond, 0), student.sigmas[0])
+    frames = clip_to_frames(data.behaviour_clips(x)[0])
+    early, last = x0.clone(), x0.clone()
+    early[:, :, 1:-1] += 0.5  # every generated frame but the last
+    last[:, :, -1] += 0.5
+    for space, target in (("pixel", frames), ("latent", x0 + 0.1)):
+        def loss(latents, which):
+            return float(oracle_loss(student, latents, target, space, which))
+        assert loss(early, "last") == pytest.approx(loss(x0, "last"), abs=1e-7)
+        assert loss(last, "last") != pytest.approx(loss(x0, "last"), abs=1e-4)
+        assert loss(early, "all") != pytest.approx(loss(x0, "all"), abs=1e-4)
+    with pytest.raises(ValueError, match="frames must be one of"):
+        oracle_lora(WEIGHTS / "student", 1, frames="first")
+
+
+def test_load_student_overrides_only_the_lora_keys_it_is_given():
+    default = load_student(WEIGHTS / "student")
+    cross = load_student(WEIGHTS / "student", lora={"target_modules": ["attn2.to_v"], "alpha": 32.0})
+    layers = {name: m for name, m in cross.transformer.named_modules() if isinstance(m, LoraLayer)}
+    assert len(layers) == 6 and all(name.endswith("attn2.to_v") for name in layers)  # one per block
+    assert all(m.scaling["tto"] == pytest.approx(32.0 / 16) for m in layers.values())  # rank stays the config's 16
+    assert sum(isinstance(m, LoraLayer) for m in default.transformer.modules()) > len(layers)
+
+
+def _rendered_rows(x) -> tuple[list[torch.Tensor], list[str], torch.Tensor]:
+    clips, labels = data.variant_clips(x, np.random.default_rng(0))
+    rows = [(clip_to_frames(c), q.text, float(label)) for c, labs in zip(clips[:2], labels[:2])
+            for q, label in zip(data.questions(x), labs)]
+    videos, questions, targets = zip(*rows)
+    return list(videos), list(questions), torch.tensor(targets)
+
+
+def test_robust_rows_move_within_the_ball_against_their_label(instances):
+    teacher = QwenVLTeacher.from_pretrained(path=str(WEIGHTS / "teacher"), device="cpu")
+    videos, questions, labels = _rendered_rows(instances[0])
+    moved = perturb_rows(teacher, videos, questions, labels, epsilon=1.0)
+    for new, old in zip(moved, videos, strict=True):
+        assert float((new - old).norm()) <= 1.0 + 1e-4
+        assert torch.equal(new[0], old[0])  # the condition frame stays
+        assert new.min() >= 0 and new.max() <= 1
+    with torch.no_grad():
+        before, _ = yes_no_loss(teacher, videos, questions, labels)
+        after, _ = yes_no_loss(teacher, moved, questions, labels)
+    assert after > before + 0.05
+
+
+def test_robust_stream_moves_a_share_of_rows_and_keeps_questions_and_labels(instances):
+    teacher = QwenVLTeacher.from_pretrained(path=str(WEIGHTS / "teacher"), device="cpu")
+    videos, questions, labels = _rendered_rows(instances[0])
+    out_videos, out_questions, out_labels = next(robust_stream(teacher, iter([(videos, questions, labels)]),
+                                                               epsilon=1.0, seed=0, share=0.5))
+    changed = [not torch.equal(a, b) for a, b in zip(out_videos, videos, strict=True)]
+    assert 0 < sum(changed) < len(videos)
+    assert out_questions == questions and torch.equal(out_labels, labels)
+    with pytest.raises(ValueError, match="radius must be positive"):
+        next(robust_stream(teacher, iter([(videos, questions, labels)]), epsilon=0.0, seed=0))
