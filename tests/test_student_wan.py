@@ -433,8 +433,8 @@ def test_batched_lora_gives_each_batch_element_its_own_adapter():
         single = student.predict_x0(conds[i], noises[i], 1.0)
         torch.testing.assert_close(x0[i:i + 1].detach(), single.detach(), atol=1e-5, rtol=1e-4)
         single.square().sum().backward()
-        for a, grads in zip(own[0::2], batched_grads):
-            torch.testing.assert_close(a.grad, grads[i], atol=1e-5, rtol=1e-3)
+        for a, grads in zip(own[0::2], batched_grads):  # float32 sums in another order: up to 5e-5 seen on AMD
+            torch.testing.assert_close(a.grad, grads[i], atol=1e-4, rtol=1e-3)
     student.reset_lora(0)
     with torch.no_grad():
         base = student.predict_x0(conds[0], noises[0], 1.0)
