@@ -29,6 +29,7 @@ from benchmarks.micro.training.measure import (
 from benchmarks.micro.training.pipeline import _pad_labels, install, yes_no_stream
 from benchmarks.micro.training.robust import perturb_rows, robust_stream
 from benchmarks.micro.training.train_student import (
+    coherence_loss,
     embed,
     new_student,
     student_loss,
@@ -136,6 +137,23 @@ def test_one_student_step_lowers_the_loss_on_a_fixed_batch(instances):
         text = embed(text_encoder, ids, mask)
         return student_loss(transformer, text, latents, num_wrong, 0.15, torch.Generator().manual_seed(2))
 
+    before, after = _fixed_batch_fit([*transformer.parameters(), *text_encoder.parameters()], loss, 3, 3e-3)
+    assert after < before
+
+
+def test_coherence_loss_trains_the_nudged_prediction_towards_a_behaviour(instances):
+    transformer, text_encoder, tokenizer = new_student(seed=0)
+    transformer.requires_grad_(True)
+    ids, mask = tokenize_prompts(tokenizer, [x.prompt for x in instances[:4]])
+    latents = torch.randn(4, data.MAX_BEHAVIOURS, 16, 17, 4, 4, generator=torch.Generator().manual_seed(1))
+
+    def loss():
+        text = embed(text_encoder, ids, mask)
+        return coherence_loss(transformer, text, latents, torch.Generator().manual_seed(2))
+
+    value = loss()
+    value.backward()  # the nudge's own graph is gone: the text encoder is reached through the nudged forward
+    assert next(text_encoder.parameters()).grad is not None
     before, after = _fixed_batch_fit([*transformer.parameters(), *text_encoder.parameters()], loss, 3, 3e-3)
     assert after < before
 

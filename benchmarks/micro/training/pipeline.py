@@ -104,6 +104,7 @@ class Scale:
     alignment: float = 0.0  # weight of the gradient-alignment loss (alignment.py) on the student-reachable clips
     alignment_clips: int = 16  # clips per alignment batch
     robust_epsilon: float = 0.0  # L2 radius of robust.py's moved yes/no rows (0: none moved)
+    coherence: float = 0.0  # weight of train_student.coherence_loss (0: none)
     teacher_size: str = "micro"  # weights_teacher.SIZES: the architecture of a teacher trained from scratch
 
 
@@ -281,7 +282,7 @@ def train_student_stage(out: Path, scale: Scale, dev: torch.device, workers: int
     ids, mask = tokenize_prompts(tokenizer, [x.prompt for x in student_set])
     train_student(transformer, text_encoder, ids=ids.to(dev), mask=mask.to(dev), latents=latents, num_wrong=num_wrong,
                   p_correct=P_CORRECT, steps=scale.student_steps, batch=scale.student_batch, lr=lr, seed=0,
-                  time_cap_s=scale.time_caps_s[1], log=_log)
+                  time_cap_s=scale.time_caps_s[1], coherence=scale.coherence, log=_log)
     save_student(out / "student", transformer=transformer, text_encoder=text_encoder, vae=vae)
     report["student_stage_seconds"] = time.perf_counter() - started
     _log(f"student saved ({report['student_stage_seconds']:.0f}s)")
@@ -582,6 +583,9 @@ def main() -> None:
     parser.add_argument("--robust-epsilon", type=float, metavar="E",
                         help="robust training (robust.py): half of each yes/no batch moved within an L2 ball of radius E "
                              "against its label (the scale's: 0, none)")
+    parser.add_argument("--coherence", type=float, metavar="W",
+                        help="weight of the student's coherence loss (train_student.coherence_loss: a prediction nudged "
+                             "towards an end state regressed to the behaviour it ends in; the scale's: 0)")
     parser.add_argument("--attacked-init", type=Path,
                         help="an attacked.pt an earlier teacher run wrote: its attacked clips join this run's data")
     parser.add_argument("--teacher-size", choices=sorted(SIZES),
@@ -609,6 +613,7 @@ def main() -> None:
                         path_clips=args.path_clips or scale.path_clips,
                         alignment=scale.alignment if args.alignment is None else args.alignment,
                         robust_epsilon=scale.robust_epsilon if args.robust_epsilon is None else args.robust_epsilon,
+                        coherence=scale.coherence if args.coherence is None else args.coherence,
                         goal_credit=scale.goal_credit if args.goal_credit is None else args.goal_credit,
                         teacher_size=args.teacher_size or scale.teacher_size)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True

@@ -13,6 +13,7 @@ Conditioning is Wan2.2-TI2V's: the first latent frame is the clean first-frame l
 from __future__ import annotations
 
 import torch
+from torch.func import functional_call
 from diffusers import UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
 from diffusers.pipelines.wan.pipeline_wan import prompt_clean
 from transformers import PreTrainedTokenizerFast, UMT5EncoderModel
@@ -28,6 +29,7 @@ from benchmarks.micro.weights_student import (
 from benchmarks.micro import vocabulary
 
 LATER_SIGMAS = (0.25, 0.1, 0.05)  # the micro sampler's re-noised levels (conf/student/micro.yaml)
+NUDGE_SIZES = (0.05, 0.4)  # L2 size range of coherence_loss's weight nudge (the weights' norm is about 90)
 
 
 def new_student(seed: int) -> tuple[WanTransformer3DModel, UMT5EncoderModel, PreTrainedTokenizerFast]:
@@ -99,10 +101,41 @@ def student_loss(transformer, text: torch.Tensor, latents: torch.Tensor, num_wro
     return (x0_hat[:, :, 1:] - x0[:, :, 1:]).pow(2).mean()
 
 
+def coherence_loss(transformer, text: torch.Tensor, latents: torch.Tensor, generator: torch.Generator
+                   ) -> torch.Tensor:
+    """Keep what a goal-only signal reaches a coherent video. For first-step rows (sigma = 1), the weights are
+    nudged by one normalised gradient step (size drawn from ``NUDGE_SIZES``) that moves the LAST frame of the
+    prediction towards a random behaviour's last frame, as a LoRA fitted to an end state would; the nudged
+    model's whole prediction is then regressed to the behaviour whose last frame it is nearest, so that a
+    changed end comes with its path (docs/micro-world.md, The goal-only ceiling). The nudge itself is a
+    constant: the gradient reaches the weights through the nudged forward only."""
+    b, device = latents.shape[0], latents.device
+    noise = torch.randn(latents[:, 0].shape, generator=generator).to(device)
+    x_t = torch.cat([latents[:, 0, :, :1], noise[:, :, 1:]], dim=2)  # the clean condition frame
+    sigma = torch.ones(b, device=device)
+    kwargs = {"hidden_states": x_t, "timestep": token_timesteps(sigma, x_t.shape), "encoder_hidden_states": text,
+              "return_dict": False}
+    frozen_text = {**kwargs, "encoder_hidden_states": text.detach()}  # the nudge's graph stays its own
+    params = {name: p for name, p in transformer.named_parameters() if p.requires_grad}
+    goal = latents[torch.arange(b, device=device),
+                   torch.randint(latents.shape[1], (b,), generator=generator).to(device)]
+    pull = (x_t - transformer(**frozen_text)[0])[:, :, -1:] - goal[:, :, -1:]
+    grads = torch.autograd.grad(pull.square().mean(), list(params.values()), allow_unused=True, retain_graph=False)
+    norm = torch.sqrt(sum(g.square().sum() for g in grads if g is not None)).clamp_min(1e-12)
+    size = NUDGE_SIZES[0] + (NUDGE_SIZES[1] - NUDGE_SIZES[0]) * float(torch.rand((), generator=generator))
+    nudged = {name: p if g is None else p - (size / norm) * g.detach() for (name, p), g in zip(params.items(), grads)}
+    x0_hat = x_t - functional_call(transformer, nudged, args=(), kwargs=kwargs)[0]
+    with torch.no_grad():
+        nearest = (x0_hat[:, None, :, -1] - latents[:, :, :, -1]).square().flatten(2).mean(2).argmin(1)
+    target = latents[torch.arange(b, device=device), nearest]
+    return (x0_hat[:, :, 1:] - target[:, :, 1:]).square().mean()
+
+
 def train_student(transformer, text_encoder, *, ids: torch.Tensor, mask: torch.Tensor, latents: torch.Tensor,
                   num_wrong: torch.Tensor, p_correct: float, steps: int, batch: int, lr: float, seed: int,
-                  time_cap_s: float | None = None, log=print) -> None:
-    """Fit transformer and text encoder on random instances (prompts ``ids``/``mask``, latents [N, M, C, F, h, w])."""
+                  time_cap_s: float | None = None, coherence: float = 0.0, log=print) -> None:
+    """Fit transformer and text encoder on random instances (prompts ``ids``/``mask``, latents [N, M, C, F, h, w]);
+    with ``coherence``, plus that weight times ``coherence_loss`` on a quarter of each batch."""
     transformer.train().requires_grad_(True)
     text_encoder.train().requires_grad_(True)
     generator = torch.Generator().manual_seed(seed)
@@ -111,7 +144,11 @@ def train_student(transformer, text_encoder, *, ids: torch.Tensor, mask: torch.T
         idx = torch.randint(len(latents), (batch,), generator=generator).to(latents.device)
         text = embed(text_encoder, ids[idx], mask[idx])
         loss = student_loss(transformer, text, latents[idx], num_wrong[idx], p_correct, generator)
-        return loss, f"loss {loss.item():.4f}"
+        if not coherence:
+            return loss, f"loss {loss.item():.4f}"
+        quarter = max(1, batch // 4)
+        extra = coherence_loss(transformer, text[:quarter], latents[idx[:quarter]], generator)
+        return loss + coherence * extra, f"loss {loss.item():.4f} coherence {extra.item():.4f}"
 
     fit([*transformer.parameters(), *text_encoder.parameters()], loss_fn, steps=steps, lr=lr, name="student",
         weight_decay=0.01, time_cap_s=time_cap_s, log=log)
