@@ -113,18 +113,15 @@ def coherence_loss(transformer, text: torch.Tensor, latents: torch.Tensor, gener
     noise = torch.randn(latents[:, 0].shape, generator=generator).to(device)
     x_t = torch.cat([latents[:, 0, :, :1], noise[:, :, 1:]], dim=2)  # the clean condition frame
     sigma = torch.ones(b, device=device)
-    kwargs = {"hidden_states": x_t, "timestep": token_timesteps(sigma, x_t.shape), "encoder_hidden_states": text,
-              "return_dict": False}
-    frozen_text = {**kwargs, "encoder_hidden_states": text.detach()}  # the nudge's graph stays its own
     params = {name: p for name, p in transformer.named_parameters() if p.requires_grad}
     goal = latents[torch.arange(b, device=device),
                    torch.randint(latents.shape[1], (b,), generator=generator).to(device)]
-    pull = (x_t - transformer(**frozen_text)[0])[:, :, -1:] - goal[:, :, -1:]
-    grads = torch.autograd.grad(pull.square().mean(), list(params.values()), allow_unused=True, retain_graph=False)
+    pull = predict_x0(transformer, x_t, sigma, text.detach())[:, :, -1:] - goal[:, :, -1:]  # text detached: this graph is freed
+    grads = torch.autograd.grad(pull.square().mean(), list(params.values()), allow_unused=True)
     norm = torch.sqrt(sum(g.square().sum() for g in grads if g is not None)).clamp_min(1e-12)
     size = NUDGE_SIZES[0] + (NUDGE_SIZES[1] - NUDGE_SIZES[0]) * float(torch.rand((), generator=generator))
     nudged = {name: p if g is None else p - (size / norm) * g.detach() for (name, p), g in zip(params.items(), grads)}
-    x0_hat = x_t - functional_call(transformer, nudged, args=(), kwargs=kwargs)[0]
+    x0_hat = predict_x0(lambda **inputs: functional_call(transformer, nudged, args=(), kwargs=inputs), x_t, sigma, text)
     with torch.no_grad():
         nearest = (x0_hat[:, None, :, -1] - latents[:, :, :, -1]).square().flatten(2).mean(2).argmin(1)
     target = latents[torch.arange(b, device=device), nearest]
