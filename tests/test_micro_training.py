@@ -31,7 +31,11 @@ from benchmarks.micro.training.robust import perturb_rows, robust_stream
 from benchmarks.micro.training.train_student import (
     coherence_loss,
     embed,
+    fit_end_state,
+    lora_coherence_loss,
     new_student,
+    predict_x0,
+    row_adapters,
     student_loss,
     target_behaviours,
     tokenize_prompts,
@@ -153,6 +157,62 @@ def test_coherence_loss_trains_the_nudged_prediction_towards_a_behaviour(instanc
 
     value = loss()
     value.backward()  # the nudge's own graph is gone: the text encoder is reached through the nudged forward
+    assert next(text_encoder.parameters()).grad is not None
+    before, after = _fixed_batch_fit([*transformer.parameters(), *text_encoder.parameters()], loss, 3, 3e-3)
+    assert after < before
+
+
+def test_row_adapters_give_each_row_its_own_lora_and_leave_no_trace(instances):
+    transformer, text_encoder, tokenizer = new_student(seed=0)
+    ids, mask = tokenize_prompts(tokenizer, [x.prompt for x in instances[:2]])
+    text = embed(text_encoder, ids, mask).detach()
+    x_t = torch.randn(2, 16, 17, 4, 4, generator=torch.Generator().manual_seed(1))
+    sigma = torch.ones(2)
+    with torch.no_grad():
+        base = predict_x0(transformer, x_t, sigma, text)
+        with row_adapters(transformer, 2, torch.Generator().manual_seed(2)) as stacks:
+            assert torch.equal(predict_x0(transformer, x_t, sigma, text), base)  # B = 0: nothing added
+            for b in stacks[1::2]:
+                b[0].normal_(0, 0.1)  # row 0's adapter only
+            adapted = predict_x0(transformer, x_t, sigma, text)
+        after = predict_x0(transformer, x_t, sigma, text)
+    assert (adapted[0] - base[0]).abs().max() > 1e-2
+    torch.testing.assert_close(adapted[1], base[1])
+    assert torch.equal(after, base)  # the hooks are gone
+
+
+def test_fit_end_state_moves_each_rows_last_frame_towards_its_own_goal(instances):
+    transformer, text_encoder, tokenizer = new_student(seed=0)
+    ids, mask = tokenize_prompts(tokenizer, [x.prompt for x in instances[:2]])
+    text = embed(text_encoder, ids, mask).detach()
+    x_t = torch.randn(2, 16, 17, 4, 4, generator=torch.Generator().manual_seed(1))
+    sigma = torch.ones(2)
+    goal = torch.randn(2, 16, 4, 4, generator=torch.Generator().manual_seed(3))
+
+    def distances():
+        with torch.no_grad():
+            return (predict_x0(transformer, x_t, sigma, text)[:, :, -1] - goal).square().flatten(1).mean(1)
+
+    with row_adapters(transformer, 2, torch.Generator().manual_seed(2)) as stacks:
+        before = distances()
+        fit_end_state(transformer, stacks, x_t, sigma, text, goal, steps=5)
+        after = distances()
+        swapped = (predict_x0(transformer, x_t, sigma, text)[:, :, -1] - goal.flip(0)).square().flatten(1).mean(1)
+    assert (after < 0.9 * before).all()
+    assert (after < swapped).all()  # towards its own goal, not the other row's
+
+
+def test_lora_coherence_loss_trains_the_weights_through_the_fitted_adapters(instances):
+    transformer, text_encoder, tokenizer = new_student(seed=0)
+    transformer.requires_grad_(True)
+    ids, mask = tokenize_prompts(tokenizer, [x.prompt for x in instances[:4]])
+    latents = torch.randn(4, data.MAX_BEHAVIOURS, 16, 17, 4, 4, generator=torch.Generator().manual_seed(1))
+
+    def loss():
+        text = embed(text_encoder, ids, mask)
+        return lora_coherence_loss(transformer, text, latents, torch.Generator().manual_seed(2), max_steps=3)
+
+    loss().backward()
     assert next(text_encoder.parameters()).grad is not None
     before, after = _fixed_batch_fit([*transformer.parameters(), *text_encoder.parameters()], loss, 3, 3e-3)
     assert after < before

@@ -105,6 +105,7 @@ class Scale:
     alignment_clips: int = 16  # clips per alignment batch
     robust_epsilon: float = 0.0  # L2 radius of robust.py's moved yes/no rows (0: none moved)
     coherence: float = 0.0  # weight of train_student.coherence_loss (0: none)
+    coherence_lora_steps: int = 0  # > 0: train_student.lora_coherence_loss, adapters fitted up to this many steps
     teacher_size: str = "micro"  # weights_teacher.SIZES: the architecture of a teacher trained from scratch
 
 
@@ -282,7 +283,8 @@ def train_student_stage(out: Path, scale: Scale, dev: torch.device, workers: int
     ids, mask = tokenize_prompts(tokenizer, [x.prompt for x in student_set])
     train_student(transformer, text_encoder, ids=ids.to(dev), mask=mask.to(dev), latents=latents, num_wrong=num_wrong,
                   p_correct=P_CORRECT, steps=scale.student_steps, batch=scale.student_batch, lr=lr, seed=0,
-                  time_cap_s=scale.time_caps_s[1], coherence=scale.coherence, log=_log)
+                  time_cap_s=scale.time_caps_s[1], coherence=scale.coherence,
+                  coherence_lora_steps=scale.coherence_lora_steps, log=_log)
     save_student(out / "student", transformer=transformer, text_encoder=text_encoder, vae=vae)
     report["student_stage_seconds"] = time.perf_counter() - started
     _log(f"student saved ({report['student_stage_seconds']:.0f}s)")
@@ -586,6 +588,9 @@ def main() -> None:
     parser.add_argument("--coherence", type=float, metavar="W",
                         help="weight of the student's coherence loss (train_student.coherence_loss: a prediction nudged "
                              "towards an end state regressed to the behaviour it ends in; the scale's: 0)")
+    parser.add_argument("--coherence-lora-steps", type=int, metavar="K",
+                        help="with --coherence: the nudge is a LoRA per row fitted up to K Adam steps to the end state "
+                             "(train_student.lora_coherence_loss), as vlmteach's loop fits one (the scale's: 0, one nudge)")
     parser.add_argument("--attacked-init", type=Path,
                         help="an attacked.pt an earlier teacher run wrote: its attacked clips join this run's data")
     parser.add_argument("--teacher-size", choices=sorted(SIZES),
@@ -614,6 +619,7 @@ def main() -> None:
                         alignment=scale.alignment if args.alignment is None else args.alignment,
                         robust_epsilon=scale.robust_epsilon if args.robust_epsilon is None else args.robust_epsilon,
                         coherence=scale.coherence if args.coherence is None else args.coherence,
+                        coherence_lora_steps=args.coherence_lora_steps or scale.coherence_lora_steps,
                         goal_credit=scale.goal_credit if args.goal_credit is None else args.goal_credit,
                         teacher_size=args.teacher_size or scale.teacher_size)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
