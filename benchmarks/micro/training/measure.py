@@ -151,15 +151,18 @@ def measure(student_dir: Path, teacher_dir: Path, per_family: int) -> dict:
     return report
 
 
-def compare(student_dir: Path, teacher_dir: Path, per_cell: int, lora: dict | None = None) -> dict:
-    """Mean score per method and paired differences against frozen on a stratified eval subset."""
+def compare(student_dir: Path, teacher_dir: Path, per_cell: int, lora: dict | None = None, lr: float | None = None
+            ) -> dict:
+    """Mean score per method and paired differences against frozen on a stratified eval subset; ``lr`` overrides
+    vlmteach's learning rate (both rows)."""
     bench, chosen = eval_subset(per_cell)
     student = load_student(student_dir, lora=lora)
     teacher = QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
+    tuned = {} if lr is None else {"lr": lr}
     methods = {"frozen": Frozen(), "best_of_n": BestOfN(n=5), "pass_at_k": PassAtK(k=5),
-               "vlmteach": VlmTeach(), "vlmteach_lambda0": VlmTeach(goal_weight=0.0)}
+               "vlmteach": VlmTeach(**tuned), "vlmteach_lambda0": VlmTeach(goal_weight=0.0, **tuned)}
     scores: dict[str, list[float]] = {}
-    report: dict = {"instances": len(chosen), "lora": lora or {}, "methods": {}}
+    report: dict = {"instances": len(chosen), "lora": lora or {}, "lr": lr, "methods": {}}
     for name, method in methods.items():
         started = time.perf_counter()
         scores[name], steps = [], []
@@ -397,7 +400,7 @@ def main() -> None:
                         help="student.lora.target_modules, e.g. attn2.to_k attn2.to_v (default: the config's)")
     parser.add_argument("--oracle", type=int, metavar="N", help="fit the LoRA to the correct video on N per cell")
     parser.add_argument("--lr", type=float,
-                        help="the LoRA learning rate for --oracle / --attack / --loop-steps (default: vlmteach's)")
+                        help="the LoRA learning rate for --oracle / --attack / --loop-steps / --compare (default: vlmteach's)")
     parser.add_argument("--oracle-space", choices=("pixel", "latent"), default="pixel",
                         help="--oracle's loss: pixels through the loop's decoder, or latents")
     parser.add_argument("--oracle-frames", choices=sorted(ORACLE_FRAMES), default="all",
@@ -427,7 +430,7 @@ def main() -> None:
         report = oracle_lora(args.student, args.oracle, lora, args.lr, space=args.oracle_space,
                              teacher_dir=args.teacher, frames=args.oracle_frames)
     elif args.compare:
-        report = compare(args.student, args.teacher, args.compare, lora)
+        report = compare(args.student, args.teacher, args.compare, lora, args.lr)
     else:
         report = measure(None if args.no_student else args.student, args.teacher, args.per_family)
     text = json.dumps(report, indent=2)
