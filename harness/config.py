@@ -22,8 +22,9 @@ from harness.types import UserError
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS = ("student", "teacher", "method", "bench", "judge", "logger", "experiment")
 
-# Keys the runner owns inside component groups; stripped before instantiation.
-RUNNER_KEYS = {"bench": ("limit", "shard", "num_shards"), "method": ("label",)}
+# Keys the runner owns inside component groups; stripped before instantiation. (A student's ``lora_lr`` is
+# read by the vlmteach configs, not by the student.)
+RUNNER_KEYS = {"bench": ("limit", "shard", "num_shards"), "method": ("label",), "student": ("lora_lr",)}
 # Keys that never change any instance's result, so they stay out of the config hash.
 UNHASHED_TOP = ("run_name", "output_root", "stage", "baseline", "progress", "fail_fast", "logger", "experiment", "cpu_threads")
 

@@ -63,6 +63,7 @@ def load_student(path: Path, device: str = "cpu", lora: dict | None = None) -> W
     """The student as conf/student/micro.yaml configures it, from ``path``, with ``lora`` overriding keys of
     its ``lora`` block (alpha, target_modules, ...); the folder's own light decoder, or none when it has none."""
     cfg = OmegaConf.load(CONF_DIR / "student" / "micro.yaml")
+    del cfg.lora_lr  # vlmteach's, not the student's (harness.config.RUNNER_KEYS)
     cfg.path, cfg.device = str(path), device
     cfg.lora = OmegaConf.merge(cfg.lora, lora or {})
     light = path / LIGHT_FILE
