@@ -317,7 +317,7 @@ def test_loop_clips_run_each_instance_as_its_own_vlmteach_loop(instances):
         VlmTeach(lr=1e-3, early_stop=False, num_steps=3).optimise(
             student, teacher, cond, student.make_noise(cond, derive_seed(5, "loop", i)), 5, derive_seed(5, "lora", i),
             weigh_questions(Queries(goal=goal, process=process), 0.5), trace, observe=seen.__setitem__)
-        moved = (seen[3] - seen[0]).clamp(0, 1).abs().mean()
+        moved = (seen[3].clamp(0, 1) - seen[0].clamp(0, 1)).abs().mean()
         assert moved > 2e-2  # three updates against the teacher move the prediction
         torch.testing.assert_close(frames[i].float(), seen[0].clamp(0, 1), atol=2e-3, rtol=0)
         # AdamW's first steps are sign-like: where a gradient coordinate is near zero, float-level differences
