@@ -557,7 +557,7 @@ def test_robust_rows_move_within_the_ball_against_their_label(instances):
     with torch.no_grad():
         before, _ = yes_no_loss(teacher, videos, questions, labels)
         after, _ = yes_no_loss(teacher, moved, questions, labels)
-    assert after > before + 0.05
+    assert after > 1.5 * before  # relative: a more robust teacher (session 14's) moves less than the former
 
 
 def test_robust_stream_moves_a_share_of_rows_and_keeps_questions_and_labels(instances):
