@@ -4,6 +4,7 @@ and one optimisation step of each model lowers its loss on a fixed batch; the lo
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import numpy as np
 import pytest
@@ -145,7 +146,9 @@ def test_one_student_step_lowers_the_loss_on_a_fixed_batch(instances):
     assert after < before
 
 
-def test_coherence_loss_trains_the_nudged_prediction_towards_a_behaviour(instances):
+@pytest.mark.parametrize("loss_fn", [coherence_loss, partial(lora_coherence_loss, max_steps=3)],
+                         ids=["weight_nudge", "fitted_lora"])
+def test_coherence_losses_train_the_weights_through_the_nudged_forward(instances, loss_fn):
     transformer, text_encoder, tokenizer = new_student(seed=0)
     transformer.requires_grad_(True)
     ids, mask = tokenize_prompts(tokenizer, [x.prompt for x in instances[:4]])
@@ -153,10 +156,9 @@ def test_coherence_loss_trains_the_nudged_prediction_towards_a_behaviour(instanc
 
     def loss():
         text = embed(text_encoder, ids, mask)
-        return coherence_loss(transformer, text, latents, torch.Generator().manual_seed(2))
+        return loss_fn(transformer, text, latents, torch.Generator().manual_seed(2))
 
-    value = loss()
-    value.backward()  # the nudge's own graph is gone: the text encoder is reached through the nudged forward
+    loss().backward()  # the nudge's own graph is gone: the text encoder is reached through the nudged forward
     assert next(text_encoder.parameters()).grad is not None
     before, after = _fixed_batch_fit([*transformer.parameters(), *text_encoder.parameters()], loss, 3, 3e-3)
     assert after < before
@@ -200,22 +202,6 @@ def test_fit_end_state_moves_each_rows_last_frame_towards_its_own_goal(instances
         swapped = (predict_x0(transformer, x_t, sigma, text)[:, :, -1] - goal.flip(0)).square().flatten(1).mean(1)
     assert (after < 0.9 * before).all()
     assert (after < swapped).all()  # towards its own goal, not the other row's
-
-
-def test_lora_coherence_loss_trains_the_weights_through_the_fitted_adapters(instances):
-    transformer, text_encoder, tokenizer = new_student(seed=0)
-    transformer.requires_grad_(True)
-    ids, mask = tokenize_prompts(tokenizer, [x.prompt for x in instances[:4]])
-    latents = torch.randn(4, data.MAX_BEHAVIOURS, 16, 17, 4, 4, generator=torch.Generator().manual_seed(1))
-
-    def loss():
-        text = embed(text_encoder, ids, mask)
-        return lora_coherence_loss(transformer, text, latents, torch.Generator().manual_seed(2), max_steps=3)
-
-    loss().backward()
-    assert next(text_encoder.parameters()).grad is not None
-    before, after = _fixed_batch_fit([*transformer.parameters(), *text_encoder.parameters()], loss, 3, 3e-3)
-    assert after < before
 
 
 def test_one_teacher_step_lowers_both_losses_on_a_fixed_batch(instances, tmp_path):
