@@ -164,12 +164,18 @@ def test_coherence_losses_train_the_weights_through_the_nudged_forward(instances
     assert after < before
 
 
-def test_row_adapters_give_each_row_its_own_lora_and_leave_no_trace(instances):
+def _first_step_batch(instances) -> tuple:
+    """A random micro student with a two-row first-step batch: transformer, x_t, sigma (= 1), text."""
     transformer, text_encoder, tokenizer = new_student(seed=0)
     ids, mask = tokenize_prompts(tokenizer, [x.prompt for x in instances[:2]])
     text = embed(text_encoder, ids, mask).detach()
     x_t = torch.randn(2, 16, 17, 4, 4, generator=torch.Generator().manual_seed(1))
     sigma = torch.ones(2)
+    return transformer, x_t, sigma, text
+
+
+def test_row_adapters_give_each_row_its_own_lora_and_leave_no_trace(instances):
+    transformer, x_t, sigma, text = _first_step_batch(instances)
     with torch.no_grad():
         base = predict_x0(transformer, x_t, sigma, text)
         with row_adapters(transformer, 2, torch.Generator().manual_seed(2)) as stacks:
@@ -184,11 +190,7 @@ def test_row_adapters_give_each_row_its_own_lora_and_leave_no_trace(instances):
 
 
 def test_fit_end_state_moves_each_rows_last_frame_towards_its_own_goal(instances):
-    transformer, text_encoder, tokenizer = new_student(seed=0)
-    ids, mask = tokenize_prompts(tokenizer, [x.prompt for x in instances[:2]])
-    text = embed(text_encoder, ids, mask).detach()
-    x_t = torch.randn(2, 16, 17, 4, 4, generator=torch.Generator().manual_seed(1))
-    sigma = torch.ones(2)
+    transformer, x_t, sigma, text = _first_step_batch(instances)
     goal = torch.randn(2, 16, 4, 4, generator=torch.Generator().manual_seed(3))
 
     def distances():
