@@ -9,6 +9,8 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from peft.tuners.lora import LoraLayer
 
 from benchmarks.micro import render_solution, score_clip, variants
@@ -26,6 +28,7 @@ from benchmarks.micro.training.measure import (
     oracle_lora,
     oracle_loss,
     teacher_subset,
+    vlmteach_lr,
 )
 from benchmarks.micro.training.pipeline import _pad_labels, install, yes_no_stream
 from benchmarks.micro.training.robust import perturb_rows, robust_stream
@@ -43,6 +46,7 @@ from benchmarks.micro.training.train_student import (
 )
 from benchmarks.micro.training.train_teacher import new_teacher, synthesis_loss, yes_no_loss
 from benchmarks.micro.weights_teacher import build_tokenizer
+from harness.config import CONF_DIR, component_kwargs
 from harness.method import derive_seed
 from harness.types import Queries
 from harness.vlmteach.loss import weigh_questions
@@ -558,3 +562,11 @@ def test_robust_stream_moves_a_share_of_rows_and_keeps_questions_and_labels(inst
     assert out_questions == questions and torch.equal(out_labels, labels)
     with pytest.raises(ValueError, match="radius must be positive"):
         next(robust_stream(teacher, iter([(videos, questions, labels)]), epsilon=0.0, seed=0))
+
+
+def test_measure_defaults_to_the_learning_rate_make_eval_gives_vlmteach():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["method=vlmteach"])  # the defaults: micro student
+    method = instantiate(component_kwargs(cfg, "method"), _convert_="all")
+    assert vlmteach_lr(None) == method.optimizer_kwargs["lr"] != VlmTeach().optimizer_kwargs["lr"]
+    assert vlmteach_lr(1e-3) == 1e-3

@@ -55,6 +55,7 @@ from harness.vlmteach import VlmTeach
 from harness.vlmteach.loss import weigh_questions
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+STUDENT_CONFIG = CONF_DIR / "student" / "micro.yaml"
 HELD_OUT_SEED = 7
 _PALETTE = torch.tensor(list(PALETTE.values()), dtype=torch.float32)
 
@@ -62,13 +63,18 @@ _PALETTE = torch.tensor(list(PALETTE.values()), dtype=torch.float32)
 def load_student(path: Path, device: str = "cpu", lora: dict | None = None) -> WanStudent:
     """The student as conf/student/micro.yaml configures it, from ``path``, with ``lora`` overriding keys of
     its ``lora`` block (alpha, target_modules, ...); the folder's own light decoder, or none when it has none."""
-    cfg = OmegaConf.load(CONF_DIR / "student" / "micro.yaml")
+    cfg = OmegaConf.load(STUDENT_CONFIG)
     del cfg.lora_lr  # vlmteach's, not the student's (harness.config.RUNNER_KEYS)
     cfg.path, cfg.device = str(path), device
     cfg.lora = OmegaConf.merge(cfg.lora, lora or {})
     light = path / LIGHT_FILE
     cfg.light_decoder = {**cfg.light_decoder, "path": str(light)} if light.is_file() else None
     return instantiate(cfg, _convert_="all")
+
+
+def vlmteach_lr(lr: float | None) -> float:
+    """``lr``, or else the learning rate `make eval`'s vlmteach uses on the micro student (its ``lora_lr``)."""
+    return float(OmegaConf.load(STUDENT_CONFIG).lora_lr) if lr is None else lr
 
 
 def eval_subset(per_cell: int) -> tuple[MicroBenchmark, list]:
@@ -159,9 +165,9 @@ def compare(student_dir: Path, teacher_dir: Path, per_cell: int, lora: dict | No
     bench, chosen = eval_subset(per_cell)
     student = load_student(student_dir, lora=lora)
     teacher = QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
-    tuned = {} if lr is None else {"lr": lr}
+    lr = vlmteach_lr(lr)
     methods = {"frozen": Frozen(), "best_of_n": BestOfN(n=5), "pass_at_k": PassAtK(k=5),
-               "vlmteach": VlmTeach(**tuned), "vlmteach_lambda0": VlmTeach(goal_weight=0.0, **tuned)}
+               "vlmteach": VlmTeach(lr=lr), "vlmteach_lambda0": VlmTeach(goal_weight=0.0, lr=lr)}
     scores: dict[str, list[float]] = {}
     report: dict = {"instances": len(chosen), "lora": lora or {}, "lr": lr, "methods": {}}
     for name, method in methods.items():
@@ -198,13 +204,13 @@ def oracle_loss(student: WanStudent, x0: torch.Tensor, target: torch.Tensor, spa
 
 def oracle_lora(student_dir: Path, per_cell: int, lora: dict | None = None, lr: float | None = None, steps: int = 40,
                 space: str = "pixel", teacher_dir: Path | None = None, frames: str = "all") -> dict:
-    """Can the per-instance LoRA reach the correct video at all? vlmteach's optimiser (the paper's lr,
+    """Can the per-instance LoRA reach the correct video at all? vlmteach's optimiser (its lr,
     AdamW, clipping) on an oracle loss: MSE to the instance's correct video, in pixels through the loop's
     decoder (``decode(light=True)``, the path the teacher's gradient takes) or, with ``space="latent"``,
     between the one-step latents and the correct video's latents (no decoder in the way). Every 10 steps:
     the mean score, solved rate and goal rate of the one-step prediction through the VAE (``one_step``) and
     through the loop's decoder (``one_step_light``, what the teacher would see) and of the final sample
-    (``final``). ``lr`` None is vlmteach's. With ``teacher_dir``, also the teacher's goal P(Yes) on the
+    (``final``). ``lr`` None: ``vlmteach_lr``. With ``teacher_dir``, also the teacher's goal P(Yes) on the
     light-decoded prediction (its own questions) at each check, per instance (``goal_p_yes``): does an honest
     teacher's answer rise along a path that does reach the goal, or only at its end? ``frames="last"`` fits
     the last frame alone: what a flawless judge of the end state (the goal question) could ask for, with
@@ -213,7 +219,7 @@ def oracle_lora(student_dir: Path, per_cell: int, lora: dict | None = None, lr: 
         raise ValueError(f"space must be 'pixel' or 'latent', got {space!r}")
     if frames not in ORACLE_FRAMES:
         raise ValueError(f"frames must be one of {sorted(ORACLE_FRAMES)}, got {frames!r}")
-    lr = VlmTeach().optimizer_kwargs["lr"] if lr is None else lr
+    lr = vlmteach_lr(lr)
     _, chosen = eval_subset(per_cell)
     student = load_student(student_dir, lora=lora)
     teacher = None if teacher_dir is None else QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
@@ -273,7 +279,7 @@ def attack(student_dir: Path, teacher_dir: Path, per_cell: int, lr: float | None
     chosen = eval_subset(per_cell)[1] if on == "eval" else teacher_subset(per_cell)
     student = load_student(student_dir, lora=lora)
     teacher = QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
-    method = VlmTeach(early_stop=False, num_steps=steps, **({} if lr is None else {"lr": lr}))
+    method = VlmTeach(early_stop=False, num_steps=steps, lr=vlmteach_lr(lr))
     rows = []
     for x in chosen:
         seed = derive_seed(0, x.id)
@@ -313,12 +319,12 @@ def gradient_alignment(student_dir: Path, teacher_dir: Path, per_cell: int, loop
     correct video (``oracle_lora``'s loss, whose descent reaches it), taken with respect to the light-decoded
     frames (frame 1 on), the one-step latents and the LoRA's parameters, the spaces the loop's update passes
     through on its way back. With a fresh LoRA (the frozen prediction, where vlmteach starts) or, with
-    ``loop_steps``, after that many steps of vlmteach's loop on the same questions (``lr`` None: its own)."""
+    ``loop_steps``, after that many steps of vlmteach's loop on the same questions (``lr`` None: ``vlmteach_lr``)."""
     _, chosen = eval_subset(per_cell)
     student = load_student(student_dir, lora=lora)
     teacher = QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
     teacher.model.requires_grad_(False)
-    loop = VlmTeach(early_stop=False, num_steps=loop_steps, **({} if lr is None else {"lr": lr}))
+    loop = VlmTeach(early_stop=False, num_steps=loop_steps, lr=vlmteach_lr(lr))
     rows = []
     for x in chosen:
         cond, seed = student.encode(x), derive_seed(0, x.id)
@@ -401,7 +407,8 @@ def main() -> None:
                         help="student.lora.target_modules, e.g. attn2.to_k attn2.to_v (default: the config's)")
     parser.add_argument("--oracle", type=int, metavar="N", help="fit the LoRA to the correct video on N per cell")
     parser.add_argument("--lr", type=float,
-                        help="the LoRA learning rate for --oracle / --attack / --loop-steps / --compare (default: vlmteach's)")
+                        help="the LoRA learning rate for --oracle / --attack / --loop-steps / --compare (default: the micro "
+                             "student's lora_lr, as make eval's vlmteach)")
     parser.add_argument("--oracle-space", choices=("pixel", "latent"), default="pixel",
                         help="--oracle's loss: pixels through the loop's decoder, or latents")
     parser.add_argument("--oracle-frames", choices=sorted(ORACLE_FRAMES), default="all",
