@@ -30,7 +30,7 @@ from benchmarks.micro.training.measure import (
     teacher_subset,
     vlmteach_lr,
 )
-from benchmarks.micro.training.pipeline import _pad_labels, install, yes_no_stream
+from benchmarks.micro.training.pipeline import _pad_labels, install, main as pipeline_main, yes_no_stream
 from benchmarks.micro.training.robust import perturb_rows, robust_stream
 from benchmarks.micro.training.train_student import (
     coherence_loss,
@@ -570,3 +570,12 @@ def test_measure_defaults_to_the_learning_rate_make_eval_gives_vlmteach():
     method = instantiate(component_kwargs(cfg, "method"), _convert_="all")
     assert vlmteach_lr(None) == method.optimizer_kwargs["lr"] != VlmTeach().optimizer_kwargs["lr"]
     assert vlmteach_lr(1e-3) == 1e-3
+
+
+@pytest.mark.parametrize("argv", [["--coherence-lora-steps", "5"], ["--coherence", "1", "--coherence-lora-steps", "0"]])
+def test_pipeline_refuses_coherence_lora_steps_that_would_do_nothing(argv, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr("sys.argv", ["pipeline.py", "--out", str(tmp_path / "run"), *argv])
+    with pytest.raises(SystemExit):
+        pipeline_main()
+    assert "--coherence-lora-steps K needs K >= 1 and --coherence W > 0" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before any work

@@ -601,6 +601,8 @@ def main() -> None:
         parser.error("give --out DIR (train) and/or --install DIR (swap trained weights in)")
     if args.robust_epsilon is not None and args.robust_epsilon < 0:
         parser.error(f"--robust-epsilon is a radius, 0 or more, got {args.robust_epsilon}")
+    if args.coherence_lora_steps is not None and (args.coherence_lora_steps < 1 or not args.coherence):
+        parser.error("--coherence-lora-steps K needs K >= 1 and --coherence W > 0 (without a weight it does nothing)")
     if args.goal_credit is not None and not 0 <= args.goal_credit < 0.5:
         parser.error(f"--goal-credit must be in [0, 0.5): a rejected goal's target stays a no, got {args.goal_credit}")
     if args.out is not None:
