@@ -5,14 +5,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 
 BENCH   ?= micro
-METHOD  ?= frozen,best_of_n,pass_at_k,vlmteach
+# Slowest first: the micro comparison's jobs queue for a pool of one worker per core (local_cpus) in sweep
+# order, the method varying slowest (its sweep comes before the shards'), and a long job started last
+# would leave the other cores idle at the end. The table's order is its own.
+METHOD  ?= vlmteach,pass_at_k,best_of_n,frozen
 ARGS    ?=
-# The micro world runs SHARDS processes per method at once, one CPU thread each (2 cores: 2 shards).
+# The micro world runs SHARDS jobs per method, one CPU thread each (2 cores: 2 shards).
 SHARDS  ?= $(if $(filter micro,$(BENCH)),2,1)
 # A comma in METHOD means a comparison: one Hydra multirun job per method (and shard), then one table.
 comma := ,
 SHARDING = $(if $(filter-out 1,$(SHARDS)),hydra/launcher=local_cpus bench.num_shards=$(SHARDS) 'bench.shard=range(0,$(SHARDS))',)
-MULTIRUN = $(if $(or $(findstring $(comma),$(METHOD)),$(SHARDING)),--multirun $(SHARDING),)
+MULTIRUN = $(if $(or $(findstring $(comma),$(METHOD)),$(SHARDING)),--multirun,)
 
 .PHONY: setup eval test data clean-runs bench-gpu train-micro
 
@@ -31,7 +34,7 @@ $(BIN)/.installed: pyproject.toml
 setup: $(BIN)/.installed
 
 eval: setup
-	$(BIN)/python -m harness.eval $(MULTIRUN) bench=$(BENCH) method=$(METHOD) $(ARGS)
+	$(BIN)/python -m harness.eval $(MULTIRUN) bench=$(BENCH) method=$(METHOD) $(SHARDING) $(ARGS)
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -42,9 +42,11 @@ def run(cfg: DictConfig) -> Path:
     finally:
         if not ok:
             sink.abort()
-    print(table_md)
-    print(f"\nrun directory: {run_dir.path}")
-    if hc.mode == RunMode.MULTIRUN:
+    if hc.mode != RunMode.MULTIRUN:
+        print(table_md)
+        print(f"\nrun directory: {run_dir.path}")
+    else:  # jobs of a pool share the terminal: one line each, then the sweep's comparison (harness.callbacks)
+        print(f"{runner.progress_label} done: {run_dir.path}")
         sweep_runs = Path(hc.sweep.dir) / "runs"
         sweep_runs.mkdir(parents=True, exist_ok=True)
         (sweep_runs / f"{hc.job.num:04d}.txt").write_text(str(run_dir.path.resolve()))
@@ -60,6 +62,8 @@ def main(cfg: DictConfig) -> None:
             run(cfg)
     except UserError as exc:
         log.error("%s", exc)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # one failed job: the sweep's other jobs go on, and Hydra reports this one when all have ended
         sys.exit(2)
 
 

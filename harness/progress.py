@@ -8,10 +8,12 @@ from tqdm import tqdm
 
 
 class Progress:
-    def __init__(self, total: int, done: int, scores: list[float], enabled: bool = True):
+    def __init__(self, total: int, done: int, scores: list[float], enabled: bool = True, label: str | None = None):
         self.scores = list(scores)
         self.errors = 0
-        self.bar = tqdm(total=total, initial=done, disable=not enabled, file=sys.stderr, unit="inst", dynamic_ncols=True)
+        # label: which run the bar counts, where several runs share a terminal (a multirun's pool)
+        self.bar = tqdm(total=total, initial=done, disable=not enabled, file=sys.stderr, unit="inst", dynamic_ncols=True,
+                        desc=label)
         self._refresh()
 
     def update(self, score: float | None, status: str) -> None:

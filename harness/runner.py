@@ -109,6 +109,12 @@ class Runner:
             self._teacher = build(self.cfg, "teacher")
         return self._teacher
 
+    @property
+    def progress_label(self) -> str:
+        """What the progress bar calls this run: the method, and its shard when there are several."""
+        shard = f" shard {self.shard}/{self.num_shards}" if self.num_shards > 1 else ""
+        return f"{self.cfg.method.label}{shard}"
+
     def prepare(self) -> list[Instance]:
         instances = plan(self.bench, self.cfg.bench.limit, self.shard, self.num_shards)
         weights = weights_fingerprint(OmegaConf.to_container(self.cfg, resolve=True))
@@ -142,7 +148,8 @@ class Runner:
         log.info("%s: %d planned, %d already ok, %d to run", self.run.path, len(instances), len(instances) - len(todo), len(todo))
         sink.start(self.run.path, OmegaConf.to_container(self.cfg, resolve=True), self.run.path.name)
         done_scores = [r["score"] for r in latest.values() if r.get("status") == rec.STATUS_OK]
-        progress = Progress(total=len(instances), done=len(instances) - len(todo), scores=done_scores, enabled=self.cfg.progress)
+        progress = Progress(total=len(instances), done=len(instances) - len(todo), scores=done_scores,
+                            enabled=self.cfg.progress, label=self.progress_label)
         try:
             for instance in todo:
                 record = self.process(instance, latest.get(instance.id))

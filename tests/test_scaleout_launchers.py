@@ -1,6 +1,7 @@
 """The launcher configs (conf/hydra/launcher/) compose with the real config and say what they promise."""
 
 import os
+import shlex
 import stat
 import subprocess
 from pathlib import Path
@@ -8,6 +9,8 @@ from pathlib import Path
 import pytest
 import submitit
 from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from omegaconf import OmegaConf
 
@@ -70,10 +73,11 @@ def test_launchers_leave_the_job_config_alone(launcher):
     assert OmegaConf.to_container(a) == OmegaConf.to_container(b)  # same config hash, same run directory
 
 
-def test_local_cpus_launcher_runs_processes_without_gpu_pinning(monkeypatch):
+def test_local_cpus_launcher_is_a_pool_of_one_worker_per_core_without_gpu_pinning(monkeypatch):
     monkeypatch.delenv("HARNESS_GPUS", raising=False)
     hydra_cfg = launcher_cfg("hydra/launcher=local_cpus")
-    assert hydra_cfg.launcher._target_.endswith("LocalLauncher")
+    assert hydra_cfg.launcher._target_.endswith("JoblibLauncher")
+    assert hydra_cfg.launcher.n_jobs == -1 and int(hydra_cfg.launcher.batch_size) == 1  # a free worker takes the next job
     assert "HARNESS_GPUS" not in hydra_cfg.job.env_set
 
 
@@ -84,10 +88,20 @@ def _make_eval(*variables):
     return next(line for line in out.splitlines() if "harness.eval" in line)
 
 
-def test_make_eval_runs_the_micro_comparison_as_one_shard_per_core():
+def _sweep_jobs(line: str) -> list[dict[str, str]]:
+    """The jobs of a `harness.eval --multirun` command line, in the order Hydra's sweeper launches them."""
+    args = shlex.split(line)
+    overrides = OverridesParser.create().parse_overrides(args[args.index("--multirun") + 1:])
+    (batch,) = BasicSweeper.split_arguments(overrides, max_batch_size=None)
+    return [dict(o.split("=", 1) for o in job) for job in batch]
+
+
+def test_make_eval_runs_the_micro_comparison_slowest_first_in_shards_for_the_pool():
     line = _make_eval()
-    assert "--multirun hydra/launcher=local_cpus bench.num_shards=2 'bench.shard=range(0,2)'" in line
-    assert "method=frozen,best_of_n,pass_at_k,vlmteach" in line
+    assert "hydra/launcher=local_cpus" in line
+    jobs = [(job["method"], job["bench.shard"]) for job in _sweep_jobs(line)]
+    # both vlmteach shards first, frozen's last: the pool's last jobs are its shortest
+    assert jobs == [(m, s) for m in ("vlmteach", "pass_at_k", "best_of_n", "frozen") for s in ("0", "1")]
     assert "--multirun" not in _make_eval("SHARDS=1", "METHOD=frozen")
     real = _make_eval("BENCH=ruler", "METHOD=vlmteach")
     assert "--multirun" not in real and "num_shards" not in real  # GPU benchmarks pick their own launcher
