@@ -46,7 +46,7 @@ def run(cfg: DictConfig) -> Path:
         print(table_md)
         print(f"\nrun directory: {run_dir.path}")
     else:  # jobs of a pool share the terminal: one line each, then the sweep's comparison (harness.callbacks)
-        print(f"{runner.progress_label} done: {run_dir.path}")
+        print(f"{runner.label} done: {run_dir.path}")
         sweep_runs = Path(hc.sweep.dir) / "runs"
         sweep_runs.mkdir(parents=True, exist_ok=True)
         (sweep_runs / f"{hc.job.num:04d}.txt").write_text(str(run_dir.path.resolve()))

@@ -110,8 +110,8 @@ class Runner:
         return self._teacher
 
     @property
-    def progress_label(self) -> str:
-        """What the progress bar calls this run: the method, and its shard when there are several."""
+    def label(self) -> str:
+        """The method, and its shard when there are several: what the progress bar and a sweep's lines call this run."""
         shard = f" shard {self.shard}/{self.num_shards}" if self.num_shards > 1 else ""
         return f"{self.cfg.method.label}{shard}"
 
@@ -149,7 +149,7 @@ class Runner:
         sink.start(self.run.path, OmegaConf.to_container(self.cfg, resolve=True), self.run.path.name)
         done_scores = [r["score"] for r in latest.values() if r.get("status") == rec.STATUS_OK]
         progress = Progress(total=len(instances), done=len(instances) - len(todo), scores=done_scores,
-                            enabled=self.cfg.progress, label=self.progress_label)
+                            enabled=self.cfg.progress, label=self.label)
         try:
             for instance in todo:
                 record = self.process(instance, latest.get(instance.id))
