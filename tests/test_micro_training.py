@@ -499,6 +499,9 @@ def test_oracle_reports_the_teachers_goal_answer_on_the_frames_it_checks():
     assert report["goal_p_yes"][x.id][0] == pytest.approx(expected, abs=1e-5)
     assert report["goal_p_yes"][x.id][1] != pytest.approx(expected, abs=1e-3)  # ten oracle steps change the frames
     assert json.loads(json.dumps(report))["frames"] == "all"  # the report is what --out writes
+    per_instance = report["final_score_per_instance"]
+    assert sorted(per_instance) == sorted(i.id for i in chosen)  # every instance, by id: splits can be told apart
+    assert np.mean(list(per_instance.values()), axis=0) == pytest.approx(report["mean_score"]["final"])
 
 
 def test_goal_only_oracle_asks_for_the_last_frame_alone():

@@ -210,7 +210,7 @@ def oracle_lora(student_dir: Path, per_cell: int, lora: dict | None = None, lr: 
     between the one-step latents and the correct video's latents (no decoder in the way). Every 10 steps:
     the mean score, solved rate and goal rate of the one-step prediction through the VAE (``one_step``) and
     through the loop's decoder (``one_step_light``, what the teacher would see) and of the final sample
-    (``final``). ``lr`` None: ``vlmteach_lr``. With ``teacher_dir``, also the teacher's goal P(Yes) on the
+    (``final``; its score per instance too). ``lr`` None: ``vlmteach_lr``. With ``teacher_dir``, also the teacher's goal P(Yes) on the
     light-decoded prediction (its own questions) at each check, per instance (``goal_p_yes``): does an honest
     teacher's answer rise along a path that does reach the goal, or only at its end? ``frames="last"`` fits
     the last frame alone: what a flawless judge of the end state (the goal question) could ask for, with
@@ -254,8 +254,11 @@ def oracle_lora(student_dir: Path, per_cell: int, lora: dict | None = None, lr: 
         for k, scored in checks.items():
             trace[k].append([(s.score, s.scores["solved"], s.scores["goal"]) for s in scored])
     arrays = {k: np.array(v) for k, v in trace.items()}  # [instance, check, (score, solved, goal)]
+    # per instance too, to split by family or domain (can the LoRA draw an out-of-domain goal at all?)
+    final_scores = {x.id: arrays["final"][i, :, 0].tolist() for i, x in enumerate(chosen)}
     return {"instances": len(chosen), "lora": lora or {}, "lr": lr, "space": space, "frames": frames,
             "checked_at_steps": list(range(0, steps + 1, 10)), **({"goal_p_yes": goal_p_yes} if teacher else {}),
+            "final_score_per_instance": final_scores,
             **{name: {k: a[..., col].mean(0).tolist() for k, a in arrays.items()}
                for col, name in enumerate(("mean_score", "solved_rate", "goal_rate"))}}
 
