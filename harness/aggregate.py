@@ -481,6 +481,8 @@ def _comparison_markdown(bench: str, rows: list[dict[str, Any]], paper: list[dic
         cells += [_fmt_cost(overall.get("mean_seconds")), _fmt_cost(overall.get("mean_steps"))]
         body.append([method] + cells)
     lines = _md_table(header, body) + [""]
+    if baseline is not None:
+        lines += _group_differences_md(bench, baseline, groups, lookup, [m for m in methods if m != baseline])
 
     for lvl in DETAIL_LEVELS:
         if not groups[lvl]:
@@ -491,3 +493,22 @@ def _comparison_markdown(bench: str, rows: list[dict[str, Any]], paper: list[dic
                   + [_cell(hit) if (hit := lookup(m, lvl, g)) else "–" for m in cols] for g in groups[lvl]]
         lines += [f"### {bench}: per {lvl}", ""] + _md_table([lvl] + cols, detail) + [""]
     return lines
+
+
+def _group_differences_md(bench: str, baseline: str, groups: dict[str, list[str]], lookup,
+                          methods: list[str]) -> list[str]:
+    """The paired difference against the baseline per split and category (the main table gives it overall):
+    where a method gains, in domain or out of it. Rows without a pairing (the paper's) are left out."""
+    keys = [(lvl, g) for lvl in MAIN_LEVELS if lvl != "overall" for g in groups[lvl]]
+    cols = [m for m in methods if any((lookup(m, lvl, g) or {}).get("diff_mean") is not None for lvl, g in keys)]
+    if not keys or not cols:
+        return []
+
+    def cell(hit: dict[str, Any] | None) -> str:
+        if not hit or hit.get("diff_mean") is None:
+            return "–"
+        return (f"{_fmt(hit['diff_mean'], '+')} [{_fmt(hit['diff_ci_low'], '+')}, {_fmt(hit['diff_ci_high'], '+')}]"
+                f" n={hit['n_pairs']}")
+
+    body = [[g] + [cell(lookup(m, lvl, g)) for m in cols] for lvl, g in keys]
+    return [f"### {bench}: Δ vs {baseline} per split and category", ""] + _md_table(["group"] + cols, body) + [""]

@@ -159,6 +159,22 @@ def test_paired_difference_against_baseline(tmp_path, no_official):
     assert markdown.index("| frozen |") < markdown.index("| vlmteach |")  # baseline first
 
 
+def test_paired_difference_per_split_and_category_is_tabled(tmp_path, no_official):
+    base = frozen_scores()
+    gain = {"a1": 0.3, "a2": 0.1, "a3": 0.2, "b1": -0.1}  # split id: a1, a2; ood: a3, b1; category B: b1
+    write_run(tmp_path / "frozen", "frozen", base, errors={"synth/a1/0"})
+    write_run(tmp_path / "vlm", "vlmteach", {i: s + gain[task_of(i)] for i, s in base.items()}, errors={"synth/b1/0"})
+    markdown, _ = compare([tmp_path / "vlm", tmp_path / "frozen"])
+    section = markdown.split("### synth: Δ vs frozen per split and category")[1].split("###")[0]
+    rows = {line.split(" | ")[0].strip("| "): line for line in section.splitlines() if line.startswith("| ")}
+    assert list(rows) == ["group", "id", "ood", "A", "B"]  # splits, then categories
+    expected = {"id": ((0.3 * 3 + 0.1 * 4) / 7, 7), "ood": ((0.2 * 4 - 0.1 * 3) / 7, 7),
+                "A": ((0.3 * 3 + 0.1 * 4 + 0.2 * 4) / 11, 11), "B": (-0.1, 3)}
+    for group, (diff, n) in expected.items():
+        assert f"| {group} | {diff:+.3f} [" in rows[group] and rows[group].endswith(f"n={n} |")
+    assert "| frozen" not in section  # the baseline has no column against itself
+
+
 def test_missing_baseline_gives_note_and_no_diff(tmp_path, no_official):
     write_run(tmp_path / "vlm", "vlmteach", frozen_scores())
     markdown, frame = compare([tmp_path / "vlm"], baseline="frozen")
