@@ -44,7 +44,7 @@ from benchmarks.micro.training.adversarial import yes_loss
 from benchmarks.micro.training.train_light_decoder import FILE as LIGHT_FILE
 from benchmarks.micro.training.train_vae import encode_clips, normalise
 from benchmarks.micro.world import PALETTE
-from harness.config import CONF_DIR
+from harness.config import CONF_DIR, component_kwargs
 from harness.students.wan import WanStudent
 from harness.teachers import QwenVLTeacher
 from harness.types import Queries
@@ -63,8 +63,7 @@ _PALETTE = torch.tensor(list(PALETTE.values()), dtype=torch.float32)
 def load_student(path: Path, device: str = "cpu", lora: dict | None = None) -> WanStudent:
     """The student as conf/student/micro.yaml configures it, from ``path``, with ``lora`` overriding keys of
     its ``lora`` block (alpha, target_modules, ...); the folder's own light decoder, or none when it has none."""
-    cfg = OmegaConf.load(STUDENT_CONFIG)
-    del cfg.lora_lr  # vlmteach's, not the student's (harness.config.RUNNER_KEYS)
+    cfg = component_kwargs(OmegaConf.create({"student": OmegaConf.load(STUDENT_CONFIG)}), "student")
     cfg.path, cfg.device = str(path), device
     cfg.lora = OmegaConf.merge(cfg.lora, lora or {})
     light = path / LIGHT_FILE
