@@ -252,6 +252,11 @@ def _fmt_cost(x: float | None) -> str:
     return "–" if x is None or x != x else f"{x:.1f}"
 
 
+def _diff_cell(row: dict[str, Any]) -> str:
+    """A row's paired difference against the baseline: mean [95% CI]."""
+    return f"{_fmt(row['diff_mean'], '+')} [{_fmt(row['diff_ci_low'], '+')}, {_fmt(row['diff_ci_high'], '+')}]"
+
+
 def _cell(row: dict[str, Any]) -> str:
     if row.get("source") == "paper":
         return _fmt(row["mean"])
@@ -473,7 +478,7 @@ def _comparison_markdown(bench: str, rows: list[dict[str, Any]], paper: list[dic
         if baseline is not None:
             if overall.get("diff_mean") is not None:
                 d = overall
-                cells += [f"{_fmt(d['diff_mean'], '+')} [{_fmt(d['diff_ci_low'], '+')}, {_fmt(d['diff_ci_high'], '+')}]",
+                cells += [_diff_cell(d),
                           "–" if d["p_value"] is None else f"{d['p_value']:.3g}",
                           "–" if holm_p[method] is None else f"{holm_p[method]:.3g}", str(d["n_pairs"])]
             else:
@@ -505,10 +510,7 @@ def _group_differences_md(bench: str, baseline: str, groups: dict[str, list[str]
         return []
 
     def cell(hit: dict[str, Any] | None) -> str:
-        if not hit or hit.get("diff_mean") is None:
-            return "–"
-        return (f"{_fmt(hit['diff_mean'], '+')} [{_fmt(hit['diff_ci_low'], '+')}, {_fmt(hit['diff_ci_high'], '+')}]"
-                f" n={hit['n_pairs']}")
+        return "–" if not hit or hit.get("diff_mean") is None else f"{_diff_cell(hit)} n={hit['n_pairs']}"
 
     body = [[g] + [cell(lookup(m, lvl, g)) for m in cols] for lvl, g in keys]
     return [f"### {bench}: Δ vs {baseline} per split and category", ""] + _md_table(["group"] + cols, body) + [""]
