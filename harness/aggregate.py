@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
-from harness import stats
+from harness import stats, teacher_audit
 from harness.records import STATUS_ERROR, STATUS_GENERATED, STATUS_OK
 from harness.rundir import Completeness, RunDir, atomic_write_text
 from harness.types import UserError
@@ -30,6 +30,7 @@ SUMMARY_SCHEMA = 1
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "results" / "reference"
 DEFAULT_REFERENCE = {"vbvr": "vbvr_table1", "ruler": "ruler_table4"}
 ORACLE_PREFIX = "pass_at_k"
+FROZEN = "frozen"  # the method whose videos are the untouched student's (the teacher audit's start)
 
 # level name -> group key of one record
 LEVELS: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -434,7 +435,27 @@ def _compare_bench(bench: str, runs: list[RunResults], baseline: str,
     lines += _comparison_markdown(bench, rows, paper, baseline if base is not None else None)
     officials = {labels[r.path]: o for r in runs if (o := official_aggregation(r.bench, r.records, _expected_ids(r)))}
     lines += _official_compare_md(bench, officials)
+    frozen = next((r.records for r in runs if r.method == FROZEN), [])
+    for r in runs:
+        levels = {lvl: LEVELS[lvl] for lvl in _levels(r.records) if lvl in MAIN_LEVELS}
+        if verdicts := teacher_audit.verdict_rows(r.records, frozen, levels):
+            lines += _verdicts_md(bench, labels[r.path], verdicts)
     return "\n".join(lines), pd.DataFrame(rows + paper)
+
+
+def _verdicts_md(bench: str, label: str, rows: list[dict[str, Any]]) -> list[str]:
+    """A vlmteach run's teacher audit (harness.teacher_audit): acceptances and how its verdicts rank the videos."""
+    goal = any(row["goal_start"] is not None or row["goal_end"] is not None for row in rows)
+    header = ["group", "n", "accepted", "score if accepted", "score otherwise", "loss ~ score: start", "end"]
+    header += ["goal ~ goal: start", "end"] if goal else []
+    body = []
+    for row in rows:
+        cells = [row["group"], str(row["n"]), f"{row['n_accepted']} ({row['n_accepted'] / row['n']:.0%})",
+                 _fmt(row["score_accepted"]), _fmt(row["score_rest"]),
+                 f"{_fmt(row['loss_start'])} n={row['n_start']}", _fmt(row["loss_end"])]
+        body.append(cells + ([_fmt(row["goal_start"]), _fmt(row["goal_end"])] if goal else []))
+    return ([f"### {bench}: the teacher's verdicts in {label}", ""] + _md_table(header, body)
+            + ["", f"- {teacher_audit.NOTE}", ""])
 
 
 def _official_compare_md(bench: str, officials: dict[str, dict[str, Any]]) -> list[str]:

@@ -7,6 +7,7 @@ the single task b1 (split ood); 4 instances per task, ids ``synth/<task>/<k>``.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from harness import records as rec
@@ -35,8 +36,10 @@ def make_record(iid: str, method: str, status: str = rec.STATUS_OK, score: float
 
 def write_run(path: Path, method: str, scores: dict[str, float], *, errors: set[str] = frozenset(),
               unscored: set[str] = frozenset(), missing: set[str] = frozenset(), num_shards: int = 1,
-              seconds: float = 2.0, steps: int = 0, ids: list[str] = IDS, bench: str = "synth") -> RunDir:
-    """A run of ``method``: ``scores`` for ok instances; the others errored, unscored or missing."""
+              seconds: float = 2.0, steps: int = 0, ids: list[str] = IDS, bench: str = "synth",
+              fields: dict[str, dict] | None = None) -> RunDir:
+    """A run of ``method``: ``scores`` for ok instances; the others errored, unscored or missing.
+    ``fields`` sets other record fields per instance id (trace, scores, seed)."""
     run = RunDir(path)
     path.mkdir(parents=True, exist_ok=True)
     run.config_path.write_text(f"seed: 0\nmethod:\n  label: {method}\nbench:\n  num_shards: {num_shards}\n")
@@ -50,8 +53,8 @@ def write_run(path: Path, method: str, scores: dict[str, float], *, errors: set[
             if iid in missing:
                 continue
             status = rec.STATUS_ERROR if iid in errors else rec.STATUS_GENERATED if iid in unscored else rec.STATUS_OK
-            rec.append(run.records_path(shard, num_shards),
-                       make_record(iid, method, status, scores.get(iid), seconds, steps, chash, bench))
+            record = make_record(iid, method, status, scores.get(iid), seconds, steps, chash, bench)
+            rec.append(run.records_path(shard, num_shards), replace(record, **(fields or {}).get(iid, {})))
     return run
 
 

@@ -1,0 +1,92 @@
+"""The teacher audit (harness.teacher_audit): acceptances and concordances from a vlmteach run's records."""
+
+import itertools
+import sys
+import types
+
+import numpy as np
+import pytest
+from agg_fixtures import IDS, frozen_scores, write_run
+
+from harness import aggregate
+from harness.aggregate import compare, load_run
+from harness.teacher_audit import concordance, verdict_rows
+
+
+@pytest.fixture
+def no_official(monkeypatch):
+    monkeypatch.setitem(sys.modules, "benchmarks.synth", types.ModuleType("benchmarks.synth"))
+
+
+def _pairwise(truths, verdicts, strata):
+    """The definition, pair by pair."""
+    good = total = 0.0
+    for i, j in itertools.combinations(range(len(truths)), 2):
+        if strata[i] != strata[j] or truths[i] == truths[j]:
+            continue
+        better, worse = (i, j) if truths[i] > truths[j] else (j, i)
+        good += 1.0 if verdicts[better] > verdicts[worse] else 0.5 if verdicts[better] == verdicts[worse] else 0.0
+        total += 1
+    return good / total
+
+
+def test_concordance_counts_pairs_within_strata_with_verdict_ties_as_half():
+    rng = np.random.default_rng(0)
+    truths = list(rng.integers(0, 4, 40) / 3)  # graded, with ties
+    verdicts = list(np.round(rng.random(40) + np.array(truths), 1))  # related, with ties
+    strata = list(rng.choice(["id/a", "id/b", "ood/a"], 40))
+    assert concordance(truths, verdicts, strata) == pytest.approx(_pairwise(truths, verdicts, strata))
+
+
+def test_concordance_ignores_pairs_across_strata_and_is_none_without_a_comparable_pair():
+    # Within each stratum the verdict ranks perfectly; across strata it is reversed (another task's level).
+    truths, verdicts, strata = [0.2, 0.4, 0.6, 0.8], [0.9, 1.0, 0.1, 0.2], ["a", "a", "b", "b"]
+    assert concordance(truths, verdicts, strata) == 1.0
+    assert concordance([0.5, 0.5, 0.3], [0.1, 0.2, 0.3], ["a", "a", "b"]) is None
+    assert concordance([0.2, 0.4, 0.6], [0.7, 0.7, 0.7], ["a", "a", "a"]) == 0.5  # a constant verdict: chance
+
+
+def _loop_run(tmp_path, frozen):
+    """A vlmteach run whose teacher ranks the frozen videos perfectly at the start and the final ones backwards
+    at the end; it accepts instances 0 and 1 of every task. Instance synth/a1/3's frozen twin has another seed."""
+    scores = {iid: s + 0.1 for iid, s in frozen.items()}
+    fields = {}
+    for iid in IDS:
+        k = int(iid.rsplit("/", 1)[1])
+        start = {"loss": 1.0 - frozen[iid], "p_yes": [float(k % 2), 0.9]}
+        end = {"loss": scores[iid], "p_yes": [0.5, 0.9]}
+        fields[iid] = {"scores": {"goal": float(k % 2)},
+                       "trace": {"per_step": [start, end], "stopped_early": k < 2, "loss_roles": ["goal", "process"]}}
+    write_run(tmp_path / "vlm", "vlmteach", scores, fields=fields, errors={"synth/b1/0"})
+    goal_fields = {iid: {"scores": {"goal": float(int(iid[-1]) % 2)}} for iid in IDS}
+    goal_fields["synth/a1/3"]["seed"] = 8
+    write_run(tmp_path / "frozen", "frozen", frozen, fields=goal_fields)
+    return scores
+
+
+def test_verdict_rows_read_acceptance_and_rankings_from_records(tmp_path):
+    frozen = frozen_scores()
+    scores = _loop_run(tmp_path, frozen)
+    rows = verdict_rows(load_run(tmp_path / "vlm").records, load_run(tmp_path / "frozen").records,
+                        {"overall": aggregate.LEVELS["overall"], "split": aggregate.LEVELS["split"]})
+    overall = next(r for r in rows if r["group"] == "all")
+    ok = [i for i in IDS if i != "synth/b1/0"]  # the errored instance is not audited, trace or not
+    accepted = [scores[i] for i in ok if int(i[-1]) < 2]
+    rest = [scores[i] for i in ok if int(i[-1]) >= 2]
+    assert (overall["n"], overall["n_accepted"]) == (15, len(accepted))
+    assert overall["score_accepted"] == pytest.approx(np.mean(accepted))
+    assert overall["score_rest"] == pytest.approx(np.mean(rest))
+    assert overall["n_start"] == 14  # a1/3's frozen video came from another seed: not its start prediction's
+    assert (overall["loss_start"], overall["loss_end"]) == (1.0, 0.0)
+    assert (overall["goal_start"], overall["goal_end"]) == (1.0, 0.5)  # P(Yes) 0.5 everywhere at the end: ties
+    assert [r["group"] for r in rows] == ["all", "id", "ood"]
+
+
+def test_comparison_prints_the_audit_for_loop_runs_only(tmp_path, no_official):
+    _loop_run(tmp_path, frozen_scores())
+    write_run(tmp_path / "bon", "best_of_n", frozen_scores())
+    markdown, _ = compare([tmp_path / "vlm", tmp_path / "frozen", tmp_path / "bon"])
+    assert markdown.count("the teacher's verdicts in") == 1
+    section = markdown.split("### synth: the teacher's verdicts in vlmteach")[1].split("###")[0]
+    row = next(line for line in section.splitlines() if line.startswith("| all |"))
+    assert row.startswith("| all | 15 | 7 (47%) |") and "| 1.000 n=14 | 0.000 | 1.000 | 0.500 |" in row
