@@ -301,6 +301,7 @@ def run_summary(run: RunResults) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                       "unit": "task within category"},
         "rows": rows,
         "official": official_aggregation(run.bench, run.records, _expected_ids(run)),
+        "teacher_verdicts": teacher_audit.verdict_rows(run.records, [], _audit_levels(run)),
     }
     return summary, rows
 
@@ -316,8 +317,10 @@ def run_markdown(run: RunResults, summary: dict[str, Any]) -> str:
     ]
     lines = [head, "", flag, "", f"config_hash: `{run.config_hash}`", ""]
     lines += _md_table(["level", "group", "mean", "95% CI", "n", "n expected", "err", "unscored", "s/inst", "steps"], body)
-    lines += [""] + _official_md(summary["official"], run.bench) + [STATS_NOTE, ""]
-    return "\n".join(lines)
+    lines += [""] + _official_md(summary["official"], run.bench)
+    if summary["teacher_verdicts"]:
+        lines += _verdicts_md(run.bench, display_method(run.method), summary["teacher_verdicts"])
+    return "\n".join(lines + [STATS_NOTE, ""])
 
 
 def write_run_tables(run_dir: str | Path) -> tuple[dict[str, Any], str, pd.DataFrame]:
@@ -437,23 +440,33 @@ def _compare_bench(bench: str, runs: list[RunResults], baseline: str,
     lines += _official_compare_md(bench, officials)
     frozen = next((r.records for r in runs if r.method == FROZEN), [])
     for r in runs:
-        levels = {lvl: LEVELS[lvl] for lvl in _levels(r.records) if lvl in MAIN_LEVELS}
-        if verdicts := teacher_audit.verdict_rows(r.records, frozen, levels):
+        if verdicts := teacher_audit.verdict_rows(r.records, frozen, _audit_levels(r)):
             lines += _verdicts_md(bench, labels[r.path], verdicts)
     return "\n".join(lines), pd.DataFrame(rows + paper)
 
 
+def _audit_levels(run: RunResults) -> dict[str, Callable[[dict[str, Any]], str]]:
+    return {lvl: LEVELS[lvl] for lvl in _levels(run.records) if lvl in MAIN_LEVELS}
+
+
 def _verdicts_md(bench: str, label: str, rows: list[dict[str, Any]]) -> list[str]:
-    """A vlmteach run's teacher audit (harness.teacher_audit): acceptances and how its verdicts rank the videos."""
-    goal = any(row["goal_start"] is not None or row["goal_end"] is not None for row in rows)
-    header = ["group", "n", "accepted", "score if accepted", "score otherwise", "loss ~ score: start", "end"]
-    header += ["goal ~ goal: start", "end"] if goal else []
+    """A vlmteach run's teacher audit (harness.teacher_audit): acceptances and how its verdicts rank the videos.
+    The loop's start is shown only beside a frozen run, whose videos it is read against."""
+    start = any(row["n_start"] for row in rows)
+    rankings = {"loss": "loss ~ score"}
+    if any(row["goal_start"] is not None or row["goal_end"] is not None for row in rows):
+        rankings["goal"] = "goal ~ goal"
+    header = ["group", "n"] + (["n paired"] if start else []) + ["accepted", "score if accepted", "score otherwise"]
+    for name in rankings.values():
+        header += [f"{name}: start", "end"] if start else [f"{name}: end"]
     body = []
     for row in rows:
-        cells = [row["group"], str(row["n"]), f"{row['n_accepted']} ({row['n_accepted'] / row['n']:.0%})",
-                 _fmt(row["score_accepted"]), _fmt(row["score_rest"]),
-                 f"{_fmt(row['loss_start'])} n={row['n_start']}", _fmt(row["loss_end"])]
-        body.append(cells + ([_fmt(row["goal_start"]), _fmt(row["goal_end"])] if goal else []))
+        cells = [row["group"], str(row["n"])] + ([str(row["n_start"])] if start else [])
+        cells += [f"{row['n_accepted']} ({row['n_accepted'] / row['n']:.0%})", _fmt(row["score_accepted"]),
+                  _fmt(row["score_rest"])]
+        for key in rankings:
+            cells += [_fmt(row[key + "_start"]), _fmt(row[key + "_end"])] if start else [_fmt(row[key + "_end"])]
+        body.append(cells)
     return ([f"### {bench}: the teacher's verdicts in {label}", ""] + _md_table(header, body)
             + ["", f"- {teacher_audit.NOTE}", ""])
 

@@ -36,7 +36,7 @@ NOTE = (
     "final videos. Concordance: P(of two videos of one task and split, the better got the better verdict), "
     "verdict ties half, 0.5 = chance; loss ~ score: the teacher's loss against the benchmark's score; "
     "goal ~ goal: the goal question's P(Yes) against the benchmark's goal check; start = the frozen one-step "
-    "prediction against the frozen run's video of the same seed (n = instances paired), end = the kept LoRA's "
+    "prediction against the frozen run's video of the same seed (n paired: instances with one), end = the kept LoRA's "
     "prediction against this run's video. Point estimates."
 )
 

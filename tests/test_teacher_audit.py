@@ -9,7 +9,7 @@ import pytest
 from agg_fixtures import IDS, frozen_scores, write_run
 
 from harness import aggregate
-from harness.aggregate import compare, load_run
+from harness.aggregate import compare, load_run, write_run_tables
 from harness.teacher_audit import concordance, verdict_rows
 
 
@@ -82,11 +82,27 @@ def test_verdict_rows_read_acceptance_and_rankings_from_records(tmp_path):
     assert [r["group"] for r in rows] == ["all", "id", "ood"]
 
 
+def _accepted_and_rest(scores):
+    ok = [i for i in IDS if i != "synth/b1/0"]
+    return (f"{np.mean([scores[i] for i in ok if int(i[-1]) < 2]):.3f}",
+            f"{np.mean([scores[i] for i in ok if int(i[-1]) >= 2]):.3f}")
+
+
 def test_comparison_prints_the_audit_for_loop_runs_only(tmp_path, no_official):
-    _loop_run(tmp_path, frozen_scores())
+    accepted, rest = _accepted_and_rest(_loop_run(tmp_path, frozen_scores()))
     write_run(tmp_path / "bon", "best_of_n", frozen_scores())
     markdown, _ = compare([tmp_path / "vlm", tmp_path / "frozen", tmp_path / "bon"])
     assert markdown.count("the teacher's verdicts in") == 1
     section = markdown.split("### synth: the teacher's verdicts in vlmteach")[1].split("###")[0]
     row = next(line for line in section.splitlines() if line.startswith("| all |"))
-    assert row.startswith("| all | 15 | 7 (47%) |") and "| 1.000 n=14 | 0.000 | 1.000 | 0.500 |" in row
+    assert row == f"| all | 15 | 14 | 7 (47%) | {accepted} | {rest} | 1.000 | 0.000 | 1.000 | 0.500 |"
+
+
+def test_a_run_table_audits_its_loop_without_the_start(tmp_path, no_official):
+    accepted, rest = _accepted_and_rest(_loop_run(tmp_path, frozen_scores()))
+    summary, markdown, _ = write_run_tables(tmp_path / "vlm")
+    assert summary["teacher_verdicts"][0]["n_start"] == 0  # no frozen run to read the start against
+    section = markdown.split("### synth: the teacher's verdicts in vlmteach")[1]
+    header, row = [line for line in section.splitlines() if line.startswith("| ")][:2]
+    assert header.split(" | ")[-2:] == ["loss ~ score: end", "goal ~ goal: end |"]
+    assert row == f"| all | 15 | 7 (47%) | {accepted} | {rest} | 0.000 | 0.500 |"
