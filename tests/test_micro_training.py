@@ -20,6 +20,7 @@ from benchmarks.micro.training.loop import fit
 from benchmarks.micro.training.loop_clips import graded_labels, loop_clips, path_clips
 from benchmarks.micro.training.measure import (
     WEIGHTS,
+    _loss,
     attack,
     eval_subset,
     free_descent,
@@ -27,6 +28,7 @@ from benchmarks.micro.training.measure import (
     load_student,
     oracle_lora,
     oracle_loss,
+    question_reading,
     teacher_subset,
     vlmteach_lr,
 )
@@ -582,3 +584,32 @@ def test_pipeline_refuses_coherence_lora_steps_that_would_do_nothing(argv, monke
         pipeline_main()
     assert "--coherence-lora-steps K needs K >= 1 and --coherence W > 0" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # refused before any work
+
+
+def test_measure_loss_weighs_the_template_answers_as_vlmteach_does():
+    p_yes = [0.9, 0.5, 0.2]  # goal, then two process questions: 0.5 and 0.25 each
+    assert _loss(p_yes) == pytest.approx(-(0.5 * np.log(0.9) + 0.25 * np.log(0.5) + 0.25 * np.log(0.2)))
+
+
+def test_question_reading_reads_the_frozen_prediction_against_both_labels():
+    report = question_reading(WEIGHTS / "student", WEIGHTS / "teacher", per_cell=2)
+    _, chosen = eval_subset(2)
+    assert report["instances"] == len(chosen) == 16
+    student = load_student(WEIGHTS / "student")
+    cell = [x for x in chosen if (x.split, x.task) == (chosen[0].split, chosen[0].task)]
+    one_step, final = [], []
+    with torch.no_grad():
+        for x in cell:
+            cond, seed = student.encode(x), derive_seed(0, x.id)
+            noise = student.make_noise(cond, seed)
+            light = student.decode(student.predict_x0(cond, noise, student.sigmas[0]), light=True)
+            one_step.append(data.question_labels(x, frames_to_clip(light)))
+            final.append(data.question_labels(x, frames_to_clip(student.decode(student.sample(cond, noise, seed)))))
+    for i, q in enumerate(data.questions(cell[0])):
+        row = report["questions"][f"{cell[0].split}/{cell[0].task}/{q.role}:{'+'.join(q.checks)}"]
+        assert row["n"] == 2
+        assert row["yes_rate_one_step"] == pytest.approx(np.mean([labels[i] for labels in one_step]))
+        assert row["yes_rate_final"] == pytest.approx(np.mean([labels[i] for labels in final]))
+        assert row["labels_agree"] == pytest.approx(np.mean([a[i] == b[i] for a, b in zip(one_step, final)]))
+    for value in report["loss_score_concordance"].values():
+        assert value is None or 0.0 <= value <= 1.0

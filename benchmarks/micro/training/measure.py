@@ -6,6 +6,7 @@
     python -m benchmarks.micro.training.measure --free-descent 1 [--decoder vae] # can pixels lead latents there?
     python -m benchmarks.micro.training.measure --attack 2 [--lr LR] [--attack-on teacher]  # is the teacher fooled?
     python -m benchmarks.micro.training.measure --gradient-cosine 2 [--loop-steps K --lr LR]  # does its gradient point to the goal?
+    python -m benchmarks.micro.training.measure --questions 13  # how does it read the loop's start, question by question?
 
 On held-out instances (seed 7, both splits; never the evaluation set):
 - student: how often its final video (frozen, 4 steps) follows the instruction, its mean score, and the
@@ -50,6 +51,7 @@ from harness.teachers import QwenVLTeacher
 from harness.types import Queries
 from harness.method import MethodContext, derive_seed
 from harness.stats import cluster_bootstrap, paired_difference
+from harness.teacher_audit import concordance
 from harness.video import clip_to_frames, frames_to_clip
 from harness.vlmteach import VlmTeach
 from harness.vlmteach.loss import weigh_questions
@@ -186,6 +188,53 @@ def compare(student_dir: Path, teacher_dir: Path, per_cell: int, lora: dict | No
         report["methods"][name] = row
         print(name, json.dumps(row), flush=True)
     return report
+
+
+CHECKS_TEACHER_P_YES = 0.95  # the check teacher: this P(Yes) where the scorer's check holds, 1 minus it elsewhere
+
+
+def _loss(p_yes: list[float], goal_weight: float = 0.5) -> float:
+    """vlmteach's loss (lambda = ``goal_weight``) on the template questions' answers, the goal's first."""
+    weighted = weigh_questions(Queries(goal="goal", process=["process"] * (len(p_yes) - 1)), goal_weight)
+    return float(sum(-w * np.log(max(p, 1e-12)) for w, p in zip(weighted.weights, p_yes, strict=True)))
+
+
+@torch.no_grad()
+def question_reading(student_dir: Path, teacher_dir: Path, per_cell: int) -> dict:
+    """Where vlmteach's loop starts: how the teacher reads the frozen one-step prediction (light-decoded, the noise
+    ``make eval`` draws), question by question (template questions), against the scorer's labels of that
+    prediction and of the frozen final video; and how its loss ranks the final videos' scores within each cell
+    (harness.teacher_audit.concordance), beside a check teacher that answers from the final video's labels."""
+    _, chosen = eval_subset(per_cell)
+    student = load_student(student_dir)
+    teacher = QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
+    answers: dict[str, list[tuple[float, float, float]]] = defaultdict(list)  # (one-step label, final label, P(Yes))
+    scores, losses, check_losses, cells = [], [], [], []
+    for x in chosen:
+        cond, seed = student.encode(x), derive_seed(0, x.id)
+        noise = student.make_noise(cond, seed)
+        light = student.decode(student.predict_x0(cond, noise, student.sigmas[0]), light=True)
+        final = frames_to_clip(student.decode(student.sample(cond, noise, seed)))
+        qs = data.questions(x)
+        p_yes = teacher.p_yes(light, [q.text for q in qs])
+        one_step_labels, final_labels = data.question_labels(x, frames_to_clip(light)), data.question_labels(x, final)
+        cell = f"{x.split}/{x.task}"
+        for q, one, fin, p in zip(qs, one_step_labels, final_labels, p_yes, strict=True):
+            answers[f"{cell}/{q.role}:{'+'.join(q.checks)}"].append((float(one), float(fin), float(p)))
+        scores.append(score_clip(x, final).score)
+        losses.append(_loss(p_yes))
+        check_losses.append(_loss([CHECKS_TEACHER_P_YES if y else 1 - CHECKS_TEACHER_P_YES for y in final_labels]))
+        cells.append(cell)
+    questions = {}
+    for name, rows in sorted(answers.items()):
+        one, fin, p = (list(col) for col in zip(*rows))
+        questions[name] = {"n": len(rows), "labels_agree": float(np.mean(np.equal(one, fin))),
+                           "auc_one_step_label": concordance(one, p, ["all"] * len(p)),
+                           "auc_final_label": concordance(fin, p, ["all"] * len(p)),
+                           "yes_rate_one_step": float(np.mean(one)), "yes_rate_final": float(np.mean(fin))}
+    return {"instances": len(chosen), "questions": questions,
+            "loss_score_concordance": {"teacher": concordance(scores, [-v for v in losses], cells),
+                                       "check_teacher": concordance(scores, [-v for v in check_losses], cells)}}
 
 
 ORACLE_FRAMES = {"all": slice(1, None), "last": slice(-1, None)}  # frame 0 is the condition: never fitted
@@ -426,10 +475,14 @@ def main() -> None:
                         help="on N per cell: does the teacher's gradient point where the oracle's does?")
     parser.add_argument("--loop-steps", type=int, default=0,
                         help="--gradient-cosine after this many steps of vlmteach's loop (at --lr), not at the start")
+    parser.add_argument("--questions", type=int, metavar="N",
+                        help="on N per cell: the teacher's answers on frozen one-step predictions against the scorer")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     lora = {k: v for k, v in (("alpha", args.lora_alpha), ("target_modules", args.lora_targets)) if v is not None}
-    if args.gradient_cosine:
+    if args.questions:
+        report = question_reading(args.student, args.teacher, args.questions)
+    elif args.gradient_cosine:
         report = gradient_alignment(args.student, args.teacher, args.gradient_cosine, args.loop_steps, args.lr,
                                     lora)
     elif args.attack:
