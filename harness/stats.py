@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy.stats import wilcoxon
+from scipy.stats import permutation_test, rankdata, wilcoxon
 
 N_RESAMPLES = 10_000
 SEED = 0  # fixed: the same records always give the same intervals
@@ -91,16 +91,37 @@ def cluster_bootstrap(
 
 
 def wilcoxon_p(differences: Sequence[float]) -> float | None:
-    """Two-sided Wilcoxon signed-rank p-value (instances treated as independent). None if n < 1."""
+    """Two-sided Wilcoxon signed-rank p-value (instances treated as independent). None if n < 1.
+
+    scipy's own choice of null distribution (``method="auto"``), with one change of speed only: where it runs an
+    exact permutation test (n <= 13 with ties or zeros) its statistic is evaluated one sign pattern at a time,
+    1-3 s per call; here the same test runs vectorised (``_sign_flip_p``), the same p in milliseconds."""
     d = np.asarray(differences, dtype=np.float64)
     if len(d) == 0:
         return None
     if not np.any(d):
         return 1.0  # no instance differs: no evidence of a difference
+    nonzero = np.abs(d[d != 0])
+    if len(d) <= EXACT_PERMUTATION_MAX_N and (len(nonzero) < len(d) or len(np.unique(nonzero)) < len(nonzero)):
+        return _sign_flip_p(d)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         p = float(wilcoxon(d).pvalue)
     return None if np.isnan(p) else p
+
+
+EXACT_PERMUTATION_MAX_N = 13  # scipy's bound: 2**13 sign patterns fit its default 9999 resamples, so all are enumerated
+
+
+def _sign_flip_p(d: np.ndarray) -> float:
+    """The exact two-sided signed-rank test over all 2**n sign patterns of ``d`` (zeros dropped, Wilcoxon's way).
+    Flipping signs leaves |d| and so its ranks unchanged: the statistic, the rank sum of the positive entries,
+    is one product per pattern."""
+    ranks = np.zeros_like(d)
+    ranks[d != 0] = rankdata(np.abs(d[d != 0]))
+    result = permutation_test((d,), lambda x, axis: ((x > 0) * ranks).sum(axis=axis), permutation_type="samples",
+                              vectorized=True, alternative="two-sided")
+    return float(result.pvalue)
 
 
 def holm(p_values: Sequence[float | None]) -> list[float | None]:

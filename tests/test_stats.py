@@ -108,3 +108,15 @@ def test_holm_adjusts_step_down_keeps_order_and_skips_untested():
     assert stats.holm([0.5, 0.6]) == [1.0, 1.0]  # capped at 1
     assert stats.holm([0.02]) == [0.02]  # one test: nothing to adjust
     assert stats.holm([None, None]) == [None, None]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_wilcoxon_p_is_scipys_own_test_where_it_permutes(seed):
+    """Small samples with ties and zeros, where scipy enumerates sign patterns one by one: the same p."""
+    rng = np.random.default_rng(seed)
+    for n in (3, 6, 9):
+        d = np.round(rng.normal(0.05, 0.2, n), 1)  # rounded: ties and zeros
+        d[0], d[1:3] = 0.0, 0.3 if seed % 2 else -0.2  # a zero and a tie, whatever the draw
+        assert stats.wilcoxon_p(d) == pytest.approx(wilcoxon(d).pvalue, abs=1e-12)
+    no_ties = rng.permutation(np.arange(1, 10)) * rng.choice([-1, 1], 9)  # scipy's exact distribution
+    assert stats.wilcoxon_p(no_ties) == pytest.approx(wilcoxon(no_ties).pvalue, abs=1e-12)
