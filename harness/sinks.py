@@ -99,10 +99,11 @@ class WandbSink:
             # Records of earlier attempts (a resumed run) are in the run directory, not the buffer.
             records = {**RunDir(run_dir).latest_records(), **self._records}
             rows = [[_cell(r, c) for c in INSTANCE_COLUMNS] for _, r in sorted(records.items())]
-            run.log({
-                "instances": wandb.Table(columns=list(INSTANCE_COLUMNS), data=rows),
-                "summary_table": wandb.Table(dataframe=table_df.astype(object).where(table_df.notna(), None)),
-            })
+            tables = {"instances": wandb.Table(columns=list(INSTANCE_COLUMNS), data=rows),
+                      "summary_table": _wandb_table(table_df)}
+            if summary.get("teacher_verdicts"):  # a vlmteach run's teacher audit (harness.teacher_audit)
+                tables["teacher_verdicts"] = _wandb_table(pd.DataFrame(summary["teacher_verdicts"]))
+            run.log(tables)
             for i, path in enumerate(videos[: self.max_videos]):
                 run.log({f"video/{i}": wandb.Video(str(path), format="mp4", caption=Path(path).stem)})
             overall = next((r for r in summary["rows"] if r["level"] == "overall"), {})
@@ -122,6 +123,12 @@ class WandbSink:
         if self._run is not None:
             run, self._run = self._run, None
             run.finish(exit_code=1)
+
+
+def _wandb_table(frame: pd.DataFrame):
+    import wandb
+
+    return wandb.Table(dataframe=frame.astype(object).where(frame.notna(), None))  # NaN as an empty cell
 
 
 def _config_hash(run_dir: Path) -> str:

@@ -62,3 +62,17 @@ def frozen_scores() -> dict[str, float]:
     """Known baseline scores: task a1 -> 0.2, a2 -> 0.4, a3 -> 0.6, b1 -> 0.8, plus 0.01 * k."""
     base = {"a1": 0.2, "a2": 0.4, "a3": 0.6, "b1": 0.8}
     return {iid: base[task_of(iid)] + 0.01 * int(iid.rsplit("/", 1)[1]) for iid in IDS}
+
+
+def loop_fields(frozen: dict[str, float], scores: dict[str, float]) -> dict[str, dict]:
+    """vlmteach traces for ``write_run(fields=...)``: the teacher ranks the frozen videos perfectly at the loop's
+    start (loss 1 - score) and the final ones backwards at its end (loss = score); it accepts instances 0 and 1
+    of every task; the goal question's P(Yes) is the goal check (k odd) at the start and 0.5 at the end."""
+    fields = {}
+    for iid in IDS:
+        k = int(iid.rsplit("/", 1)[1])
+        start = {"loss": 1.0 - frozen[iid], "p_yes": [float(k % 2), 0.9]}
+        end = {"loss": scores[iid], "p_yes": [0.5, 0.9]}
+        fields[iid] = {"scores": {"goal": float(k % 2)},
+                       "trace": {"per_step": [start, end], "stopped_early": k < 2, "loss_roles": ["goal", "process"]}}
+    return fields

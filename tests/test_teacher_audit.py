@@ -6,7 +6,7 @@ import types
 
 import numpy as np
 import pytest
-from agg_fixtures import IDS, frozen_scores, write_run
+from agg_fixtures import IDS, frozen_scores, loop_fields, write_run
 
 from harness import aggregate
 from harness.aggregate import compare, load_run, write_run_tables
@@ -47,17 +47,10 @@ def test_concordance_ignores_pairs_across_strata_and_is_none_without_a_comparabl
 
 
 def _loop_run(tmp_path, frozen):
-    """A vlmteach run whose teacher ranks the frozen videos perfectly at the start and the final ones backwards
-    at the end; it accepts instances 0 and 1 of every task. Instance synth/a1/3's frozen twin has another seed."""
+    """A vlmteach run (agg_fixtures.loop_fields) beside a frozen one; synth/b1/0 errored in the loop, and
+    synth/a1/3's frozen twin has another seed."""
     scores = {iid: s + 0.1 for iid, s in frozen.items()}
-    fields = {}
-    for iid in IDS:
-        k = int(iid.rsplit("/", 1)[1])
-        start = {"loss": 1.0 - frozen[iid], "p_yes": [float(k % 2), 0.9]}
-        end = {"loss": scores[iid], "p_yes": [0.5, 0.9]}
-        fields[iid] = {"scores": {"goal": float(k % 2)},
-                       "trace": {"per_step": [start, end], "stopped_early": k < 2, "loss_roles": ["goal", "process"]}}
-    write_run(tmp_path / "vlm", "vlmteach", scores, fields=fields, errors={"synth/b1/0"})
+    write_run(tmp_path / "vlm", "vlmteach", scores, fields=loop_fields(frozen, scores), errors={"synth/b1/0"})
     goal_fields = {iid: {"scores": {"goal": float(int(iid[-1]) % 2)}} for iid in IDS}
     goal_fields["synth/a1/3"]["seed"] = 8
     write_run(tmp_path / "frozen", "frozen", frozen, fields=goal_fields)

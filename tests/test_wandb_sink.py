@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from agg_fixtures import frozen_scores, write_run
+from agg_fixtures import frozen_scores, loop_fields, write_run
 from omegaconf import OmegaConf
 
 from harness.aggregate import write_run_tables
@@ -85,6 +85,23 @@ def test_wandb_sink_logs_config_instances_summary_and_videos(tmp_path, monkeypat
     while b"hash-vlmteach" not in (raw := next(offline.glob("*.wandb")).read_bytes()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert b"hash-vlmteach" in raw and b"my-run" in raw
+
+
+def test_wandb_sink_logs_a_vlmteach_runs_teacher_audit(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    frozen = frozen_scores()
+    scores = {iid: s + 0.1 for iid, s in frozen.items()}
+    run = write_run(tmp_path / "run", "vlmteach", scores, fields=loop_fields(frozen, scores))
+    sink = make_sink(OmegaConf.load(CONF / "wandb.yaml"))
+    sink.start(run.path, {"seed": 0}, "audit")
+    summary, _, table_df = write_run_tables(run.path)
+    sink.finish(run.path, summary, table_df, [])
+    table = _table(_offline_run(run.path), "teacher_verdicts")
+    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
+    assert len(rows) == len(summary["teacher_verdicts"])
+    overall = next(r for r in rows if r["group"] == "all")
+    assert (overall["n"], overall["n_accepted"], overall["loss_end"]) == (16, 8, 0.0)
+    assert overall["loss_start"] is None  # no frozen run beside it: an empty cell, not NaN or 0
 
 
 def test_failure_inside_finish_still_closes_the_run(tmp_path, monkeypatch):
