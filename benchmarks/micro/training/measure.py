@@ -6,7 +6,7 @@
     python -m benchmarks.micro.training.measure --free-descent 1 [--decoder vae] # can pixels lead latents there?
     python -m benchmarks.micro.training.measure --attack 2 [--lr LR] [--attack-on teacher]  # is the teacher fooled?
     python -m benchmarks.micro.training.measure --gradient-cosine 2 [--loop-steps K --lr LR]  # does its gradient point to the goal?
-    python -m benchmarks.micro.training.measure --questions 13  # how does it read the loop's start, question by question?
+    python -m benchmarks.micro.training.measure --questions 13  # how does it read the loop's start, per question?
 
 On held-out instances (seed 7, both splits; never the evaluation set):
 - student: how often its final video (frozen, 4 steps) follows the instruction, its mean score, and the
