@@ -54,7 +54,7 @@ from harness.stats import cluster_bootstrap, paired_difference
 from harness.teacher_audit import concordance
 from harness.video import clip_to_frames, frames_to_clip
 from harness.vlmteach import VlmTeach
-from harness.vlmteach.loss import weigh_questions
+from harness.vlmteach.loss import multi_vqa_loss, weigh_questions
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 STUDENT_CONFIG = CONF_DIR / "student" / "micro.yaml"
@@ -196,7 +196,7 @@ CHECKS_TEACHER_P_YES = 0.95  # the check teacher: this P(Yes) where the scorer's
 def _loss(p_yes: list[float], goal_weight: float = 0.5) -> float:
     """vlmteach's loss (lambda = ``goal_weight``) on the template questions' answers, the goal's first."""
     weighted = weigh_questions(Queries(goal="goal", process=["process"] * (len(p_yes) - 1)), goal_weight)
-    return float(sum(-w * np.log(max(p, 1e-12)) for w, p in zip(weighted.weights, p_yes, strict=True)))
+    return float(multi_vqa_loss(-torch.tensor(p_yes).clamp_min(1e-12).log(), weighted.weights))
 
 
 @torch.no_grad()
