@@ -19,13 +19,6 @@ def _row(summary, level, group):
     return next(r for r in summary["rows"] if r["level"] == level and r["group"] == group)
 
 
-@pytest.fixture
-def no_official(monkeypatch):
-    """The synthetic benchmark has no package; vbvr/ruler stubs keep other engineers' code out of these tests."""
-    for bench in ("synth", "vbvr"):
-        monkeypatch.setitem(sys.modules, f"benchmarks.{bench}", types.ModuleType(f"benchmarks.{bench}"))
-
-
 def test_means_per_level_and_errors_excluded(tmp_path, no_official):
     scores = frozen_scores()
     err = "synth/a1/0"

@@ -1,8 +1,6 @@
 """The teacher audit (harness.teacher_audit): acceptances and concordances from a vlmteach run's records."""
 
 import itertools
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -11,11 +9,6 @@ from agg_fixtures import IDS, frozen_scores, loop_fields, write_run
 from harness import aggregate
 from harness.aggregate import compare, load_run, write_run_tables
 from harness.teacher_audit import concordance, verdict_rows
-
-
-@pytest.fixture
-def no_official(monkeypatch):
-    monkeypatch.setitem(sys.modules, "benchmarks.synth", types.ModuleType("benchmarks.synth"))
 
 
 def _pairwise(truths, verdicts, strata):
