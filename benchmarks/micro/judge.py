@@ -38,6 +38,9 @@ class ScorerJudge:
     ``margin``: a label must clear the scorer's 0.5 by this much to count for Yes (a colour must fill
     more than 0.5 + margin of a core to be there, less than 0.5 - margin to be absent), so that frames
     the loop drives to the scorer's thresholds are not answered Yes.
+
+    It answers the questions it last wrote (``synthesize_queries``), for that instance: vlmteach asks for
+    an instance's questions before it asks them.
     """
 
     def __init__(self, color_scale: float = 15.0, sharpness: float = 40.0, margin: float = 0.1,
