@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.micro.world import BACKGROUND, CELL, COLOR_NAMES, CORE_SPAN, GRID, PALETTE, outline_mask
+from benchmarks.micro.world import BACKGROUND, CELL, COLOR_NAMES, GRID, PALETTE, core_mask, outline_mask
 
 MAX_COLOR_DISTANCE = 110.0
 CORE_MIN_FRACTION = 0.5
@@ -51,6 +51,4 @@ def cell_labels(clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     labels = classify_pixels(clip)
     t = labels.shape[0]
     cells = labels.reshape(t, GRID, CELL, GRID, CELL).transpose(0, 1, 3, 2, 4)
-    core = np.zeros((CELL, CELL), dtype=bool)
-    core[CORE_SPAN, CORE_SPAN] = True
-    return _cell_majority(cells, core, CORE_MIN_FRACTION), _cell_majority(cells, outline_mask(), OUTLINE_MIN_FRACTION)
+    return _cell_majority(cells, core_mask(), CORE_MIN_FRACTION), _cell_majority(cells, outline_mask(), OUTLINE_MIN_FRACTION)

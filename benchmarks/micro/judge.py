@@ -23,7 +23,7 @@ from benchmarks.micro.detect import MAX_COLOR_DISTANCE
 from benchmarks.micro.scorer import MIN_SEEN_FRACTION
 from benchmarks.micro.tasks import cell
 from benchmarks.micro.training import data
-from benchmarks.micro.world import BACKGROUND, Cell, CELL, COLOR_NAMES, CORE_SPAN, GRID, NUM_FRAMES, PALETTE, outline_mask
+from benchmarks.micro.world import BACKGROUND, Cell, CELL, COLOR_NAMES, GRID, NUM_FRAMES, PALETTE, core_mask, outline_mask
 from harness.types import Instance, Queries, UserError
 
 _PALETTE = torch.tensor([PALETTE[name] for name in COLOR_NAMES], dtype=torch.float32)  # [K, 3], 0..255
@@ -98,9 +98,7 @@ class ScorerJudge:
         colour = torch.softmax(-distance / self.color_scale, dim=-1)[..., :-1]  # [T, H, W, K]
         t = colour.shape[0]
         per_cell = colour.reshape(t, GRID, CELL, GRID, CELL, -1).permute(0, 5, 1, 3, 2, 4)  # [T, K, R, C, y, x]
-        core = torch.zeros(CELL, CELL, dtype=torch.bool)
-        core[CORE_SPAN, CORE_SPAN] = True
-        ring = torch.from_numpy(outline_mask())
+        core, ring = torch.from_numpy(core_mask()), torch.from_numpy(outline_mask())
         return Reading(self._labels(per_cell[..., core].mean(-1)), self._labels(per_cell[..., ring].mean(-1)))
 
     def _labels(self, fraction: torch.Tensor) -> Labels:

@@ -93,6 +93,13 @@ def manhattan(a: Cell, b: Cell) -> int:
     return abs(a[0] - b[0]) + abs(a[1] - b[1])
 
 
+def core_mask() -> np.ndarray:
+    """Boolean [CELL, CELL] mask of a cell's core, what detection reads for solids."""
+    mask = np.zeros((CELL, CELL), dtype=bool)
+    mask[CORE_SPAN, CORE_SPAN] = True
+    return mask
+
+
 def outline_mask() -> np.ndarray:
     """Boolean [CELL, CELL] mask of a marker outline."""
     mask = np.zeros((CELL, CELL), dtype=bool)
