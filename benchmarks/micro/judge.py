@@ -50,14 +50,15 @@ class ScorerJudge:
         self.margin = margin
         self.count_sharpness = count_sharpness
         self.flicker_sharpness = flicker_sharpness
-        self._checks: dict[str, tuple[Instance, tuple[str, ...]]] = {}
+        self._instance: Instance | None = None
+        self._checks: dict[str, tuple[str, ...]] = {}  # question -> the scorer checks it asks about
 
     def synthesize_queries(self, instance: Instance, max_process: int = 3) -> Queries:
         if instance.bench != "micro":
             raise UserError(f"{instance.id}: the scorer judge answers micro-world instances only "
                             f"(bench {instance.bench!r}); use a VLM teacher for other benchmarks")
         goal, *process = data.questions(instance)[:1 + max_process]
-        self._checks = {q.text: (instance, q.checks) for q in (goal, *process)}
+        self._instance, self._checks = instance, {q.text: q.checks for q in (goal, *process)}
         return Queries(goal=goal.text, process=[q.text for q in process],
                        raw=json.dumps({"goal": goal.text, "process": [q.text for q in process]}))
 
@@ -73,11 +74,10 @@ class ScorerJudge:
         logp: dict[str, torch.Tensor] = {}
         out = []
         for q in questions:
-            instance, checks = self._checks[q]
-            for name in checks:
+            for name in self._checks[q]:
                 if name not in logp:
-                    logp[name] = self.check_logp(instance, reading, name)
-            out.append(-torch.stack([logp[name] for name in checks]).min())
+                    logp[name] = self.check_logp(self._instance, reading, name)
+            out.append(-torch.stack([logp[name] for name in self._checks[q]]).min())
         return torch.stack(out)
 
     def p_yes(self, frames: torch.Tensor, questions: list[str]) -> list[float]:
