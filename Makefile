@@ -14,7 +14,7 @@ ARGS    ?=
 SHARDS  ?= $(if $(filter micro,$(BENCH)),2,1)
 # A comma in METHOD means a comparison: one Hydra multirun job per method (and shard), then one table.
 comma := ,
-SHARDING = $(if $(filter-out 1,$(SHARDS)),hydra/launcher=local_cpus bench.num_shards=$(SHARDS) 'bench.shard=range(0,$(SHARDS))',)
+SHARDING = $(if $(filter-out 1,$(SHARDS)),hydra/launcher=local_cpus num_shards=$(SHARDS) 'shard=range(0,$(SHARDS))',)
 MULTIRUN = $(if $(or $(findstring $(comma),$(METHOD)),$(SHARDING)),--multirun,)
 
 .PHONY: setup eval test data clean-runs bench-gpu train-micro

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from hydra.utils import get_object
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from harness.types import UserError
@@ -22,11 +23,10 @@ from harness.types import UserError
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS = ("student", "teacher", "method", "bench", "judge", "logger", "experiment")
 
-# Keys the runner owns inside component groups; stripped before instantiation. (A student's ``lora_lr`` is
-# read by the vlmteach configs, not by the student.)
-RUNNER_KEYS = {"bench": ("limit", "shard", "num_shards"), "method": ("label",), "student": ("lora_lr",)}
-# Keys that never change any instance's result, so they stay out of the config hash.
-UNHASHED_TOP = ("run_name", "output_root", "stage", "baseline", "progress", "fail_fast", "logger", "experiment", "cpu_threads")
+# Top-level keys that change no video: they stay out of the generation hash. (The judge decides scores only:
+# it reaches a benchmark that needs one through the bench config, and is hashed there, in the score hash.)
+UNHASHED_TOP = ("run_name", "output_root", "stage", "baseline", "progress", "fail_fast", "logger", "experiment",
+                "cpu_threads", "limit", "shard", "num_shards", "judge")
 
 
 class Stage(str, Enum):
@@ -52,42 +52,84 @@ class RunConfig:
     progress: bool = True
     fail_fast: bool = False
     cpu_threads: int | None = 1
+    limit: int | None = None  # the first n instances by sorted id (the plan of every shard)
+    shard: int = 0
+    num_shards: int = 1
 
 
 ConfigStore.instance().store(name="run_schema", node=RunConfig)
 
 
 def component_kwargs(cfg: DictConfig, group: str) -> DictConfig:
-    """The group's config without the runner-owned keys, ready for ``hydra.utils.instantiate``."""
-    node = OmegaConf.to_container(cfg[group], resolve=True)
-    for key in RUNNER_KEYS.get(group, ()):
-        node.pop(key, None)
-    return OmegaConf.create(node)
+    """The group's config, resolved and detached from the root, ready for ``hydra.utils.instantiate``."""
+    return OmegaConf.create(OmegaConf.to_container(cfg[group], resolve=True))
 
 
 def method_needs_teacher(cfg: DictConfig) -> bool:
-    from hydra.utils import get_class
-
-    return bool(getattr(get_class(cfg.method._target_), "needs_teacher", False))
+    return bool(_declared(OmegaConf.to_container(cfg.method), "needs_teacher", False))
 
 
-def hashed_view(cfg: DictConfig) -> dict[str, Any]:
-    """The part of the config that decides results: what the config hash covers."""
-    view = OmegaConf.to_container(cfg, resolve=True)
-    view.pop("hydra", None)
+def validate_run_settings(cfg: DictConfig) -> None:
+    """The run-level values a schema type cannot bound, checked before anything loads."""
+    if cfg.limit is not None and cfg.limit < 1:
+        raise UserError(f"limit={cfg.limit}: give the number of instances to run (>= 1), or null for all")
+    if cfg.num_shards < 1:
+        raise UserError(f"num_shards must be >= 1, got {cfg.num_shards}")
+    if not 0 <= cfg.shard < cfg.num_shards:
+        raise UserError(f"shard={cfg.shard} is out of range for num_shards={cfg.num_shards} (valid: 0..{cfg.num_shards - 1})")
+
+
+def generation_view(cfg: DictConfig) -> dict[str, Any]:
+    """What decides a video (student, method, seed, the bench's generation settings): the config hash."""
+    view = _resolved(cfg)
     for key in UNHASHED_TOP:
         view.pop(key, None)
-    for group, keys in RUNNER_KEYS.items():
-        for key in keys:
-            view.get(group, {}).pop(key, None)
+    for key in _declared(view["bench"], "score_settings", ()):
+        view["bench"].pop(key, None)
     if not method_needs_teacher(cfg):
         view.pop("teacher", None)  # a frozen run does not depend on which teacher is configured
     return view
 
 
+def score_view(cfg: DictConfig) -> dict[str, Any]:
+    """What decides a score of a given video (the bench's scorer or judge settings, its model and prompt),
+    without transport settings (timeouts, retries, cache) that change how calls are made, not their answers."""
+    bench = _resolved(cfg)["bench"]
+    return {key: _without_transport(bench[key]) for key in _declared(bench, "score_settings", ()) if key in bench}
+
+
 def config_hash(cfg: DictConfig) -> str:
-    blob = json.dumps(hashed_view(cfg), sort_keys=True, default=str)
+    """The generation hash: it names a run directory, and every record carries it."""
+    return _digest(generation_view(cfg))
+
+
+def score_hash(cfg: DictConfig) -> str:
+    return _digest(score_view(cfg))
+
+
+def _digest(view: dict[str, Any]) -> str:
+    blob = json.dumps(view, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _resolved(cfg: DictConfig) -> dict[str, Any]:
+    view = OmegaConf.to_container(cfg, resolve=True)
+    view.pop("hydra", None)
+    return view
+
+
+def _declared(node: Any, attribute: str, default: Any) -> Any:
+    """A class attribute of a component's ``_target_`` (a benchmark's score settings, a judge's transport
+    settings, a method's need for a teacher): the component declares it, the config does not repeat it."""
+    target = node.get("_target_") if isinstance(node, dict) else None
+    return getattr(get_object(target), attribute, default) if target else default
+
+
+def _without_transport(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    transport = set(_declared(node, "transport_settings", ()))
+    return {key: _without_transport(value) for key, value in node.items() if key not in transport}
 
 
 def group_options(group: str) -> list[str]:
@@ -145,6 +187,9 @@ def validate_overrides(overrides: list[str]) -> None:
         composed = compose(config_name="config", overrides=first_choices)
     known = _flat_keys(OmegaConf.to_container(composed, resolve=False))
     for key in key_overrides:
+        if key.startswith("bench.") and key.removeprefix("bench.") in ("limit", "shard", "num_shards"):
+            run_key = key.removeprefix("bench.")
+            raise UserError(f"'{key}' is a run-level key now, the same for every benchmark: write {run_key}=...")
         if key not in known:
             raise UserError(
                 f"unknown config key '{key}'.{_suggest(key, known)} "

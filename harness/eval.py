@@ -12,6 +12,7 @@ from pathlib import Path
 
 import hydra
 import torch
+from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -68,7 +69,8 @@ def main(cfg: DictConfig) -> None:
 
 
 def cli() -> None:
-    overrides = [a for a in sys.argv[1:] if not a.startswith("-")]
+    # Hydra's own parser separates its flags (``--cfg job``, ``--config-dir /x``, ``-m``) from the overrides.
+    overrides = get_args_parser().parse_args().overrides
     try:
         validate_overrides(overrides)
     except UserError as exc:

@@ -39,7 +39,8 @@ class Record:
     timings: dict[str, float] = field(default_factory=dict)  # total_s, generate_s, score_s, ...
     steps: int = 0  # optimisation steps / extra samples (cost column)
     trace: dict[str, Any] = field(default_factory=dict)
-    config_hash: str = ""
+    config_hash: str = ""  # the generation hash: what decided the video (harness.config.config_hash)
+    score_hash: str = ""  # what decided the score: the scorer's or judge's settings (harness.config.score_hash)
     versions: dict[str, str] = field(default_factory=dict)
     shard: str = ""  # e.g. "0/4"
     schema_version: int = SCHEMA_VERSION

@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from harness import records as rec
-from harness.config import Stage, component_kwargs, config_hash, method_needs_teacher
+from harness.config import Stage, component_kwargs, config_hash, method_needs_teacher, score_hash, validate_run_settings
 from harness.fingerprint import weights_fingerprint
 from harness.method import MethodContext, derive_seed
 from harness.progress import Progress
@@ -46,9 +46,9 @@ def build(cfg: DictConfig, group: str) -> Any:
 
 
 def run_dir_for(cfg: DictConfig, choices: dict[str, str], chash: str) -> RunDir:
-    bench_name = choices.get("bench", "bench")
-    name = cfg.run_name or f"{choices.get('student', 'student')}-{choices.get('teacher', 'teacher')}-{chash}"
-    return RunDir(Path(cfg.output_root) / bench_name / cfg.method.label / name)
+    """``<output_root>/<bench>/<method>/<run>``: the config groups' chosen names, and the generation hash."""
+    name = cfg.run_name or f"{choices['student']}-{choices['teacher']}-{chash}"
+    return RunDir(Path(cfg.output_root) / choices["bench"] / choices["method"] / name)
 
 
 def _check_same_config(run: RunDir, chash: str, num_shards: int, weights: dict[str, str]) -> None:
@@ -66,9 +66,20 @@ def _check_same_config(run: RunDir, chash: str, num_shards: int, weights: dict[s
             )
         if manifest["num_shards"] != num_shards:
             raise UserError(
-                f"{run.path} was planned with bench.num_shards={manifest['num_shards']}, not {num_shards}; "
+                f"{run.path} was planned with num_shards={manifest['num_shards']}, not {num_shards}; "
                 "keep the shard count of a run fixed (or use another run_name)."
             )
+
+
+def _check_same_scorer(run: RunDir, latest: dict[str, dict[str, Any]], shash: str) -> None:
+    """Videos are shared across scorer settings (score later with another judge), scores are not mixed."""
+    other = sorted({r["score_hash"] for r in latest.values() if r.get("status") == rec.STATUS_OK and r.get("score_hash", shash) != shash})
+    if other:
+        raise UserError(
+            f"{run.path} holds scores made with other scorer settings ({', '.join(other)}; this config: {shash}), "
+            "for example another judge model or prompt. Scores of different judges are never mixed in one run: "
+            "score with the earlier settings, or generate into another run (run_name=...)."
+        )
 
 
 def plan(bench: Benchmark, limit: int | None, shard: int, num_shards: int) -> list[Instance]:
@@ -84,9 +95,11 @@ def plan(bench: Benchmark, limit: int | None, shard: int, num_shards: int) -> li
 
 class Runner:
     def __init__(self, cfg: DictConfig, choices: dict[str, str]):
+        validate_run_settings(cfg)
         self.cfg = cfg
-        self.chash = config_hash(cfg)
-        self.shard, self.num_shards = int(cfg.bench.shard), int(cfg.bench.num_shards)
+        self.chash, self.score_hash = config_hash(cfg), score_hash(cfg)
+        self.method_label = choices["method"]  # the method config's name: run directories and tables use it
+        self.shard, self.num_shards = int(cfg.shard), int(cfg.num_shards)
         self.run = run_dir_for(cfg, choices, self.chash)
         self.records_path = self.run.records_path(self.shard, self.num_shards)
         self.versions = collect_versions()
@@ -113,10 +126,10 @@ class Runner:
     def label(self) -> str:
         """The method, and its shard when there are several: what the progress bar and a sweep's lines call this run."""
         shard = f" shard {self.shard}/{self.num_shards}" if self.num_shards > 1 else ""
-        return f"{self.cfg.method.label}{shard}"
+        return f"{self.method_label}{shard}"
 
     def prepare(self) -> list[Instance]:
-        instances = plan(self.bench, self.cfg.bench.limit, self.shard, self.num_shards)
+        instances = plan(self.bench, self.cfg.limit, self.shard, self.num_shards)
         weights = weights_fingerprint(OmegaConf.to_container(self.cfg, resolve=True))
         _check_same_config(self.run, self.chash, self.num_shards, weights)
         self.run.path.mkdir(parents=True, exist_ok=True)
@@ -127,8 +140,9 @@ class Runner:
         atomic_write_text(self.run.config_path, OmegaConf.to_yaml(self.cfg, resolve=True))  # shards write it too
         manifest = {
             "bench": self.bench.name,
-            "method": self.cfg.method.label,
+            "method": self.method_label,
             "config_hash": self.chash,
+            "score_hash": self.score_hash,
             "shard": self.shard,
             "num_shards": self.num_shards,
             "weights": weights,
@@ -142,6 +156,7 @@ class Runner:
     def execute(self, sink) -> RunDir:
         instances = self.prepare()
         latest = rec.latest_by_instance(rec.read_lines(self.records_path))
+        _check_same_scorer(self.run, latest, self.score_hash)
         todo = [i for i in instances if latest.get(i.id, {}).get("status") != rec.STATUS_OK]
         if self.cfg.stage == Stage.score:
             todo = [i for i in todo if i.id in latest]
@@ -166,8 +181,8 @@ class Runner:
         video = self.run.path / relpath
         record = rec.Record(
             instance_id=instance.id, bench=self.bench.name, task=instance.task, category=instance.category,
-            split=instance.split, method=self.cfg.method.label, seed=seed, status=rec.STATUS_ERROR,
-            config_hash=self.chash, versions=self.versions, shard=f"{self.shard}/{self.num_shards}",
+            split=instance.split, method=self.method_label, seed=seed, status=rec.STATUS_ERROR,
+            config_hash=self.chash, score_hash=self.score_hash, versions=self.versions, shard=f"{self.shard}/{self.num_shards}",
         )
         start = time.perf_counter()
         reuse = previous is not None and video.is_file() and (

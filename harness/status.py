@@ -191,7 +191,7 @@ def _locate(num: int, overrides: list[str]) -> Job:
         with open_dict(cfg):
             del cfg["hydra"]
         path = run_dir_for(cfg, choices, config_hash(cfg)).path
-        return Job(num, overrides, Path.cwd() / path, int(cfg.bench.shard), int(cfg.bench.num_shards))
+        return Job(num, overrides, Path.cwd() / path, int(cfg.shard), int(cfg.num_shards))
     except Exception as exc:  # reported per job; the other jobs are still checked
         return Job(num, overrides, None, -1, -1, error=f"{type(exc).__name__}: {exc}")
 

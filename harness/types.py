@@ -82,6 +82,9 @@ class UserError(RuntimeError):
 @runtime_checkable
 class Benchmark(Protocol):
     name: str
+    # Keys of the bench config that decide scores, not videos (a judge, a scorer patch): they form the score
+    # hash, so videos can be generated now and scored later with other settings (harness.config).
+    score_settings: tuple[str, ...]
 
     def instances(self) -> list[Instance]:
         """All instances selected by the benchmark config, sorted by id."""

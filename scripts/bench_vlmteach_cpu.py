@@ -50,7 +50,7 @@ def main() -> None:
         raise SystemExit("need at least 2 instances (1 warm-up + 1 timed)")
 
     print(f"vlmteach on CPU: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} thread(s); method={cfg.method.label} opt_step={cfg.method.opt_step} "
+          f"{args.threads} thread(s); method={type(method).__name__} opt_step={cfg.method.opt_step} "
           f"K={cfg.method.num_frames} steps={args.steps}; LoRA rank {cfg.student.lora.rank}; load {load_s:.1f} s")
     print(f"{'instance':<34} {'total_s':>8} {'synth_s':>8} {'optim_s':>8} {'final_s':>8} {'s/step':>8}")
     totals, step_seconds = [], []

@@ -9,12 +9,12 @@ nvidia-smi -L | tee "$out/gpus.txt"
 ( while true; do date +%T; nvidia-smi --query-compute-apps=gpu_bus_id,pid,used_memory --format=csv,noheader; sleep 0.5; done ) > "$out/nvidia_smi_during_shards.log" 2>&1 &
 watcher=$!
 start=$(date +%s)
-python3 -m harness.eval -m hydra/launcher=local_gpus bench=micro method=$method bench.limit=$limit \
-  bench.num_shards=2 'bench.shard=range(0,2)' output_root=$work/sharded run_name=r progress=false > "$out/sharded.log" 2>&1
+python3 -m harness.eval -m hydra/launcher=local_gpus bench=micro method=$method limit=$limit \
+  num_shards=2 'shard=range(0,2)' output_root=$work/sharded run_name=r progress=false > "$out/sharded.log" 2>&1
 echo "two shards on two GPUs: $(( $(date +%s) - start )) s" | tee "$out/summary.txt"
 kill $watcher
 start=$(date +%s)
-HARNESS_GPUS= CUDA_VISIBLE_DEVICES=0 python3 -m harness.eval bench=micro method=$method bench.limit=$limit \
+HARNESS_GPUS= CUDA_VISIBLE_DEVICES=0 python3 -m harness.eval bench=micro method=$method limit=$limit \
   output_root=$work/single run_name=r progress=false > "$out/single.log" 2>&1
 echo "one run on one GPU: $(( $(date +%s) - start )) s" | tee -a "$out/summary.txt"
 sharded=$work/sharded/micro/$method/r; single=$work/single/micro/$method/r

@@ -48,12 +48,14 @@ def test_unknown_option_inside_a_sweep_is_caught():
 
 
 def test_unknown_key_suggests_close_match():
-    with pytest.raises(UserError, match=r"unknown config key 'bench.limt'.*bench.limit"):
-        validate_overrides(["bench.limit=3", "bench.limt=3"])
+    with pytest.raises(UserError, match=r"unknown config key 'limt'.*limit"):
+        validate_overrides(["limit=3", "limt=3"])
+    with pytest.raises(UserError, match=r"'bench.limit' is a run-level key now.*write limit="):
+        validate_overrides(["bench.limit=3"])
 
 
 def test_valid_overrides_pass():
-    validate_overrides(["bench=micro", "method=pass_at_k", "method.k=3", "bench.limit=2", "seed=3", "+foo=1"])
+    validate_overrides(["bench=micro", "method=pass_at_k", "method.k=3", "limit=2", "seed=3", "+foo=1"])
 
 
 def test_wrong_type_on_schema_key_is_rejected():
@@ -64,7 +66,7 @@ def test_wrong_type_on_schema_key_is_rejected():
 def test_config_hash_covers_results_not_bookkeeping():
     base = config_hash(_compose())
     assert base == config_hash(_compose())
-    assert base == config_hash(_compose("bench.limit=3", "bench.num_shards=4", "bench.shard=1", "run_name=x", "logger=none"))
+    assert base == config_hash(_compose("limit=3", "num_shards=4", "shard=1", "run_name=x", "logger=none"))
     assert base != config_hash(_compose("seed=1"))
     # frozen does not use the teacher, so the teacher's config does not split its results
     assert base == config_hash(_compose("teacher=qwen3_vl_4b"))

@@ -40,7 +40,7 @@ def ok_lines(run_dir):
 
 
 def test_run_writes_records_videos_and_tables(tmp_path):
-    run_dir = run(tmp_path, "bench.limit=3")
+    run_dir = run(tmp_path, "limit=3")
     latest = run_dir.latest_records()
     assert len(latest) == 3
     for r in latest.values():
@@ -54,26 +54,26 @@ def test_run_writes_records_videos_and_tables(tmp_path):
 
 
 def test_rerun_skips_ok_instances(tmp_path):
-    run_dir = run(tmp_path, "bench.limit=2")
+    run_dir = run(tmp_path, "limit=2")
     before = (run_dir.records_path()).read_text()
-    run(tmp_path, "bench.limit=2")
+    run(tmp_path, "limit=2")
     assert run_dir.records_path().read_text() == before
 
 
 def test_same_config_and_seed_give_identical_results(tmp_path):
-    a = run(tmp_path / "a", "bench.limit=2").latest_records()
-    b = run(tmp_path / "b", "bench.limit=2").latest_records()
+    a = run(tmp_path / "a", "limit=2").latest_records()
+    b = run(tmp_path / "b", "limit=2").latest_records()
     assert {k: v["score"] for k, v in a.items()} == {k: v["score"] for k, v in b.items()}
-    c = run(tmp_path / "c", "bench.limit=2", "seed=7").latest_records()
+    c = run(tmp_path / "c", "limit=2", "seed=7").latest_records()
     assert {k: v["seed"] for k, v in a.items()} != {k: v["seed"] for k, v in c.items()}
 
 
 def test_errors_are_recorded_then_retried_alone(tmp_path):
     marker = tmp_path / "fail"
     marker.touch()
-    first = run(tmp_path, "bench.limit=3").latest_records()  # learn the ids
+    first = run(tmp_path, "limit=3").latest_records()  # learn the ids
     bad = sorted(first)[1]
-    overrides = ["bench.limit=3", f"method._target_={DOUBLE}", f"+method.fail_ids=[{bad}]", f"+method.marker={marker}", "run_name=flaky"]
+    overrides = ["limit=3", f"method._target_={DOUBLE}", f"+method.fail_ids=[{bad}]", f"+method.marker={marker}", "run_name=flaky"]
     run_dir = run(tmp_path, *overrides)
     latest = run_dir.latest_records()
     assert latest[bad]["status"] == "error" and "injected failure" in latest[bad]["error"]
@@ -87,9 +87,9 @@ def test_errors_are_recorded_then_retried_alone(tmp_path):
 
 
 def test_records_of_another_config_are_refused(tmp_path):
-    run(tmp_path, "bench.limit=1", "run_name=fixed")
+    run(tmp_path, "limit=1", "run_name=fixed")
     with pytest.raises(UserError, match="never mixed"):
-        run(tmp_path, "bench.limit=1", "run_name=fixed", "seed=5")
+        run(tmp_path, "limit=1", "run_name=fixed", "seed=5")
 
 
 def test_records_of_other_weights_at_the_same_path_are_refused(tmp_path):
@@ -99,7 +99,7 @@ def test_records_of_other_weights_at_the_same_path_are_refused(tmp_path):
 
     student = tmp_path / "student"
     shutil.copytree(ROOT / "benchmarks/micro/weights/student", student)
-    overrides = ["bench.limit=1", f"student.path={student}", "run_name=fixed"]
+    overrides = ["limit=1", f"student.path={student}", "run_name=fixed"]
     run(tmp_path, *overrides)
     run(tmp_path, *overrides)  # unchanged weights resume
     vae = AutoencoderKLWan.from_pretrained(student / "vae")  # re-trained in place: same path, same config
@@ -111,13 +111,13 @@ def test_records_of_other_weights_at_the_same_path_are_refused(tmp_path):
 
 def test_shard_out_of_range_is_refused(tmp_path):
     with pytest.raises(UserError, match="out of range"):
-        run(tmp_path, "bench.num_shards=2", "bench.shard=2")
+        run(tmp_path, "num_shards=2", "shard=2")
 
 
 def test_four_shards_merge_to_the_same_table_as_one(tmp_path):
-    single = run(tmp_path / "one", "bench.limit=6")
+    single = run(tmp_path / "one", "limit=6")
     for shard in range(4):
-        sharded = run(tmp_path / "four", "bench.limit=6", "bench.num_shards=4", f"bench.shard={shard}")
+        sharded = run(tmp_path / "four", "limit=6", "num_shards=4", f"shard={shard}")
     assert len(sharded.records_files()) == 4
 
     def rows(run_dir):  # wall-clock seconds differ between any two runs; everything else must not
@@ -130,17 +130,17 @@ def test_four_shards_merge_to_the_same_table_as_one(tmp_path):
 
 
 def test_generate_then_score_reuses_videos(tmp_path):
-    run_dir = run(tmp_path, "bench.limit=2", "stage=generate", "run_name=staged")
+    run_dir = run(tmp_path, "limit=2", "stage=generate", "run_name=staged")
     latest = run_dir.latest_records()
     assert {r["status"] for r in latest.values()} == {"generated"}
     mtimes = {p: p.stat().st_mtime_ns for p in run_dir.videos.rglob("*.mp4")}
-    run(tmp_path, "bench.limit=2", "stage=score", "run_name=staged")
+    run(tmp_path, "limit=2", "stage=score", "run_name=staged")
     assert {r["status"] for r in run_dir.latest_records().values()} == {"ok"}
     assert {p: p.stat().st_mtime_ns for p in run_dir.videos.rglob("*.mp4")} == mtimes
 
 
 def test_kill_minus_nine_loses_and_duplicates_nothing(tmp_path):
-    cmd = [sys.executable, "-m", "harness.eval", f"output_root={tmp_path}", "bench.limit=8", "run_name=killed", "progress=false"]
+    cmd = [sys.executable, "-m", "harness.eval", f"output_root={tmp_path}", "limit=8", "run_name=killed", "progress=false"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = next(iter(tmp_path.glob("micro/frozen/killed")), None)
@@ -165,7 +165,7 @@ def test_kill_minus_nine_loses_and_duplicates_nothing(tmp_path):
 
 def test_a_shard_that_never_started_makes_the_run_incomplete(tmp_path):
     for shard in (0, 2):
-        run_dir = run(tmp_path, "bench.limit=3", "bench.num_shards=3", f"bench.shard={shard}")
+        run_dir = run(tmp_path, "limit=3", "num_shards=3", f"shard={shard}")
     completeness = run_dir.completeness()
     assert completeness.missing_shards == [1] and not completeness.complete
     summary = json.loads((run_dir.path / "summary.json").read_text())
@@ -184,7 +184,7 @@ def test_append_after_a_torn_line_keeps_the_file_readable(tmp_path):
 
 def test_a_model_that_cannot_load_fails_the_run_instead_of_every_instance(tmp_path):
     with pytest.raises(UserError, match="student.path"):
-        run(tmp_path, "bench.limit=2", "student.path=/nonexistent/student")
+        run(tmp_path, "limit=2", "student.path=/nonexistent/student")
     with pytest.raises(Exception, match="no_such_setting"):  # any load failure, not only a UserError
-        run(tmp_path, "bench.limit=2", "+student.no_such_setting=1", "run_name=badkw")
+        run(tmp_path, "limit=2", "+student.no_such_setting=1", "run_name=badkw")
     assert not list(tmp_path.rglob("records*.jsonl"))

@@ -99,7 +99,7 @@ def _sweep_jobs(line: str) -> list[dict[str, str]]:
 def test_make_eval_runs_the_micro_comparison_slowest_first_in_shards_for_the_pool():
     line = _make_eval()
     assert "hydra/launcher=local_cpus" in line
-    jobs = [(job["method"], job["bench.shard"]) for job in _sweep_jobs(line)]
+    jobs = [(job["method"], job["shard"]) for job in _sweep_jobs(line)]
     # both vlmteach shards first, frozen's last: the pool's last jobs are its shortest
     assert jobs == [(m, s) for m in ("vlmteach", "pass_at_k", "best_of_n", "frozen") for s in ("0", "1")]
     assert "--multirun" not in _make_eval("SHARDS=1", "METHOD=frozen")

@@ -20,7 +20,7 @@ LIMIT = 4
 def multirun(out: Path, *overrides: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "harness.eval", "-m", "hydra/launcher=local_cpus", "hydra.launcher.n_jobs=2",
            f"output_root={out / 'runs'}", f"hydra.sweep.dir={out / 'sweep'}", "bench=micro", "method=frozen",
-           f"bench.limit={LIMIT}", "progress=false", *overrides]
+           f"limit={LIMIT}", "progress=false", *overrides]
     return subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
                           timeout=600)
 
@@ -29,7 +29,7 @@ def multirun(out: Path, *overrides: str) -> subprocess.CompletedProcess:
 def pool_sweep(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     """Three shards of one run for a pool of two workers: the third job waits for a free worker."""
     out = tmp_path_factory.mktemp("pool")
-    return out, multirun(out, "bench.num_shards=3", "bench.shard=0,1,2")
+    return out, multirun(out, "num_shards=3", "shard=0,1,2")
 
 
 def test_pool_runs_every_job_and_prints_one_comparison(pool_sweep):
@@ -49,9 +49,9 @@ def test_pool_runs_every_job_and_prints_one_comparison(pool_sweep):
 
 
 def test_a_failing_job_fails_the_sweep_and_keeps_the_others_records(tmp_path):
-    done = multirun(tmp_path, "bench.num_shards=2", "bench.shard=0,1,2")  # shard 2 of 2 does not exist
+    done = multirun(tmp_path, "num_shards=2", "shard=0,1,2")  # shard 2 of 2 does not exist
     assert done.returncode != 0
-    assert "bench.shard=2 is out of range for bench.num_shards=2" in done.stdout + done.stderr
+    assert "shard=2 is out of range for num_shards=2" in done.stdout + done.stderr
     (run_path,) = {p.parent for p in (tmp_path / "runs").rglob("manifest*.json")}
     run = RunDir(run_path)
     assert sum(len(rec.read_lines(run.records_path(s, 2))) for s in (0, 1)) == LIMIT

@@ -164,12 +164,12 @@ def test_sweep_jobs_are_expanded_like_hydra_numbers_them(tmp_path, capsys):
         "    params:\n"
         "      method: frozen,best_of_n\n"
         "  overrides:\n"
-        f"    task: [bench.num_shards=2, 'bench.shard=range(0,2)', 'output_root={tmp_path / 'runs'}']\n"
+        f"    task: [num_shards=2, 'shard=range(0,2)', 'output_root={tmp_path / 'runs'}']\n"
     )
     code, out = status_of(capsys, sweep)
     assert code == 1 and "0 of 2 runs complete" in out
     commands = [line.split(": ", 1)[1] for line in out.splitlines() if "to finish shard" in line]
     assert [line.split("(job ")[1].split(")")[0] for line in out.splitlines() if "to finish shard" in line] == ["0", "1", "2", "3"]
-    assert commands[0] == f"python -m harness.eval method=frozen bench.num_shards=2 bench.shard=0 output_root={tmp_path / 'runs'}"
-    assert commands[3].startswith("python -m harness.eval method=best_of_n bench.num_shards=2 bench.shard=1")
+    assert commands[0] == f"python -m harness.eval method=frozen num_shards=2 shard=0 output_root={tmp_path / 'runs'}"
+    assert commands[3].startswith("python -m harness.eval method=best_of_n num_shards=2 shard=1")
     assert out.count("NOT STARTED") == 4

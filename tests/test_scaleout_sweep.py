@@ -24,7 +24,7 @@ from harness.video import read_mp4
 
 ROOT = CONF_DIR.parent
 LIMIT = 4
-OVERRIDES = ["bench=micro", "method=frozen", f"bench.limit={LIMIT}", "progress=false"]
+OVERRIDES = ["bench=micro", "method=frozen", f"limit={LIMIT}", "progress=false"]
 
 
 def run_in_process(output_root: Path, *overrides: str) -> RunDir:
@@ -43,7 +43,7 @@ def sweep(tmp_path_factory) -> Path:
     """Two shards launched as one multirun, each job its own process pinned to its own 'GPU'."""
     out = tmp_path_factory.mktemp("sweep")
     cmd = [sys.executable, "-m", "harness.eval", "-m", "hydra/launcher=local_gpus", f"output_root={out / 'runs'}",
-           *OVERRIDES, "bench.num_shards=2", "bench.shard=0,1", f"hydra.sweep.dir={out / 'sweep'}"]
+           *OVERRIDES, "num_shards=2", "shard=0,1", f"hydra.sweep.dir={out / 'sweep'}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HARNESS_GPUS": "0,1", "HARNESS_GPU_LOCK_DIR": str(out / "locks")}
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -99,7 +99,7 @@ def test_requeued_shard_resumes_a_truncated_records_file(sweep, tmp_path):
     assert status_main([str(run.path)]) == 1
 
     for shard in (0, 1):  # the requeued jobs: the same arguments again
-        run_in_process(out / "runs", "bench.num_shards=2", f"bench.shard={shard}")
+        run_in_process(out / "runs", "num_shards=2", f"shard={shard}")
 
     assert shard0.read_bytes() == before0  # shard 0 had nothing to redo
     lines = rec.read_lines(shard1)
@@ -119,7 +119,7 @@ def test_status_of_a_sweep_names_the_shard_that_never_ran(sweep, tmp_path, capsy
     assert status_main([str(out / "sweep")]) == 1
     text = capsys.readouterr().out
     assert "1/2" in text and "NOT STARTED" in text
-    assert "to finish shard 1/2 (job 1): python -m harness.eval" in text and "bench.shard=1" in text
+    assert "to finish shard 1/2 (job 1): python -m harness.eval" in text and "shard=1" in text
 
 
 def test_status_refuses_a_record_duplicated_across_shard_files(sweep, tmp_path, capsys):

@@ -28,7 +28,6 @@ CONF = Path(__file__).resolve().parents[1] / "conf" / "student"
 
 def test_micro_config_builds_the_shipped_student():
     cfg = OmegaConf.load(CONF / "micro.yaml")
-    del cfg.lora_lr  # read by the method configs (harness.config.RUNNER_KEYS)
     student = instantiate(cfg, device="cpu")
     assert isinstance(student, WanStudent)
     # The later levels are the ones the micro student's later steps train on (train_student.LATER_SIGMAS).

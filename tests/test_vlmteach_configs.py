@@ -13,8 +13,9 @@ VARIANTS = sorted(p.stem for p in (CONF_DIR / "method").glob("vlmteach*.yaml"))
 
 def method_for(name: str, student: str = "wan22_ti2v_5b") -> tuple[VlmTeach, str]:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"method={name}", f"student={student}"])
-    return instantiate(component_kwargs(cfg, "method"), _convert_="all"), cfg.method.label
+        cfg = compose(config_name="config", overrides=[f"method={name}", f"student={student}"],
+                      return_hydra_config=True)
+    return instantiate(component_kwargs(cfg, "method"), _convert_="all"), cfg.hydra.runtime.choices.method
 
 
 def test_default_is_the_papers_setting():
@@ -29,7 +30,7 @@ def test_default_is_the_papers_setting():
 @pytest.mark.parametrize("name", ["vlmteach", "vlmteach_process_only"])
 def test_a_student_config_sets_its_own_learning_rate_for_every_variant(name):
     micro, _ = method_for(name, student="micro")
-    assert micro.optimizer_kwargs["lr"] == OmegaConf.load(CONF_DIR / "student" / "micro.yaml").lora_lr != 5e-5
+    assert micro.optimizer_kwargs["lr"] == OmegaConf.load(CONF_DIR / "student" / "micro.yaml").lora.lr != 5e-5
     assert method_for(name, student="fastwan22_ti2v_5b")[0].optimizer_kwargs["lr"] == 5e-5  # none set: the paper's
 
 

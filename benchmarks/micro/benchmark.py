@@ -15,6 +15,7 @@ class MicroBenchmark:
     """The procedural micro world's evaluation set, scored by its rule-based scorer."""
 
     name = "micro"
+    score_settings = ()  # the rule scorer has no settings
 
     def __init__(self, *, split: str = "all", families: list[str] | None = None, data_path: str | None = None) -> None:
         if split not in ("all", *SPLITS):

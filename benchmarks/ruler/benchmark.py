@@ -30,6 +30,7 @@ class RulerBenchmark:
     """
 
     name = "ruler"
+    score_settings = ("judge",)  # bench config keys that decide scores, not videos (harness.config.score_hash)
 
     def __init__(
         self,

@@ -45,6 +45,10 @@ def load_system_prompt(path: str | Path | None) -> str:
 class ChecklistJudge(abc.ABC):
     """The backend-independent part: attempts, backoff, format check and cache."""
 
+    # Settings that change how the judge is called, never what it answers: the score hash leaves them out,
+    # so a new timeout or cache folder neither re-scores nor refuses a run.
+    transport_settings: tuple[str, ...] = ("cache_dir", "max_attempts", "retry_backoff_s")
+
     def __init__(
         self,
         *,
@@ -117,6 +121,8 @@ class ApiJudge(ChecklistJudge):
     """An OpenAI-compatible judge. Defaults follow upstream: model o3, ``presence_penalty=0``,
     no temperature; point ``base_url`` (and ``api_key_env``, or null) at a self-hosted server
     to use another VLM."""
+
+    transport_settings = (*ChecklistJudge.transport_settings, "base_url", "api_key_env", "max_retries", "backoff_s", "timeout_s")
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ class VbvrBenchmark:
     """
 
     name = "vbvr"
+    score_settings = ("patch_safe_distance",)  # bench config keys that decide scores, not videos
 
     def __init__(
         self,

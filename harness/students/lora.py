@@ -26,6 +26,9 @@ class LoraSpec:
     )
     init: str = "gaussian"
     dropout: float = 0.0
+    # The learning rate this adapter is tuned with, where it is the student's own (a method's ``lr`` reads it
+    # through the config: conf/method/vlmteach.yaml); None: the method's default.
+    lr: float | None = None
 
     def __post_init__(self) -> None:
         if self.init not in _ZERO_OUTPUT_INITS:
@@ -34,6 +37,8 @@ class LoraSpec:
             )
         if self.rank < 1:
             raise ValueError(f"student.lora.rank must be >= 1, got {self.rank}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"student.lora.lr must be > 0 (or null for the method's default), got {self.lr}")
         if self.dropout != 0.0:  # the student runs in eval mode, where peft's dropout is a no-op
             raise ValueError(f"student.lora.dropout must be 0 (the student stays in eval mode), got {self.dropout}")
 

@@ -74,8 +74,8 @@ def load_student(path: Path, device: str = "cpu", lora: dict | None = None) -> W
 
 
 def vlmteach_lr(lr: float | None) -> float:
-    """``lr``, or else the learning rate `make eval`'s vlmteach uses on the micro student (its ``lora_lr``)."""
-    return float(OmegaConf.load(STUDENT_CONFIG).lora_lr) if lr is None else lr
+    """``lr``, or else the learning rate `make eval`'s vlmteach uses on the micro student (its ``lora.lr``)."""
+    return float(OmegaConf.load(STUDENT_CONFIG).lora.lr) if lr is None else lr
 
 
 def eval_subset(per_cell: int) -> tuple[MicroBenchmark, list]:
@@ -459,7 +459,7 @@ def main() -> None:
     parser.add_argument("--oracle", type=int, metavar="N", help="fit the LoRA to the correct video on N per cell")
     parser.add_argument("--lr", type=float,
                         help="the LoRA learning rate for --oracle / --attack / --loop-steps / --compare (default: the micro "
-                             "student's lora_lr, as make eval's vlmteach)")
+                             "student's lora.lr, as make eval's vlmteach)")
     parser.add_argument("--oracle-space", choices=("pixel", "latent"), default="pixel",
                         help="--oracle's loss: pixels through the loop's decoder, or latents")
     parser.add_argument("--oracle-frames", choices=sorted(ORACLE_FRAMES), default="all",
