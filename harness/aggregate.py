@@ -7,6 +7,10 @@ they are counted beside it, and an incomplete run says so in its table header.
 
 ``compare`` puts runs of the same benchmark side by side, one row per method, with the paired
 difference against a baseline method and the paper's numbers (results/reference) as rows.
+
+A benchmark's official aggregation may return ``warnings`` (e.g. RULER verdicts given under a judge
+prompt that is not the benchmark's own): they head the run's table.md, go into summary.json, every
+row of table.csv and the W&B summary, and mark the run's label in comparisons.
 """
 
 from __future__ import annotations
@@ -222,6 +226,14 @@ def _expected_ids(run: RunResults) -> list[str] | None:
     return run.completeness.planned if run.has_manifest else None
 
 
+def official_warnings(official: dict[str, Any] | None) -> list[str]:
+    return list(official.get("warnings", [])) if isinstance(official, dict) else []
+
+
+def _warnings_md(warnings: list[str]) -> list[str]:
+    return [f"**WARNING: {w}**" for w in warnings] + ([""] if warnings else [])
+
+
 def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
     if isinstance(obj, dict):
         return [kv for k in obj for kv in _flatten(obj[k], f"{prefix}.{k}" if prefix else str(k))]
@@ -233,7 +245,8 @@ def _official_md(official: dict[str, Any] | None, bench: str) -> list[str]:
         return []
     lines = [f"### Official aggregation (benchmarks.{bench}.official_aggregate)", ""]
     notes = official.get("notes", []) if isinstance(official, dict) else []
-    for key, value in _flatten({k: v for k, v in official.items() if k != "notes"}):
+    lines += _warnings_md(official_warnings(official))
+    for key, value in _flatten({k: v for k, v in official.items() if k not in ("notes", "warnings")}):
         lines.append(f"- {key}: {_fmt(value) if isinstance(value, float) else value}")
     lines += [f"- note: {n}" for n in notes]
     return lines + [""]
@@ -303,6 +316,7 @@ def run_summary(run: RunResults) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "official": official_aggregation(run.bench, run.records, _expected_ids(run)),
         "teacher_verdicts": teacher_audit.verdict_rows(run.records, [], _audit_levels(run)),
     }
+    summary["warnings"] = official_warnings(summary["official"])
     return summary, rows
 
 
@@ -315,7 +329,7 @@ def run_markdown(run: RunResults, summary: dict[str, Any]) -> str:
          str(row["n_unscored"]), _fmt_cost(row["mean_seconds"]), _fmt_cost(row["mean_steps"])]
         for row in summary["rows"]
     ]
-    lines = [head, "", flag, "", f"config_hash: `{run.config_hash}`", ""]
+    lines = [head, "", *_warnings_md(summary["warnings"]), flag, "", f"config_hash: `{run.config_hash}`", ""]
     lines += _md_table(["level", "group", "mean", "95% CI", "n", "n expected", "err", "unscored", "s/inst", "steps"], body)
     lines += [""] + _official_md(summary["official"], run.bench)
     if summary["teacher_verdicts"]:
@@ -328,7 +342,8 @@ def write_run_tables(run_dir: str | Path) -> tuple[dict[str, Any], str, pd.DataF
     run = load_run(run_dir)
     summary, rows = run_summary(run)
     markdown = run_markdown(run, summary)
-    frame = pd.DataFrame(rows).assign(bench=run.bench, method=display_method(run.method))
+    frame = pd.DataFrame(rows).assign(bench=run.bench, method=display_method(run.method),
+                                      warnings="; ".join(summary["warnings"]))
     atomic_write_text(run.path / "summary.json", json.dumps(summary, indent=1, sort_keys=True, default=_jsonable) + "\n")
     atomic_write_text(run.path / "table.md", markdown)
     atomic_write_text(run.path / "table.csv", frame.to_csv(index=False))
@@ -380,12 +395,14 @@ def _reference_rows(ref: pd.DataFrame, name: str) -> list[dict[str, Any]]:
 # -- many runs -----------------------------------------------------------------------------------
 
 
-def _label_runs(runs: list[RunResults]) -> dict[Path, str]:
-    """Method label per run; runs sharing a label are told apart by their directory name."""
+def _label_runs(runs: list[RunResults], warned: set[Path] = frozenset()) -> dict[Path, str]:
+    """Method label per run; runs sharing a label are told apart by their directory name, and a run
+    whose official aggregation warns is marked (the warnings are listed under the runs)."""
     counts: dict[str, int] = {}
     for r in runs:
         counts[r.method] = counts.get(r.method, 0) + 1
-    return {r.path: display_method(r.method) + (f" @{r.path.name}" if counts[r.method] > 1 else "") for r in runs}
+    return {r.path: display_method(r.method) + (f" @{r.path.name}" if counts[r.method] > 1 else "")
+            + (" [NOT COMPARABLE: see warning]" if r.path in warned else "") for r in runs}
 
 
 def compare(run_dirs: Iterable[str | Path], baseline: str = "frozen",
@@ -418,7 +435,9 @@ def compare(run_dirs: Iterable[str | Path], baseline: str = "frozen",
 
 def _compare_bench(bench: str, runs: list[RunResults], baseline: str,
                    paper: list[dict[str, Any]]) -> tuple[str, pd.DataFrame]:
-    labels = _label_runs(runs)
+    official = {r.path: official_aggregation(r.bench, r.records, _expected_ids(r)) for r in runs}
+    warnings = {path: official_warnings(o) for path, o in official.items()}
+    labels = _label_runs(runs, {path for path, w in warnings.items() if w})
     base_runs = [r for r in runs if r.method == baseline]
     if len(base_runs) > 1:
         raise UserError(f"{bench}: {len(base_runs)} runs of baseline {baseline!r} "
@@ -431,12 +450,13 @@ def _compare_bench(bench: str, runs: list[RunResults], baseline: str,
                          "complete": r.complete, **row})
 
     lines = [f"## {bench}" + (f" — baseline: {baseline}" if runs else " — paper only"), ""]
-    lines += [f"- {labels[r.path]}: {r.flag} ({r.path})" for r in runs]
+    for r in runs:
+        lines += [f"- {labels[r.path]}: {r.flag} ({r.path})"] + [f"  - **WARNING: {w}**" for w in warnings[r.path]]
     if runs and base is None:
         lines.append(f"- baseline {baseline!r} not among these runs: no paired difference column")
     lines.append("")
     lines += _comparison_markdown(bench, rows, paper, baseline if base is not None else None)
-    officials = {labels[r.path]: o for r in runs if (o := official_aggregation(r.bench, r.records, _expected_ids(r)))}
+    officials = {labels[r.path]: o for r in runs if (o := official[r.path])}
     lines += _official_compare_md(bench, officials)
     frozen = next((r.records for r in runs if r.method == FROZEN), [])
     for r in runs:

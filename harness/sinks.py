@@ -113,6 +113,7 @@ class WandbSink:
                 "overall/n_error": overall.get("n_error"), "overall/n_expected": overall.get("n_expected"),
                 "complete": summary["complete"], "flag": summary["flag"],
                 "official": json.dumps(summary.get("official"), default=str),
+                "warnings": "; ".join(summary.get("warnings", [])),  # e.g. a RULER judge prompt that is not official
             })
             exit_code = 0
         finally:

@@ -3,7 +3,9 @@ OpenAI-compatible endpoint on 127.0.0.1 (real HTTP)."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import io
 import json
 
 import numpy as np
@@ -11,12 +13,13 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import open_dict
+from PIL import Image
 
 from baselines.prompt_backends import ApiVlm, TeacherVlm
 from baselines.prompt_parsing import parse_choice, parse_prompt_reply
 from baselines.prompt_rewrite import ApiPromptRewrite, PromptRewrite
 from baselines.sampling import candidate_seeds
-from baselines.videotpo import ApiVideoTpo, VideoTpo
+from baselines.videotpo import ApiVideoTpo, VideoTpo, stacked_view
 from benchmarks.micro import generate_instances
 from benchmarks.ruler.fixtures import FakeChatServer
 from harness.chat_api import ChatApiError
@@ -30,6 +33,7 @@ SEED = 5
 NEW_PROMPT = "Move the yellow square right, then down, onto the red outlined cell."
 CRITIQUE_2 = 'Candidate 1 stops early. Candidate 2 reaches the cell.\n{"better": 2}'
 CRITIQUE_1 = "Candidate 1 is clearly better: it keeps the other squares still."
+VLM_PICK = {"selection": "vlm_pick", "critic_view": "frames"}  # conf/method/videotpo_vlm_pick.yaml
 
 
 def compose_cfg(*overrides):
@@ -161,11 +165,45 @@ def test_api_failure_after_retries_raises_with_the_trace_so_far(models, instance
 
 
 # ------------------------------------------------------------------ videotpo
+def tivibench_critic_image(clips):
+    """The critic image as TiViBench's script builds it: the candidates stitched top to bottom frame by frame,
+    that video's first and last frame stitched top to bottom, resized to 256x256 (PIL's default filter)."""
+    stitched = [np.vstack(frames) for frames in zip(*clips)]
+    both = np.vstack([stitched[0], stitched[-1]])
+    return np.asarray(Image.fromarray(both).resize((256, 256)))
+
+
+def decoded_image(body, k=0):
+    url = [p for p in body["messages"][0]["content"] if p["type"] == "image_url"][k]["image_url"]["url"]
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"), dtype=float)
+
+
+def test_videotpo_default_is_tivibench_pass_at_1_with_one_stacked_critic_image(models, instance, seen_prompts):
+    """The published protocol: the last round is not critiqued, the final prompt's first seed is returned
+    even when a critique prefers candidate 2, and the critic sees one 256x256 JPEG-q50 stacked image."""
+    with FakeChatServer([CRITIQUE_2, "State the direction of each step.", NEW_PROMPT]) as server:
+        out = run(ApiVideoTpo(vlm=api(server)), models, instance)
+    assert len(server.requests) == out.trace["vlm_calls"] == 3 and [image_count(b) for b in server.requests] == [1, 0, 0]
+    assert seen_prompts == [instance.prompt] * 2 + [NEW_PROMPT] * 2 and out.steps == 3 + 4
+    seeds = candidate_seeds(SEED, 2)
+    final = dataclasses.replace(instance, prompt=NEW_PROMPT)
+    assert np.array_equal(out.clip, generate_clip(models[0], final, seeds[0]))
+    assert out.trace["chosen"] == 0 and out.trace["seed"] == seeds[0] and "critique" not in out.trace["rounds"][-1]
+    first_round = [generate_clip(models[0], instance, s) for s in seeds]
+    buf = io.BytesIO()
+    Image.fromarray(tivibench_critic_image(first_round)).save(buf, format="JPEG", quality=50)
+    q50 = np.asarray(Image.open(buf).convert("RGB"))
+    assert np.array_equal(stacked_view(first_round), q50)
+    seen = decoded_image(server.requests[0])  # re-encoded at q95 for the API: close to the q50 image
+    assert seen.shape == (256, 256, 3) and np.abs(seen - q50).mean() < 2.0
+    assert '"better"' not in request_text(server.requests[0])  # the critic is not asked to pick
+
+
 @pytest.mark.parametrize("last_critique, chosen", [(CRITIQUE_2, 1), (CRITIQUE_1, 0)], ids=["names_2", "names_1"])
 def test_videotpo_api_rounds_and_the_named_candidate_is_returned(models, instance, seen_prompts, last_critique, chosen):
     script = [CRITIQUE_2, "State the direction of each step.", f"New prompt: {NEW_PROMPT}", last_critique]
     with FakeChatServer(script) as server:
-        out = run(ApiVideoTpo(vlm=api(server)), models, instance)
+        out = run(ApiVideoTpo(vlm=api(server), **VLM_PICK), models, instance)
     assert seen_prompts == [instance.prompt] * 2 + [NEW_PROMPT] * 2
     seeds = candidate_seeds(SEED, 2)
     expected = generate_clip(models[0], dataclasses.replace(instance, prompt=NEW_PROMPT), seeds[chosen])
@@ -187,7 +225,7 @@ def test_videotpo_api_rounds_and_the_named_candidate_is_returned(models, instanc
 
 def test_videotpo_unparsable_critique_and_rewrite_fall_back_flagged(models, instance, seen_prompts):
     with FakeChatServer(["Both look similar.", "Be clearer.", "assistant " * 20, "Hard to say."]) as server:
-        out = run(ApiVideoTpo(vlm=api(server)), models, instance)
+        out = run(ApiVideoTpo(vlm=api(server), **VLM_PICK), models, instance)
     first, last = out.trace["rounds"]
     assert first["critique"]["choice_fallback"] is True and first["critique"]["chosen"] == 0
     assert first["rewrite"]["fallback"] is True and out.trace["final_prompt"] == instance.prompt
@@ -199,7 +237,7 @@ def test_videotpo_unparsable_critique_and_rewrite_fall_back_flagged(models, inst
 @pytest.mark.parametrize("rounds, width", [(1, 3), (3, 1)])
 def test_rounds_and_width_set_the_cost(models, instance, seen_prompts, rounds, width):
     with FakeChatServer(default=f"{NEW_PROMPT} {{\"better\": {width}}}") as server:
-        out = run(ApiVideoTpo(vlm=api(server), rounds=rounds, width=width, same_seeds_each_round=False),
+        out = run(ApiVideoTpo(vlm=api(server), rounds=rounds, width=width, same_seeds_each_round=False, **VLM_PICK),
                   models, instance)
     calls = rounds + 2 * (rounds - 1)
     assert len(server.requests) == out.trace["vlm_calls"] == calls
@@ -224,6 +262,14 @@ def test_videotpo_with_the_micro_teacher(models, instance, seen_prompts):
     out = run(VideoTpo(vlm=TeacherVlm(max_new_tokens=1)), models, instance)
     first, last = out.trace["rounds"]
     assert first["rewrite"]["fallback"] is True and out.trace["final_prompt"] == instance.prompt
+    assert first["critique"]["images"] == ["stacked_first_then_last_frames"] and "critique" not in last
+    assert seen_prompts == [instance.prompt] * 4 and out.steps == 3 + 4
+    assert np.array_equal(out.clip, generate_clip(models[0], instance, SEED))  # the first seed
+
+
+def test_videotpo_vlm_pick_with_the_micro_teacher(models, instance, seen_prompts):
+    out = run(VideoTpo(vlm=TeacherVlm(max_new_tokens=1), **VLM_PICK), models, instance)
+    first, last = out.trace["rounds"]
     for step in (first, last):  # the choice is whatever the one-token critique names, or the flagged default
         choice = parse_choice(step["critique"]["reply"], 2)
         assert step["critique"]["chosen"] == (0 if choice is None else choice)
@@ -237,6 +283,7 @@ def test_videotpo_with_the_micro_teacher(models, instance, seen_prompts):
 @pytest.mark.parametrize("name, cls, backend, teacher", [
     ("prompt_rewrite", PromptRewrite, TeacherVlm, True), ("prompt_rewrite_api", ApiPromptRewrite, ApiVlm, False),
     ("videotpo", VideoTpo, TeacherVlm, True), ("videotpo_api", ApiVideoTpo, ApiVlm, False),
+    ("videotpo_vlm_pick", VideoTpo, TeacherVlm, True),
 ])
 def test_configs_build_the_method_and_tell_the_runner_about_the_teacher(name, cls, backend, teacher):
     cfg = compose_cfg(f"method={name}")
@@ -245,6 +292,9 @@ def test_configs_build_the_method_and_tell_the_runner_about_the_teacher(name, cl
     assert method_needs_teacher(cfg) is teacher
     if not teacher:
         assert method.vlm.describe()["model"] == "gpt-4o"
+    if name.startswith("videotpo"):  # TiViBench's protocol unless the name says otherwise
+        published = ("first_seed", "stacked")
+        assert (method.selection, method.critic_view) == (("vlm_pick", "frames") if "pick" in name else published)
 
 
 def test_a_backend_the_runner_would_not_prepare_for_is_refused():
@@ -259,7 +309,7 @@ def test_runner_records_api_videotpo_and_an_api_failure_as_an_error(tmp_path):
     overrides = [f"output_root={tmp_path}", "progress=false", "limit=2", "student.device=cpu",
                  "method=videotpo_api", "method.vlm.api_key_env=null", "method.vlm.max_retries=0"]
     # Instance 1 gets a full exchange; instance 2's first critique fails (the script is empty, no default).
-    with FakeChatServer([CRITIQUE_2, "Name each step.", NEW_PROMPT, CRITIQUE_1]) as server:
+    with FakeChatServer([CRITIQUE_2, "Name each step.", NEW_PROMPT]) as server:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(config_name="config", overrides=[*overrides, f"method.vlm.base_url={server.base_url}"],
                           return_hydra_config=True)
@@ -270,7 +320,7 @@ def test_runner_records_api_videotpo_and_an_api_failure_as_an_error(tmp_path):
         records = runner.execute(NullSink()).latest_records()
     assert runner.teacher is None  # the API variant never loads the teacher
     ok, failed = (records[k] for k in sorted(records))
-    assert ok["status"] == "ok" and ok["method"] == "videotpo_api" and ok["steps"] == 8
+    assert ok["status"] == "ok" and ok["method"] == "videotpo_api" and ok["steps"] == 7
     assert ok["trace"]["final_prompt"] == NEW_PROMPT and ok["trace"]["chosen"] == 0
     assert failed["status"] == "error" and failed["error_stage"] == "generate" and "HTTP 500" in failed["error"]
     assert failed["trace"]["rounds"][0]["critique"]["request"] and "reply" not in failed["trace"]["rounds"][0]["critique"]

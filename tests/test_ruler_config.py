@@ -73,6 +73,18 @@ def test_system_prompt_is_a_config_value(conf_dir, release, tmp_path):
     assert instantiate(cfg.bench).judge.system_prompt == official.read_text()
 
 
+def test_default_judge_prompt_is_rulers_own_file_beside_the_data(conf_dir, tmp_path):
+    release = write_tiny_release(tmp_path / "ruler")
+    beside = release / "eval" / "system_prompt.txt"
+    beside.parent.mkdir(exist_ok=True)
+    beside.write_text("Where make data BENCH=ruler puts RULER-Bench's eval/system_prompt.txt.")
+    bench = instantiate(compose_cfg(conf_dir, f"bench.data_dir={release}", f"judge.cache_dir={tmp_path}").bench)
+    bench.instances()
+    assert bench.judge.system_prompt == beside.read_text()
+    local = compose_cfg(conf_dir, "judge=local_vlm").bench.judge
+    assert local.system_prompt == "official" and local.system_prompt_path is None
+
+
 def test_local_vlm_judge_config_names_its_model(conf_dir):
     cfg = compose_cfg(conf_dir, "judge=local_vlm", "judge.teacher.path=/models/qwen3-vl-4b")
     judge = OmegaConf.to_container(cfg.bench.judge, resolve=True)

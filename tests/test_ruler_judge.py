@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from benchmarks.ruler import ApiJudge, LocalVlmJudge, RulerBenchmark
-from benchmarks.ruler.fixtures import FakeChatServer, write_tiny_release
+from benchmarks.ruler.fixtures import STAND_IN_PROMPT, FakeChatServer, write_tiny_release
 from benchmarks.ruler.labels import ResponseFormatError, parse_labels, reasoning_text
 from benchmarks.ruler.request import ImageInput, build_request, sample_frames, shrink
 from harness.types import ScoringError
@@ -45,8 +45,15 @@ def _key(monkeypatch):
     monkeypatch.setenv("TEST_JUDGE_KEY", "sk-test")
 
 
+def stand_in_prompt(tmp_path):
+    path = tmp_path / "stand_in_system_prompt.txt"
+    path.write_text(STAND_IN_PROMPT)
+    return str(path)
+
+
 def api_judge(server, tmp_path, **kw):
-    kw = {"api_key_env": "TEST_JUDGE_KEY", "max_retries": 1, "backoff_s": 0.0, "retry_backoff_s": 0.0, "cache_dir": str(tmp_path / "cache"), **kw}
+    kw = {"api_key_env": "TEST_JUDGE_KEY", "max_retries": 1, "backoff_s": 0.0, "retry_backoff_s": 0.0,
+          "cache_dir": str(tmp_path / "cache"), "system_prompt_path": stand_in_prompt(tmp_path), **kw}
     return ApiJudge(base_url=server.base_url, **kw)
 
 
@@ -87,6 +94,19 @@ def test_frames_every_int_fps_over_2_and_longest_side_512(video):
     assert [int(f[0, 0, 0]) for f in frames] == pytest.approx([2 * i for i in range(0, 89, 8)], abs=2)
     assert shrink(np.zeros((300, 200, 3), np.uint8)).shape == (300, 200, 3)  # small frames untouched
     assert shrink(np.zeros((1000, 300, 3), np.uint8)).shape == (512, 153, 3)  # int(300 * 0.512)
+
+
+def test_frames_are_resized_and_encoded_as_upstreams_opencv_calls():
+    """eval.py resizes with cv2.resize(..., INTER_AREA) and encodes with cv2.imencode('.jpg') on BGR frames."""
+    import cv2
+
+    from harness.chat_api import encode_jpeg
+
+    frame = np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    ours = shrink(frame)
+    assert np.array_equal(ours, cv2.resize(frame, (512, 288), interpolation=cv2.INTER_AREA))
+    ok, upstream = cv2.imencode(".jpg", np.ascontiguousarray(ours[..., ::-1]))
+    assert ok and encode_jpeg(ours) == upstream.tobytes()
 
 
 def test_request_follows_the_official_order(instances, video):
@@ -246,7 +266,8 @@ class ScriptedTeacher:
 
 def test_local_judge_flattens_the_request_in_order(instances, video, tmp_path):
     teacher = ScriptedTeacher([reply(["Poor", "Good"])])
-    judge = LocalVlmJudge(teacher=teacher, model_id="tiny-vlm", max_new_tokens=64, cache_dir=str(tmp_path / "c"))
+    judge = LocalVlmJudge(teacher=teacher, model_id="tiny-vlm", max_new_tokens=64, cache_dir=str(tmp_path / "c"),
+                          system_prompt_path=stand_in_prompt(tmp_path))
     verdict = judge.judge(build_request(instances["ruler/chess/0"], video))
     assert verdict.labels == ["Poor", "Good"]
     ((prompt, images, max_new_tokens),) = teacher.calls
@@ -256,7 +277,7 @@ def test_local_judge_flattens_the_request_in_order(instances, video, tmp_path):
                                        "## Video to evaluate:\n[Image 3]", "[Image 14]", "# Question 2:")]
     assert order == sorted(order)
     # A greedy local judge is not retried by default: one bad reply is a scoring error.
-    bad = LocalVlmJudge(teacher=ScriptedTeacher(["no tags"]), model_id="tiny-vlm")
+    bad = LocalVlmJudge(teacher=ScriptedTeacher(["no tags"]), model_id="tiny-vlm", system_prompt="paraphrase")
     with pytest.raises(ScoringError, match="no valid reply in 1 attempts"):
         bad.judge(build_request(instances["ruler/chess/0"], video))
 
@@ -272,7 +293,8 @@ def test_local_judge_drives_the_real_teacher_adapter(instances, tmp_path):
     teacher = QwenVLTeacher.from_pretrained(path=str(path), device="cpu")
     clip = tmp_path / "small.mp4"
     write_mp4(clip, np.full((17, 32, 64, 3), 100, np.uint8), fps=16)
-    judge = LocalVlmJudge(teacher=teacher, model_id=str(path), max_new_tokens=8, cache_dir=str(tmp_path / "c"))
+    judge = LocalVlmJudge(teacher=teacher, model_id=str(path), max_new_tokens=8, cache_dir=str(tmp_path / "c"),
+                          system_prompt_path=stand_in_prompt(tmp_path))
     with pytest.raises(ScoringError, match="no valid reply in 1 attempts"):
         judge.judge(build_request(instances["ruler/chess/0"], clip))
     assert not list((tmp_path / "c").rglob("*.json"))

@@ -22,12 +22,13 @@ G5 = "G-5_multi_object_placement_data-generator"  # id, Perception
 G24 = "G-24_separate_objects_no_spin_data-generator"  # ood, Transformation
 
 
-def record(task: str, idx: int, score: float | None, status: str = "ok", details: dict | None = None) -> dict:
+def record(task: str, idx: int, score: float | None, status: str = "ok", details: dict | None = None,
+           error: str = "boom", stage: str = "generate") -> dict:
     split = tasks.TASK_SPLIT[task]
     r = Record(
         instance_id=tasks.instance_id(task, idx), bench="vbvr", task=task, category=tasks.category(task),
         split=split, method="frozen", seed=0, status=status, score=score if status == "ok" else None,
-        error=None if status == "ok" else "boom",
+        error=None if status == "ok" else error, error_stage=None if status == "ok" else stage,
         trace={"score_details": details} if details else {},
     )
     return json.loads(r.to_json())  # exactly what a records.jsonl line holds
@@ -77,6 +78,25 @@ def test_errors_and_missing_are_counted_never_zeros() -> None:
     assert (out["n_expected"], out["n_scored"], out["n_error"], out["n_missing"]) == (10, 7, 2, 1)
     assert not out["complete"]
     assert any("INCOMPLETE: 7 of 10" in n and "1 missing, 2 errors" in n for n in out["notes"])
+
+
+def test_scorer_failures_count_zero_in_the_official_means_other_errors_do_not() -> None:
+    expected = [tasks.instance_id(t, k) for t in (G3, G24) for k in range(5)]
+    failure = "ScorerFailure: official scorer for G-24 failed on 00003.mp4: Cannot open video (at official.py:1)"
+    recs = [record(G3, k, 0.9) for k in range(5)] + [record(G24, k, 0.6) for k in range(3)]
+    recs += [record(G24, 3, None, "error", error=failure, stage="score"),
+             record(G24, 4, None, "error", error="ScoringError: ground truth file missing", stage="score")]
+    out = official_aggregate(recs, expected_ids=expected)
+    # 0.9 x 5 + 0.6 x 3 + 0 (the scorer failure) over 9 samples; the missing-GT error stays out
+    assert out["overall"]["mean_score"] == pytest.approx((4.5 + 1.8) / 9)
+    assert out["Out_of_Domain"]["by_task"][G24] == pytest.approx(1.8 / 4)
+    assert out["Out_of_Domain"]["num_samples"] == 4 and out["overall"]["num_samples"] == 9
+    assert (out["n_scored"], out["n_scorer_failures"], out["n_error"]) == (8, 1, 1)
+    assert out["scorer_failures"] == {tasks.instance_id(G24, 3): failure}  # the scorer's message, kept
+    assert not out["complete"] and any("INCOMPLETE: 9 of 10" in n for n in out["notes"])
+    # a generation failure is not a scorer failure even if its text looked like one
+    gen = official_aggregate(recs[:-2] + [record(G24, 3, None, "error", error=failure)], expected_ids=expected)
+    assert gen["n_scorer_failures"] == 0 and gen["overall"]["num_samples"] == 8
 
 
 def test_subset_run_is_incomplete_against_the_full_benchmark() -> None:

@@ -7,6 +7,7 @@ ones at the top check the adapter's own guards and run everywhere.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import asdict
 import importlib.util
 import sys
 from pathlib import Path
@@ -15,8 +16,11 @@ import numpy as np
 import pytest
 
 from benchmarks.vbvr import VbvrBenchmark, tasks
-from benchmarks.vbvr.official import INSTALL_HINT
+from benchmarks.vbvr import official_aggregate
+from benchmarks.vbvr.official import INSTALL_HINT, ScorerFailure
 from benchmarks.vbvr.synthetic import synthetic_clip, write_synthetic_bench
+from harness.records import Record
+from harness.runner import _describe
 from harness.types import Instance, ScoringError, UserError
 from harness.video import read_mp4, write_mp4
 
@@ -54,7 +58,7 @@ def test_missing_video_or_gt_is_a_scoring_error(data_dir: Path, tmp_path: Path) 
     with pytest.raises(ScoringError, match="generated video missing"):
         bench.score(inst, tmp_path / "none.mp4")
     (tmp_path / "empty.mp4").write_bytes(b"")
-    with pytest.raises(ScoringError, match="missing or empty"):
+    with pytest.raises(ScorerFailure, match="empty"):  # upstream collects it and scores it 0
         bench.score(inst, tmp_path / "empty.mp4")
     no_gt = dataclasses.replace(inst, reference={**inst.reference, "gt_final_frame": str(tmp_path / "gone.png")})
     with pytest.raises(ScoringError, match="ground truth file missing"):
@@ -143,6 +147,59 @@ def test_undecodable_video_is_an_error_not_a_zero(data_dir: Path, tmp_path: Path
     garbage.write_bytes(b"\x00not an mp4" * 100)
     with pytest.raises(ScoringError):
         bench.score(inst, garbage)
+
+
+def _record(inst: Instance, bench: VbvrBenchmark, video: Path) -> dict:
+    """The record the runner writes after scoring ``video`` (an error keeps the runner's message)."""
+    base = dict(instance_id=inst.id, bench="vbvr", task=inst.task, category=inst.category, split=inst.split,
+                method="frozen", seed=0)
+    try:
+        score = bench.score(inst, video)
+    except ScoringError as exc:
+        return asdict(Record(**base, status="error", error=_describe(exc), error_stage="score"))
+    return asdict(Record(**base, status="ok", score=score.score))
+
+
+@needs_upstream
+def test_official_means_count_scorer_failures_as_zero_like_run_evaluation(data_dir: Path, tmp_path: Path) -> None:
+    import run_evaluation
+
+    bench = VbvrBenchmark(data_dir=str(data_dir), patch_safe_distance=False)  # G-24/G-54 raise, as upstream
+    videos: dict[str, Path | None] = {}
+    for n, inst in enumerate(bench.instances()):
+        path = tmp_path / f"{n}.mp4"
+        if inst.task in (G3, O47) and inst.reference["index"] == 1:
+            path.write_bytes(b"\x00not an mp4" * 100 if inst.task == G3 else b"")  # undecodable / empty
+        elif inst.task == O18 and inst.reference["index"] == 1:
+            path = None  # never generated: upstream does not collect it
+        else:
+            path = Path(inst.reference["gt_video"]) if n % 2 else _still_video(inst, path)
+        videos[inst.id] = path
+    records = [_record(inst, bench, videos[inst.id] or tmp_path / "absent.mp4") for inst in bench.instances()]
+    ours = official_aggregate(records, expected_ids=list(videos))
+
+    upstream = run_evaluation.init_results("frozen", str(tmp_path))
+    for inst in bench.instances():
+        if videos[inst.id] is None:
+            continue
+        gt = run_evaluation.find_gt_info(inst.task, inst.reference["index"], str(data_dir))
+        result = run_evaluation.evaluate_single_video(str(videos[inst.id]), inst.task, gt, "cpu")
+        run_evaluation.aggregate_score(upstream, {"score": float(result.get("score", 0.0)), "task_name": inst.task,
+                                                  "split": tasks.SPLIT_LABELS[inst.split], "category": inst.category})
+    run_evaluation.finalize_summary(upstream)
+
+    for split in ("In_Domain", "Out_of_Domain", "overall"):
+        theirs = upstream["summary"][split]
+        assert ours[split]["num_samples"] == theirs["num_samples"]
+        assert ours[split]["mean_score"] == pytest.approx(theirs["mean_score"], abs=1e-12)
+        assert ours[split]["by_task"] == pytest.approx(theirs["by_task"], abs=1e-12)
+        assert ours[split]["by_category"] == pytest.approx(theirs["by_category"], abs=1e-12)
+    # 2 x G-24 (NameError inside the scorer), one undecodable, one empty video
+    assert ours["n_scorer_failures"] == 4 and ours["overall"]["num_samples"] == 9
+    assert all(msg.startswith("ScorerFailure: ") for msg in ours["scorer_failures"].values())
+    assert "safe_distance" in ours["scorer_failures"][f"vbvr/{G24}/00000"]
+    assert (ours["n_missing"], ours["n_error"], ours["complete"]) == (0, 1, False)  # the O-18 video never made
+    assert any(n.startswith("4 video(s) the official scorer failed on") for n in ours["notes"])
 
 
 @needs_upstream

@@ -9,16 +9,19 @@ Upstream divides by zero when a category is absent (e.g. without "game"); here o
 with scored instances enter the means, as OpenCoF's port does. Also returned, because the paper's
 46.4 cannot come from the formula above (benchmarks.md §1.4): the mean of category averages and the
 mean of task scores (task score = mean of its instances' official averages), and the counts that
-upstream never reports (expected / scored / error / missing instances).
+upstream never reports (expected / scored / error / missing instances). When any verdict was not
+given under RULER-Bench's own judge prompt (benchmarks.ruler.system_prompt), ``warnings`` says so:
+the harness prints it on every table, summary.json and W&B summary of the run.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from statistics import fmean
 from typing import Any, Iterable
 
 from benchmarks.ruler.scoring import official_instance_mean, percent
+from benchmarks.ruler.system_prompt import OFFICIAL
 from benchmarks.ruler.tasks import (
     CATEGORY_DISPLAY,
     CATEGORY_TASKS,
@@ -60,6 +63,7 @@ def official_aggregate(records: Iterable[dict[str, Any]], expected_ids: Iterable
     }
     counts["complete"] = counts["n_scored"] == counts["n_expected"]
 
+    prompts = Counter(_prompt_kind(r) for r in ok)
     by_category: dict[str, list[dict[str, Any]]] = defaultdict(list)
     by_task: dict[str, list[float]] = defaultdict(list)
     for r in ok:
@@ -95,8 +99,24 @@ def official_aggregate(records: Iterable[dict[str, Any]], expected_ids: Iterable
         **counts,
         "table_ii": {"Avg": overall, **{task_abbrev(t): row["score"] for t, row in tasks.items()}},
         "table_iv": {"Overall": overall, **{CATEGORY_DISPLAY.get(c, c): row["avg"] for c, row in categories.items()}},
+        "judge_prompts": dict(sorted(prompts.items())),
+        "warnings": _prompt_warnings(prompts),
         "notes": list(NOTES),
     }
+
+
+def _prompt_kind(record: dict[str, Any]) -> str:
+    details = (record.get("trace") or {}).get("score_details") or {}
+    return details.get("system_prompt", "unrecorded")  # records before the choice existed used the paraphrase
+
+
+def _prompt_warnings(prompts: Counter) -> list[str]:
+    other = {kind: n for kind, n in prompts.items() if kind != OFFICIAL}
+    if not other:
+        return []
+    shown = ", ".join(f"{n} {kind}" for kind, n in sorted(other.items()))
+    return [f"JUDGE PROMPT NOT OFFICIAL: {shown} of {sum(prompts.values())} verdicts were not given under "
+            "RULER-Bench's eval/system_prompt.txt; these numbers are not comparable with the paper's"]
 
 
 def _ordered(keys: Iterable[str]) -> list[str]:

@@ -65,6 +65,8 @@ class RulerBenchmark:
             items, source = load_items(data_dir=self.data_dir, hub_id=self.hub_id, revision=self.revision)
             selected = [it for it in items if self._selected(it)]
             check_media(selected)
+            if self.judge is not None:  # before any generation: a missing judge prompt stops the run here
+                self.judge.use_data_dir(self.data_dir)
             self._instances = sorted((self._instance(it) for it in selected), key=lambda i: i.id)
             self.summary = self._summarise(source, len(items), self._instances)
             log.info("RULER-Bench: %d of %d released records selected from %s: %s", len(selected), len(items), source, self.summary["by_category"])
@@ -76,6 +78,7 @@ class RulerBenchmark:
     def score(self, instance: Instance, video: Path) -> Score:
         if self.judge is None:
             raise ScoringError(NO_JUDGE)
+        self.judge.use_data_dir(self.data_dir)  # a no-op once instances() has read it
         checklist = instance.reference["checklist"]
         verdict = self.judge.judge(build_request(instance, Path(video)))
         means = metric_means([metric for metric, _ in checklist], verdict.labels)
@@ -87,6 +90,7 @@ class RulerBenchmark:
                 "metrics": [METRICS[metric] for metric, _ in checklist],
                 "missing_metrics": [m for m in category_metrics(instance.category) if m not in means],  # counted 0
                 "judge": self.judge.model_id,
+                "system_prompt": self.judge.system_prompt_kind,  # only "official" is the paper's metric
                 "system_prompt_sha256": self.judge.system_prompt_sha256,
                 "cached": verdict.cached,
                 "attempts": verdict.attempts,

@@ -3,7 +3,9 @@ scripted OpenAI-compatible chat server on 127.0.0.1.
 
 The release has 5 records over 4 categories: I2V and T2V, a ground-truth image, an implicit
 explanation, an input video, a checklist without IF (vision rule) and a checklist given as JSON
-text (as in the parquet view). Media are small random PNGs / one mp4.
+text (as in the parquet view). Media are small random PNGs / one mp4. Where ``make data`` puts
+RULER-Bench's judge prompt, a labelled stand-in (``STAND_IN_PROMPT``) is written: its bytes differ
+from upstream's, so verdicts under it are recorded as ``modified``, never as official.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from benchmarks.ruler.system_prompt import OFFICIAL_RELPATH
 from harness.video import write_mp4
+
+STAND_IN_PROMPT = (
+    "TEST STAND-IN written by benchmarks/ruler/fixtures.py where RULER-Bench's eval/system_prompt.txt goes; "
+    "not the official judge prompt. Reply <think>...</think><answer>[labels]</answer>, one of Good, Medium, "
+    "Poor per checklist question.\n"
+)
 
 TINY_RECORDS: list[dict[str, Any]] = [
     {
@@ -90,6 +99,8 @@ def write_tiny_release(root: str | Path, parquet: bool = False, seed: int = 0) -
         with open(root / "data.jsonl", "w", encoding="utf-8") as f:
             for record in TINY_RECORDS:
                 f.write(json.dumps(record) + "\n")
+    (root / OFFICIAL_RELPATH).parent.mkdir(parents=True, exist_ok=True)
+    (root / OFFICIAL_RELPATH).write_text(STAND_IN_PROMPT, encoding="utf-8")
     return root
 
 

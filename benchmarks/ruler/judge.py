@@ -4,18 +4,22 @@ Backends: ``ApiJudge`` (any OpenAI-compatible endpoint; GPT-o3 by default, as th
 benchmark use) and ``LocalVlmJudge`` (a transformers VLM through the teacher adapter's
 ``generate``; not comparable with o3 numbers). A judge that never gives a valid reply raises
 ``ScoringError``: the runner records the instance as an error, it is never dropped or scored 0.
+
+The system prompt is RULER-Bench's own unless ``system_prompt="paraphrase"`` (benchmarks.ruler.system_prompt):
+given ``system_prompt_path`` it is read at once, else ``RulerBenchmark`` reads it from beside the data
+(``use_data_dir``) before anything is generated.
 """
 
 from __future__ import annotations
 
 import abc
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.ruler import system_prompt as prompts
 from benchmarks.ruler.cache import JudgeCache, cache_key
 from benchmarks.ruler.labels import ResponseFormatError, parse_labels
 from benchmarks.ruler.request import ImageInput, JudgeRequest
@@ -24,22 +28,12 @@ from harness.types import ScoringError, Teacher, UserError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SYSTEM_PROMPT = Path(__file__).with_name("system_prompt.txt")  # our paraphrase of upstream's
-
-
 @dataclass
 class Verdict:
     labels: list[str]
     raw: str
     attempts: int  # judge calls made for this verdict; 0 when it came from the cache
     cached: bool
-
-
-def load_system_prompt(path: str | Path | None) -> str:
-    path = Path(path) if path else DEFAULT_SYSTEM_PROMPT
-    if not path.is_file():
-        raise UserError(f"judge system prompt not found: {path} (set judge.system_prompt_path, or null for the packaged one)")
-    return path.read_text(encoding="utf-8")
 
 
 class ChecklistJudge(abc.ABC):
@@ -52,6 +46,7 @@ class ChecklistJudge(abc.ABC):
     def __init__(
         self,
         *,
+        system_prompt: str,
         system_prompt_path: str | None,
         cache_dir: str | None,
         max_attempts: int,
@@ -59,11 +54,39 @@ class ChecklistJudge(abc.ABC):
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
-        self.system_prompt = load_system_prompt(system_prompt_path)
-        self.system_prompt_sha256 = hashlib.sha256(self.system_prompt.encode()).hexdigest()
+        prompts.check_choice(system_prompt, system_prompt_path)
+        self._prompt_choice = system_prompt
+        self.prompt: prompts.SystemPrompt | None = None
+        if system_prompt == "paraphrase" or system_prompt_path:
+            self.prompt = prompts.load(system_prompt, system_prompt_path, None)
         self.cache = JudgeCache(cache_dir) if cache_dir else None
         self.max_attempts = max_attempts
         self.retry_backoff_s = retry_backoff_s
+
+    def use_data_dir(self, data_dir: str | None) -> None:
+        """Read the official prompt from beside the data unless a path or the paraphrase was given;
+        a missing file stops the run here, before any generation, with the command that fetches it."""
+        if self.prompt is None:
+            self.prompt = prompts.load(self._prompt_choice, None, data_dir)
+
+    def _loaded_prompt(self) -> prompts.SystemPrompt:
+        if self.prompt is None:
+            raise UserError("the RULER judge's system prompt was never read: give judge.system_prompt_path, "
+                            "or let RulerBenchmark read it from bench.data_dir")
+        return self.prompt
+
+    @property
+    def system_prompt(self) -> str:
+        return self._loaded_prompt().text
+
+    @property
+    def system_prompt_sha256(self) -> str:
+        return self._loaded_prompt().sha256
+
+    @property
+    def system_prompt_kind(self) -> str:
+        """``official`` only for RULER-Bench's own prompt, byte for byte (benchmarks.ruler.system_prompt)."""
+        return self._loaded_prompt().kind
 
     @property
     @abc.abstractmethod
@@ -134,13 +157,15 @@ class ApiJudge(ChecklistJudge):
         backoff_s: float = 2.0,
         timeout_s: float = 600.0,
         extra_params: dict[str, Any] | None = None,
+        system_prompt: str = "official",
         system_prompt_path: str | None = None,
         cache_dir: str | None = None,
         max_attempts: int = 4,
         retry_backoff_s: float = 2.0,
     ) -> None:
         super().__init__(
-            system_prompt_path=system_prompt_path, cache_dir=cache_dir, max_attempts=max_attempts, retry_backoff_s=retry_backoff_s
+            system_prompt=system_prompt, system_prompt_path=system_prompt_path, cache_dir=cache_dir,
+            max_attempts=max_attempts, retry_backoff_s=retry_backoff_s,
         )
         params = {"presence_penalty": 0} if extra_params is None else dict(extra_params)
         self.client = ChatClient(
@@ -187,13 +212,15 @@ class LocalVlmJudge(ChecklistJudge):
         teacher: Teacher,
         model_id: str,
         max_new_tokens: int = 2048,
+        system_prompt: str = "official",
         system_prompt_path: str | None = None,
         cache_dir: str | None = None,
         max_attempts: int = 1,
         retry_backoff_s: float = 0.0,
     ) -> None:
         super().__init__(
-            system_prompt_path=system_prompt_path, cache_dir=cache_dir, max_attempts=max_attempts, retry_backoff_s=retry_backoff_s
+            system_prompt=system_prompt, system_prompt_path=system_prompt_path, cache_dir=cache_dir,
+            max_attempts=max_attempts, retry_backoff_s=retry_backoff_s,
         )
         self.teacher = teacher
         self._model_id = model_id

@@ -3,7 +3,12 @@
 Order (eval/eval.py, ``qwen_vl_processor``): input image, prompt, ground-truth image, implicit
 explanation, input-video frames, frames of the video to evaluate, then the checklist questions
 (numbered; the metric names are not shown). Videos are sampled every ``int(fps / 2)``-th frame
-(about 2 fps) and shrunk to a longest side of at most 512 pixels with area averaging.
+(about 2 fps) and shrunk to a longest side of at most 512 pixels with OpenCV's INTER_AREA, as
+upstream. Frames are decoded by PyAV, which gives the same pixels as upstream's cv2.VideoCapture on
+the harness's H.264 files, and JPEG-encoded by Pillow at quality 95 (harness.chat_api), which gives
+the same bytes as upstream's ``cv2.imencode('.jpg')`` (both checked in tests/test_ruler_judge.py).
+Files (input and ground-truth images) are sent byte for byte as upstream; upstream labels every one
+``image/jpeg``, the harness names the type its bytes declare (PNG for PNG).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -100,13 +106,13 @@ def sample_frames(video: Path, max_side: int = MAX_SIDE) -> list[np.ndarray]:
 
 
 def shrink(frame: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
-    """Scale down (area averaging, like OpenCV's INTER_AREA) so the longest side is <= ``max_side``."""
+    """Scale down with OpenCV's INTER_AREA, as upstream, so the longest side is <= ``max_side``."""
     h, w = frame.shape[:2]
     if max(h, w) <= max_side:
         return frame
     scale = max_side / max(h, w)
-    size = (int(w * scale), int(h * scale))
-    return np.array(Image.fromarray(frame).resize(size, Image.Resampling.BOX))
+    # Pillow's BOX filter differs from INTER_AREA at non-integer scales (up to 18 levels on 720p frames).
+    return cv2.resize(frame, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
 
 
 def load_rgb(path: str | Path) -> np.ndarray:

@@ -1,9 +1,12 @@
 """VBVR-Bench's official aggregation (``run_evaluation.py``), made honest about missing samples.
 
 As upstream: per task, per category, In_Domain, Out_of_Domain and overall are means over samples
-(overall is not (ID + OOD) / 2 unless both splits are complete). Unlike upstream, scorer errors and
-missing videos are not zeros nor silently dropped: they are excluded from the means, counted, and
-the result is flagged incomplete against the expected instance set.
+(overall is not (ID + OOD) / 2 unless both splits are complete), and a video the official scorer
+fails on (``ScorerFailure``: a scorer exception, an empty or undecodable video) counts 0 with its
+sample in n, as ``run_evaluation.py`` scores it; the record stays an error with the scorer's message
+and the count is shown (``n_scorer_failures``). Unlike upstream, missing videos and other errors
+(missing ground truth, no scorer for the task, generation failures) are not silently dropped: they
+are excluded, counted, and the result is flagged incomplete against the expected instance set.
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ from statistics import fmean
 from typing import Any, Iterable, Mapping
 
 from benchmarks.vbvr import tasks as task_table
-from benchmarks.vbvr.official import PINNED_COMMIT
+from benchmarks.vbvr.official import PINNED_COMMIT, ScorerFailure
 from harness import records as rec
 
 _SHORT = {"Abstraction": "Abst", "Knowledge": "Know", "Perception": "Perc", "Spatiality": "Spat",
           "Transformation": "Trans"}
 _SPLIT_PREFIX = {"id": "ID", "ood": "OOD"}
 # The paper's Table I columns (paper.md §4.1), in order.
+# How the runner writes an exception into a record's error: its class name first.
+_SCORER_FAILURE_PREFIX = f"{ScorerFailure.__name__}:"
 TABLE_COLUMNS: tuple[str, ...] = ("Overall",) + tuple(
     col
     for split in task_table.SPLITS
@@ -54,8 +59,10 @@ def official_aggregate(
     latest = rec.latest_by_instance(records)
     expected = set(task_table.expected_ids() if expected_ids is None else expected_ids)
     planned = {i: r for i, r in latest.items() if i in expected}
-    ok = [r for r in planned.values() if r["status"] == rec.STATUS_OK]
-    n_error = sum(r["status"] == rec.STATUS_ERROR for r in planned.values())
+    failed = {i: r for i, r in planned.items() if is_scorer_failure(r)}
+    # The official means: scored samples, plus scorer failures at 0 as upstream.
+    ok = [r for r in planned.values() if r["status"] == rec.STATUS_OK] + [{**r, "score": 0.0} for r in failed.values()]
+    n_error = sum(r["status"] == rec.STATUS_ERROR for r in planned.values()) - len(failed)
     n_unscored = sum(r["status"] == rec.STATUS_GENERATED for r in planned.values())
     n_missing = len(expected) - len(planned)
     complete = len(ok) == len(expected)
@@ -78,7 +85,9 @@ def official_aggregate(
 
     result.update(
         n_expected=len(expected),
-        n_scored=len(ok),
+        n_scored=len(ok) - len(failed),
+        n_scorer_failures=len(failed),
+        scorer_failures={i: r["error"] for i, r in sorted(failed.items())},
         n_error=n_error,
         n_unscored=n_unscored,
         n_missing=n_missing,
@@ -86,19 +95,31 @@ def official_aggregate(
         complete=complete,
         safe_distance_tasks={t: result["overall"]["by_task"].get(t) for t in task_table.SAFE_DISTANCE_TASKS},
     )
-    result["notes"] = _notes(result, ok)
+    result["notes"] = _notes(result, [r for r in ok if r["status"] == rec.STATUS_OK])
     return result
+
+
+def is_scorer_failure(record: Mapping[str, Any]) -> bool:
+    """A score-stage error ``run_evaluation.py`` would have scored 0 (see ``official.ScorerFailure``)."""
+    return (record["status"] == rec.STATUS_ERROR and record.get("error_stage") == "score"
+            and str(record.get("error") or "").startswith(_SCORER_FAILURE_PREFIX))
 
 
 def _notes(result: Mapping[str, Any], ok: list[Mapping[str, Any]]) -> list[str]:
     notes = ["VBVR-EvalKit task-specific scores (run_evaluation.py mode); means over samples."]
+    counted = result["n_scored"] + result["n_scorer_failures"]
     if not result["complete"]:
         notes.append(
-            f"INCOMPLETE: {result['n_scored']} of {result['n_expected']} expected samples scored "
+            f"INCOMPLETE: {counted} of {result['n_expected']} expected samples in the means "
             f"({result['n_missing']} missing, {result['n_error']} errors, {result['n_unscored']} not scored yet); "
-            "means cover scored samples only and are not comparable to the paper's 500-sample numbers."
+            "means cover those samples only and are not comparable to the paper's 500-sample numbers."
         )
-    notes.append("Scorer errors are counted as errors and excluded from the means (upstream scores them 0).")
+    notes.append(
+        f"{result['n_scorer_failures']} video(s) the official scorer failed on (a scorer exception, an empty or "
+        "undecodable video) count 0 in these means with their samples in n, as run_evaluation.py scores them; "
+        "their records stay errors with the scorer's message (scorer_failures). Other errors and missing videos "
+        "are excluded and counted (upstream drops a missing video silently)."
+    )
     details = [(r.get("trace") or {}).get("score_details") or {} for r in ok]  # Score.details, as the runner stores it
     patch = sorted({d.get("safe_distance_patch", "unknown") for d in details}) or ["unknown"]
     notes.append(

@@ -5,8 +5,11 @@ task_specific_only=True)`` with the GT first frame, final frame and video of the
 upstream code would hide a failure, this adapter raises instead:
 
 - an unknown task name raises (upstream silently falls back to ``BaseEvaluator``);
-- a scorer exception raises ``ScoringError`` (upstream records a score of 0);
-- a video OpenCV cannot decode raises ``ScoringError`` (upstream scores an empty frame list);
+- a scorer exception, an empty or undecodable video raise ``ScorerFailure``: upstream scores these
+  0 and keeps them in every mean, so the record is an error carrying the scorer's message and the
+  official aggregation (benchmarks.vbvr.aggregate) counts it 0, with the count shown;
+- a missing video or ground-truth file raises a plain ``ScoringError`` (upstream never collects a
+  missing video: it is reported as incomplete, not scored 0);
 - OpenCV 5 raises ``UserError`` (it breaks five upstream scorers, benchmarks.md §2.4).
 
 ``Out_of_Domain_50_part1.py`` calls ``safe_distance`` without importing it (G-24, G-54). With
@@ -39,6 +42,14 @@ MODE = "task_specific"  # run_evaluation.py's mode; the weighted 5-dimension sco
 
 _PATCHED_MODULE = "vbvr_bench.evaluators.Out_of_Domain_50_part1"
 _PATCH_MARK = "_vlmteach_injected_safe_distance"
+
+
+class ScorerFailure(ScoringError):
+    """A failure ``run_evaluation.py`` scores 0 (its ``evaluate_single_video`` catches it).
+
+    The runner records its class name first in the record's ``error`` ("ScorerFailure: ..."), which
+    is how the official aggregation finds these records.
+    """
 
 
 def _import_evaluators() -> ModuleType:
@@ -139,8 +150,10 @@ class OfficialScorer:
             if not Path(gt).is_file():
                 raise ScoringError(f"ground truth file missing: {gt} (re-download VBVR-Bench-Data)")
         video = Path(video)
-        if not video.is_file() or video.stat().st_size == 0:
-            raise ScoringError(f"generated video missing or empty: {video}")
+        if not video.is_file():
+            raise ScoringError(f"generated video missing: {video}")
+        if video.stat().st_size == 0:  # upstream collects the file and fails to open it: 0
+            raise ScorerFailure(f"generated video is empty: {video}")
         evaluators = _import_evaluators()
         provenance = self.provenance()  # also (re)applies this scorer's patch choice
         if task not in evaluators.TASK_EVALUATOR_MAP:
@@ -162,12 +175,12 @@ class OfficialScorer:
         try:
             result = evaluator.evaluate(eval_info, task_specific_only=True)
         except Exception as exc:  # evaluate() normally catches; anything escaping is still a scorer failure
-            raise ScoringError(f"official scorer for {task} raised {type(exc).__name__}: {exc}") from exc
+            raise ScorerFailure(f"official scorer for {task} raised {type(exc).__name__}: {exc}") from exc
         details = result.get("details", {})
         if "error" in result:
-            raise ScoringError(f"official scorer for {task} failed on {video.name}: {result['error']}")
+            raise ScorerFailure(f"official scorer for {task} failed on {video.name}: {result['error']}")
         if not details.get("video_frame_count"):
-            raise ScoringError(f"OpenCV decoded no frames from {video}; write H.264 or mp4v mp4")
+            raise ScorerFailure(f"OpenCV decoded no frames from {video}; write H.264 or mp4v mp4")
         if not details.get("task_specific_only"):
             raise ScoringError(f"official scorer for {task} did not run in task-specific mode")
         value = float(result["score"])
