@@ -10,6 +10,7 @@ BENCH   ?= micro
 # would leave the other cores idle at the end. The table's order is its own.
 METHOD  ?= vlmteach,pass_at_k,best_of_n,frozen
 ARGS    ?=
+TEST_WORKERS ?= 2
 # The micro world runs SHARDS jobs per method, one CPU thread each (2 cores: 2 shards).
 SHARDS  ?= $(if $(filter micro,$(BENCH)),2,1)
 # A comma in METHOD means a comparison: one Hydra multirun job per method (and shard), then one table.
@@ -23,12 +24,19 @@ MULTIRUN = $(if $(or $(findstring $(comma),$(METHOD)),$(SHARDING)),--multirun,)
 HUB_ruler := hexmSeeU/RULER-Bench
 HUB_vbvr  := Video-Reason/VBVR-Bench-Data
 
+VBVR_WHEEL := ../shared/wheels/vbvr_bench-0.1.0-py3-none-any.whl
+
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch==2.13.0 resolves to the local CPU wheel on CPU-only machines of this project and to
 	# PyPI's CUDA build elsewhere.
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# VBVR-Bench's official scorers: the wheel in ../shared/wheels where there is one (built unmodified from
+	# the pinned commit, for machines without GitHub), else the `vbvr` extra's git URL.
+	if ls $(VBVR_WHEEL) >/dev/null 2>&1; then \
+	  $(BIN)/python -m pip install --quiet $(VBVR_WHEEL) 'opencv-python<5' 'opencv-python-headless<5'; \
+	else $(BIN)/python -m pip install --quiet -e '.[vbvr]'; fi
 	touch $@
 
 setup: $(BIN)/.installed
@@ -36,8 +44,9 @@ setup: $(BIN)/.installed
 eval: setup
 	$(BIN)/python -m harness.eval $(MULTIRUN) bench=$(BENCH) method=$(METHOD) $(SHARDING) $(ARGS)
 
+# Two workers (xdist) over the machine's cores; the 15 slowest tests are listed at the end.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --durations=15
 
 # Downloads a benchmark's released data (needs internet); the micro world is generated locally.
 data: setup
@@ -45,6 +54,7 @@ ifeq ($(BENCH),micro)
 	$(BIN)/python -m benchmarks.micro.make_data
 else
 	$(BIN)/hf download $(HUB_$(BENCH)) --repo-type dataset --local-dir data/$(BENCH)
+	$(if $(filter ruler,$(BENCH)),$(BIN)/python -m benchmarks.ruler.download --data-dir data/ruler)
 	@echo "then run with bench.data_dir=data/$(BENCH)"
 endif
 

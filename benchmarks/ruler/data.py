@@ -108,12 +108,12 @@ def parse_checklist(value: Any, where: str) -> tuple[tuple[str, str], ...]:
 
 
 def _to_item(row: dict[str, Any], root: Path, n: int) -> RulerItem:
-    where = f"RULER-Bench record {n}"
+    where = f"RULER-Bench record {n} under {root}"
     missing = [k for k in ("task_name", "category", "index", "prompt", "checklist") if k not in row]
     if missing:
         raise UserError(f"{where}: missing fields {missing}")
     task, category = str(row["task_name"]), str(row["category"])
-    where = f"RULER-Bench record {n} ({task}/{row['index']})"
+    where = f"RULER-Bench record {n} ({task}/{row['index']}) under {root}"
     if category not in CATEGORY_TASKS:
         raise UserError(f"{where}: unknown category {category!r}; expected one of {sorted(CATEGORY_TASKS)}")
     if TASK_CATEGORY.get(task) != category:

@@ -1,0 +1,48 @@
+"""VBVR-Bench through ``python -m harness.eval``, as a user runs it: the released data layout (the synthetic
+builder), the micro student and teacher at the benchmark's overridden size, and the official VBVR-EvalKit
+scorers (installed by the project's set-up from ``../shared/wheels`` or the pinned git commit)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.vbvr.synthetic import write_synthetic_bench
+from harness.rundir import RunDir
+from tests.cli import VBVR_SIZE, harness_eval
+
+METHODS = ("frozen", "pass_at_k", "vlmteach")
+TASKS = ("G-3_stable_sort_data-generator", "O-47_sliding_puzzle_data-generator", "O-18_glass_refraction_data-generator")
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory):
+    data = write_synthetic_bench(tmp_path_factory.mktemp("vbvr") / "VBVR-Bench", TASKS, samples_per_task=2,
+                                 sizes={task: (32, 32) for task in TASKS}, base_frames=15)
+    out = tmp_path_factory.mktemp("runs")
+    proc = harness_eval("--multirun", f"method={','.join(METHODS)}", "bench=vbvr", f"bench.data_dir={data}", *VBVR_SIZE,
+                        f"output_root={out}")
+    return proc.stdout, {m: RunDir(next((out / "vbvr" / m).iterdir())) for m in METHODS}
+
+
+def test_every_method_is_scored_by_the_official_scorers(comparison):
+    _, runs = comparison
+    for method, run in runs.items():
+        records = run.latest_records()
+        assert len(records) == 2 * len(TASKS) and {r["status"] for r in records.values()} == {"ok"}, method
+        details = [r["trace"]["score_details"] for r in records.values()]
+        assert {d["mode"] for d in details} == {"task_specific"}
+        assert all(set(r["scores"]) == {"task_specific"} for r in records.values())
+        assert json.loads((run.path / "summary.json").read_text())["official"]["n_scored"] == 2 * len(TASKS)
+
+
+def test_the_sweep_prints_table_one_with_the_papers_rows_and_paired_differences(comparison):
+    output, runs = comparison
+    assert "| method | Overall | Abstraction | Knowledge | Perception | Δ vs frozen [95% CI] |" in output
+    assert "| paper: VBVR-Wan2.2-5B-Distilled + Ours | 0.781 |" in output
+    assert "| pass_at_k (oracle) |" in output and "### vbvr: Δ vs frozen per split and category" in output
+    for method, run in runs.items():
+        mean = json.loads((run.path / "summary.json").read_text())["rows"][0]["mean"]
+        label = "pass_at_k (oracle)" if method == "pass_at_k" else method
+        assert f"| {label} | {mean:.3f} [" in output
