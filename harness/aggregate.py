@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import pandas as pd
+from omegaconf import OmegaConf
 
 from harness import stats, teacher_audit
 from harness.records import STATUS_ERROR, STATUS_GENERATED, STATUS_OK
@@ -76,6 +77,7 @@ class RunResults:
     completeness: Completeness
     has_manifest: bool
     membership: dict[str, dict[str, str]]  # planned id -> {task, category, split}, where known
+    seed: int | None = None  # the run's base seed (config.yaml), None where unknown
 
     @property
     def flag(self) -> str:
@@ -123,7 +125,8 @@ def load_run(path: str | Path) -> RunResults:
     for manifest in manifests:  # optional per-instance groups, so missing instances count per group
         for iid, groups in manifest.get("instance_groups", {}).items():
             membership[iid] = _groups_of(groups)
-    return RunResults(run.path, bench, method, chash, records, completeness, bool(manifests), membership)
+    seed = OmegaConf.load(run.config_path).get("seed") if run.config_path.is_file() else None
+    return RunResults(run.path, bench, method, chash, records, completeness, bool(manifests), membership, seed)
 
 
 def _groups_of(row: dict[str, Any]) -> dict[str, str]:
@@ -421,9 +424,10 @@ def compare(run_dirs: Iterable[str | Path], baseline: str = "frozen",
         paper = [row for name in bench_refs for row in _reference_rows(load_reference(name), name)]
         if refs:  # an explicitly named table of another benchmark goes to its own bench only
             paper = [row for row in paper if row["bench"] == bench]
-        md, frame = _compare_bench(bench, by_bench[bench], baseline, paper)
-        sections.append(md)
-        frames.append(frame)
+        for title, group in _comparable_sets(by_bench[bench]):
+            md, frame = _compare_bench(bench, group, baseline, paper, title)
+            sections.append(md)
+            frames.append(frame)
     for name in refs:  # a reference whose benchmark has no run is still printed
         ref = load_reference(name)
         if not set(ref["bench"]) & set(by_bench):
@@ -433,8 +437,20 @@ def compare(run_dirs: Iterable[str | Path], baseline: str = "frozen",
     return "\n".join(sections + [STATS_NOTE, ""]), pd.concat(frames, ignore_index=True)
 
 
+def _comparable_sets(runs: list[RunResults]) -> list[tuple[str, list[RunResults]]]:
+    """Runs pair up only on the same instances with the same base seed: one comparison per such set (a folder
+    can hold a full run beside a trial of its first instances, or several seeds), titled where there are several."""
+    sets: dict[tuple[Any, tuple[str, ...]], list[RunResults]] = {}
+    for r in runs:
+        sets.setdefault((r.seed, tuple(r.completeness.planned)), []).append(r)
+    if len(sets) == 1:
+        return [("", runs)]
+    ordered = sorted(sets.items(), key=lambda kv: (-len(kv[0][1]), str(kv[0][0])))
+    return [(f" (seed {seed}, {len(planned)} instances)", group) for (seed, planned), group in ordered]
+
+
 def _compare_bench(bench: str, runs: list[RunResults], baseline: str,
-                   paper: list[dict[str, Any]]) -> tuple[str, pd.DataFrame]:
+                   paper: list[dict[str, Any]], title: str = "") -> tuple[str, pd.DataFrame]:
     official = {r.path: official_aggregation(r.bench, r.records, _expected_ids(r)) for r in runs}
     warnings = {path: official_warnings(o) for path, o in official.items()}
     labels = _label_runs(runs, {path for path, w in warnings.items() if w})
@@ -449,7 +465,7 @@ def _compare_bench(bench: str, runs: list[RunResults], baseline: str,
             rows.append({"bench": bench, "source": "run", "method": labels[r.path], "run": str(r.path),
                          "complete": r.complete, **row})
 
-    lines = [f"## {bench}" + (f" — baseline: {baseline}" if runs else " — paper only"), ""]
+    lines = [f"## {bench}{title}" + (f" — baseline: {baseline}" if runs else " — paper only"), ""]
     for r in runs:
         lines += [f"- {labels[r.path]}: {r.flag} ({r.path})"] + [f"  - **WARNING: {w}**" for w in warnings[r.path]]
     if runs and base is None:

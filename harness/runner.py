@@ -46,8 +46,10 @@ def build(cfg: DictConfig, group: str) -> Any:
 
 
 def run_dir_for(cfg: DictConfig, choices: dict[str, str], chash: str) -> RunDir:
-    """``<output_root>/<bench>/<method>/<run>``: the config groups' chosen names, and the generation hash."""
-    name = cfg.run_name or f"{choices['student']}-{choices['teacher']}-{chash}"
+    """``<output_root>/<bench>/<method>/<run>``: the config groups' chosen names, and the generation hash; a run
+    of the first n instances only (``limit``) is a run of its own, so a trial never blocks or mixes with the whole."""
+    first = f"-first{cfg.limit}" if cfg.limit is not None else ""
+    name = cfg.run_name or f"{choices['student']}-{choices['teacher']}-{chash}{first}"
     return RunDir(Path(cfg.output_root) / choices["bench"] / choices["method"] / name)
 
 
@@ -66,8 +68,9 @@ def _check_same_config(run: RunDir, chash: str, num_shards: int, weights: dict[s
             )
         if manifest["num_shards"] != num_shards:
             raise UserError(
-                f"{run.path} was planned with num_shards={manifest['num_shards']}, not {num_shards}; "
-                "keep the shard count of a run fixed (or use another run_name)."
+                f"{run.path} was planned with num_shards={manifest['num_shards']}, not {num_shards}: keep the shard "
+                f"count of a run fixed (-m num_shards={manifest['num_shards']} 'shard=range(0,{manifest['num_shards']})'), "
+                "or give this one another run_name=..."
             )
 
 

@@ -37,12 +37,12 @@ def make_record(iid: str, method: str, status: str = rec.STATUS_OK, score: float
 def write_run(path: Path, method: str, scores: dict[str, float], *, errors: set[str] = frozenset(),
               unscored: set[str] = frozenset(), missing: set[str] = frozenset(), num_shards: int = 1,
               seconds: float = 2.0, steps: int = 0, ids: list[str] = IDS, bench: str = "synth",
-              fields: dict[str, dict] | None = None) -> RunDir:
+              fields: dict[str, dict] | None = None, seed: int = 0) -> RunDir:
     """A run of ``method``: ``scores`` for ok instances; the others errored, unscored or missing.
     ``fields`` sets other record fields per instance id (trace, scores, seed)."""
     run = RunDir(path)
     path.mkdir(parents=True, exist_ok=True)
-    run.config_path.write_text(f"seed: 0\nmethod:\n  label: {method}\nbench:\n  num_shards: {num_shards}\n")
+    run.config_path.write_text(f"seed: {seed}\nnum_shards: {num_shards}\n")
     chash = f"hash-{method}"
     for shard in range(num_shards):
         mine = select_shard(ids, shard, num_shards)

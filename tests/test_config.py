@@ -58,7 +58,7 @@ def test_every_benchmark_config_plans_a_run_with_the_run_level_keys(bench, bench
     planned = runner.prepare()
     everything = sorted(i.id for i in runner.bench.instances())
     assert [i.id for i in planned] == everything[:3][2:]  # the first 3 by id, shard 1 of 2: the third
-    assert runner.run.path == tmp_path / bench / "frozen" / f"micro-micro-{runner.chash}"
+    assert runner.run.path == tmp_path / bench / "frozen" / f"micro-micro-{runner.chash}-first3"
 
 
 @pytest.mark.parametrize("option", group_options("experiment"))

@@ -50,6 +50,23 @@ def test_folder_of_runs_is_searched(tmp_path, capsys):
     assert "+0.000 [+0.000, +0.000]" in out
 
 
+def test_a_folder_with_several_seeds_and_a_trial_run_compares_each_set_on_its_own(tmp_path, capsys):
+    better = {i: s + 0.1 for i, s in frozen_scores().items()}
+    for seed in (0, 1):
+        write_run(tmp_path / "synth" / "frozen" / f"s{seed}", "frozen", frozen_scores(), seed=seed)
+        write_run(tmp_path / "synth" / "vlmteach" / f"s{seed}", "vlmteach", better, seed=seed)
+    trial = sorted(frozen_scores())[:4]
+    write_run(tmp_path / "synth" / "frozen" / "first4", "frozen", frozen_scores(), ids=trial)
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    n = len(frozen_scores())
+    sections = [line for line in out.splitlines() if line.startswith("## synth")]
+    assert sections == [f"## synth (seed 0, {n} instances) — baseline: frozen", f"## synth (seed 1, {n} instances) — baseline: frozen",
+                        "## synth (seed 0, 4 instances) — baseline: frozen"]
+    rows = [line for line in out.splitlines() if line.startswith("| vlmteach |")]
+    assert len(rows) == 2 and all("+0.100 [+0.100, +0.100]" in row for row in rows)  # each with its own seed's frozen
+
+
 def test_bad_input_is_a_clear_error(tmp_path, capsys):
     assert main([str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
