@@ -18,7 +18,7 @@ comma := ,
 SHARDING = $(if $(filter-out 1,$(SHARDS)),hydra/launcher=local_cpus num_shards=$(SHARDS) 'shard=range(0,$(SHARDS))',)
 MULTIRUN = $(if $(or $(findstring $(comma),$(METHOD)),$(SHARDING)),--multirun,)
 
-.PHONY: setup eval test data clean-runs bench-gpu train-micro
+.PHONY: setup eval test readme-check data clean-runs bench-gpu train-micro
 
 # Where `make data` puts each benchmark (the bench configs' data_dir points here).
 HUB_ruler := hexmSeeU/RULER-Bench
@@ -47,6 +47,10 @@ eval: setup
 # Two workers (xdist) over the machine's cores; the 15 slowest tests are listed at the end.
 test: setup
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --durations=15
+
+# Every README command that runs on a CPU, in the README's order (tests/readme_commands.py); CI runs it after `make test`.
+readme-check: setup
+	$(BIN)/python -m tests.readme_commands
 
 # Downloads a benchmark's released data (needs internet); the micro world is generated locally.
 data: setup

@@ -54,6 +54,6 @@ def resolve_model_dir(path: str, *, config_key: str, marker: str, allow_patterns
         local_dir = f"weights/{path.split('/')[-1]}"
         raise UserError(
             f"Weights for {path} are not available locally and could not be downloaded ({type(err).__name__}). "
-            f"Download them with:\n  huggingface-cli download {path} --local-dir {local_dir}\n"
+            f"Download them with:\n  hf download {path} --local-dir {local_dir}\n"
             f"then set {config_key}={local_dir}"
         ) from err

@@ -8,18 +8,17 @@ import json
 
 import pytest
 
-from benchmarks.vbvr.synthetic import write_synthetic_bench
+from benchmarks.make_tiny import VBVR_TASKS, write_tiny
 from harness.rundir import RunDir
 from tests.cli import VBVR_SIZE, harness_eval
 
 METHODS = ("frozen", "pass_at_k", "vlmteach")
-TASKS = ("G-3_stable_sort_data-generator", "O-47_sliding_puzzle_data-generator", "O-18_glass_refraction_data-generator")
+TASKS = VBVR_TASKS
 
 
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory):
-    data = write_synthetic_bench(tmp_path_factory.mktemp("vbvr") / "VBVR-Bench", TASKS, samples_per_task=2,
-                                 sizes={task: (32, 32) for task in TASKS}, base_frames=15)
+    data = write_tiny("vbvr", tmp_path_factory.mktemp("vbvr") / "VBVR-Bench")
     out = tmp_path_factory.mktemp("runs")
     proc = harness_eval("--multirun", f"method={','.join(METHODS)}", "bench=vbvr", f"bench.data_dir={data}", *VBVR_SIZE,
                         f"output_root={out}")

@@ -178,4 +178,4 @@ def test_config_matches_the_constructor_and_fails_offline_with_a_hint(tmp_path, 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(InstantiationException) as err:
         instantiate(cfg, device="cpu")
-    assert "huggingface-cli download OpenGVLab/InternVL3-8B-hf" in str(err.value.__cause__)
+    assert "hf download OpenGVLab/InternVL3-8B-hf" in str(err.value.__cause__)

@@ -72,7 +72,7 @@ def test_real_student_configs(name, hub_id, sampler, steps, tmp_path, monkeypatc
     with pytest.raises(InstantiationException) as err:  # Hydra wraps the adapter's UserError
         instantiate(cfg, device="cpu")
     assert isinstance(err.value.__cause__, UserError)
-    assert f"huggingface-cli download {hub_id}" in str(err.value.__cause__)
+    assert f"hf download {hub_id}" in str(err.value.__cause__)
 
 
 def test_asking_for_a_gpu_without_one_is_a_clear_error(tmp_path):

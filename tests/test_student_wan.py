@@ -381,7 +381,7 @@ def test_uncached_hub_id_offline_gives_the_download_command(tmp_path, monkeypatc
     with pytest.raises(UserError) as err:
         WanStudent.from_pretrained(path="Wan-AI/Wan2.2-TI2V-5B-Diffusers", device="cpu")
     message = str(err.value)
-    assert "huggingface-cli download Wan-AI/Wan2.2-TI2V-5B-Diffusers --local-dir" in message
+    assert "hf download Wan-AI/Wan2.2-TI2V-5B-Diffusers --local-dir" in message
     assert "student.path=" in message
 
 

@@ -155,7 +155,7 @@ def test_latent_conventions_with_nontrivial_mean_std(ckpt):
 
 
 def test_config_errors_are_actionable(tmp_path, ckpt):
-    with pytest.raises(UserError, match="huggingface-cli download"):
+    with pytest.raises(UserError, match="hf download"):
         build_light_decoder(kind="taehv", path=str(tmp_path / "missing.safetensors"), latent_convention="raw",
                             latents_mean=[0.0] * 48, latents_std=[1.0] * 48)
     path = ckpt

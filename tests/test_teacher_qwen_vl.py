@@ -157,7 +157,7 @@ def test_missing_weights_raise_user_error(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    with pytest.raises(UserError, match=r"huggingface-cli download Qwen/Qwen3-VL-4B-Instruct(.|\n)*teacher\.path="):
+    with pytest.raises(UserError, match=r"hf download Qwen/Qwen3-VL-4B-Instruct(.|\n)*teacher\.path="):
         QwenVLTeacher.from_pretrained(path="Qwen/Qwen3-VL-4B-Instruct")
 
 

@@ -91,7 +91,7 @@ def _resolve_file(path: str) -> Path:
     parts = path.split("/")
     if len(parts) < 3 or path.startswith(("/", ".", "~")):
         raise UserError(f"light_decoder.path {path!r} is not a file. Download a TAEHV checkpoint, e.g.\n"
-                        "  huggingface-cli download lightx2v/Autoencoders lighttaew2_2.safetensors "
+                        "  hf download lightx2v/Autoencoders lighttaew2_2.safetensors "
                         "--local-dir weights\n"
                         "and set student.light_decoder.path=weights/lighttaew2_2.safetensors")
     from huggingface_hub import hf_hub_download
@@ -103,6 +103,6 @@ def _resolve_file(path: str) -> Path:
     except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError) as err:
         raise UserError(
             f"Light decoder {filename} of {repo} is not available locally and could not be downloaded "
-            f"({type(err).__name__}). Download it with:\n  huggingface-cli download {repo} {filename} --local-dir "
+            f"({type(err).__name__}). Download it with:\n  hf download {repo} {filename} --local-dir "
             f"weights\nthen set student.light_decoder.path=weights/{filename}"
         ) from err
