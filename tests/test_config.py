@@ -122,3 +122,11 @@ def test_cli_reports_unknown_names_with_exit_code_2():
     proc = subprocess.run([sys.executable, "-m", "harness.eval", "bench=mikro"], capture_output=True, text=True, cwd=CONF_DIR.parent)
     assert proc.returncode == 2
     assert "Did you mean: micro" in proc.stderr
+
+
+def test_hydras_own_flags_work_in_their_documented_space_form():
+    proc = subprocess.run([sys.executable, "-m", "harness.eval", "--cfg", "job", "method=vlmteach", "limit=2"],
+                          capture_output=True, text=True, cwd=CONF_DIR.parent)
+    assert proc.returncode == 0, proc.stderr
+    job = OmegaConf.create(proc.stdout)
+    assert job.limit == 2 and job.method._target_ == "harness.vlmteach.VlmTeach"
