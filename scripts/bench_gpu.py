@@ -132,7 +132,7 @@ def build_student(tiny: bool, device: torch.device, workdir: Path) -> WanStudent
     save_file(TAEHVDecoder(latent_channels=48, patch_size=2, channels=widths).state_dict(), str(taehv))
     return WanStudent(
         transformer=transformer, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, device=str(device),
-        sampler="dmd", sigmas=[1.0, 0.75, 0.5, 0.25], num_steps=4, guidance_scale=1.0, lora=LORA,
+        sampler="dmd", dmd_timesteps=[1000, 750, 500, 250], num_steps=4, guidance_scale=1.0, lora=LORA,
         gradient_checkpointing=True, offload_text_encoder=False, max_text_len=16 if tiny else 512,
         light_decoder={"kind": "taehv", "path": str(taehv), "latent_convention": "raw", "dtype": "bfloat16"},
     )
