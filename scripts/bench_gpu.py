@@ -80,7 +80,7 @@ WARMUP_PROMPT = "Move the small red ball to the green square in as few moves as 
 SYNTHESIS_CACHE_LEN = 4096  # the ``static`` paths' teacher.synthesis_cache_len
 TARGETS = {"s_per_step": 0.7, "s_per_instance": 15.0, "peak_gib": 75.0}
 GIB = 2**30
-LORA = dict(rank=16, alpha=16, target_modules=["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"])
+LORA = dict(rank=16, scale=1.0, target_modules=["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"])
 
 # models.md §1.2 / §1.3: Wan2.2-TI2V-5B transformer and VAE.
 WAN_5B = dict(patch_size=(1, 2, 2), num_attention_heads=24, attention_head_dim=128, in_channels=48, out_channels=48,

@@ -18,7 +18,7 @@ from harness.students.lora import ADAPTER_NAME
 from harness.students.wan import WanStudent, is_frame_wise
 from harness.types import Instance, UserError
 
-LORA = dict(rank=4, alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"])
+LORA = dict(rank=4, scale=1.0, target_modules=["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"])
 
 
 def make_instance(frames: int, size: int, *, i2v: bool, prompt: str = "move the red agent to the green target"):

@@ -403,7 +403,7 @@ class WanStudent:
 
     def _required_lora_spec(self) -> LoraSpec:
         if self.lora_spec is None:
-            raise UserError("this method needs a LoRA on the student: set student.lora (rank, alpha, ...)")
+            raise UserError("this method needs a LoRA on the student: set student.lora (rank, scale, ...)")
         return self.lora_spec
 
     def set_lora_enabled(self, enabled: bool) -> None:

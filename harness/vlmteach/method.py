@@ -35,7 +35,7 @@ class VlmTeach(Method):
 
     Defaults are the paper's (lambda 0.5, K 24, first-step prediction, tau 0.22, N 40, lr 5e-5).
     Choices the paper leaves open are keys here (optimiser, betas, eps, weight decay, clipping) or
-    in the student's ``lora`` config (rank, alpha, targets, init).
+    in the student's ``lora`` config (rank, effective scale, targets, init).
 
     Trace: ``queries`` (goal, process, fallback, raw, source), ``loss_questions`` / ``loss_roles`` /
     ``loss_weights`` (what enters the loss), ``frames_decoded`` and ``frame_indices`` (what the
