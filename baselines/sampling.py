@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from harness.method import Method, MethodContext, derive_seed, generate_clip, uniform_frame_indices
+from harness.teachers.clock import frame_clock
 from harness.types import Instance, MethodOutput, ScoringError
 from harness.video import clip_to_frames, write_mp4
 
@@ -80,8 +81,9 @@ class BestOfN(Method):
         with torch.no_grad():
             for clip in clips:
                 frames = clip_to_frames(clip)
-                frames = frames[uniform_frame_indices(len(frames), self.num_frames)]
-                p_yes.append([float(p) for p in ctx.teacher.p_yes(frames, queries.all)])
+                indices = uniform_frame_indices(len(frames), self.num_frames)
+                clock = frame_clock(instance.fps, indices, len(frames))
+                p_yes.append([float(p) for p in ctx.teacher.p_yes(frames[indices], queries.all, clock)])
         means = [float(np.mean(p)) for p in p_yes]
         best = int(np.argmax(means))
         trace = {

@@ -138,7 +138,9 @@ class Student(Protocol):
 class Teacher(Protocol):
     def synthesize_queries(self, instance: Instance, max_process: int = 3) -> Queries: ...
 
-    def yes_nll(self, frames: torch.Tensor, questions: list[str]) -> torch.Tensor:
-        """-log P("Yes") per question, shape [Q], differentiable w.r.t. ``frames``."""
+    def yes_nll(self, frames: torch.Tensor, questions: list[str], clock: Any = None) -> torch.Tensor:
+        """-log P("Yes") per question, shape [Q], differentiable w.r.t. ``frames``. ``clock`` (a transformers
+        ``VideoMetadata``, ``harness.teachers.clock.frame_clock``) says when the frames were taken: the
+        source clip's fps and their indices in it."""
 
     def generate(self, prompt: str, images: list[np.ndarray] | None = None, max_new_tokens: int = 128) -> str: ...

@@ -80,7 +80,7 @@ WARMUP_PROMPT = "Move the small red ball to the green square in as few moves as 
 SYNTHESIS_CACHE_LEN = 4096  # the ``static`` paths' teacher.synthesis_cache_len
 TARGETS = {"s_per_step": 0.7, "s_per_instance": 15.0, "peak_gib": 75.0}
 GIB = 2**30
-LORA = dict(rank=16, alpha=16, target_modules=["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"])
+LORA = dict(rank=16, scale=1.0, target_modules=["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"])
 
 # models.md §1.2 / §1.3: Wan2.2-TI2V-5B transformer and VAE.
 WAN_5B = dict(patch_size=(1, 2, 2), num_attention_heads=24, attention_head_dim=128, in_channels=48, out_channels=48,
@@ -132,7 +132,7 @@ def build_student(tiny: bool, device: torch.device, workdir: Path) -> WanStudent
     save_file(TAEHVDecoder(latent_channels=48, patch_size=2, channels=widths).state_dict(), str(taehv))
     return WanStudent(
         transformer=transformer, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, device=str(device),
-        sampler="dmd", sigmas=[1.0, 0.75, 0.5, 0.25], num_steps=4, guidance_scale=1.0, lora=LORA,
+        sampler="dmd", dmd_timesteps=[1000, 750, 500, 250], num_steps=4, guidance_scale=1.0, lora=LORA,
         gradient_checkpointing=True, offload_text_encoder=False, max_text_len=16 if tiny else 512,
         light_decoder={"kind": "taehv", "path": str(taehv), "latent_convention": "raw", "dtype": "bfloat16"},
     )

@@ -15,11 +15,10 @@ from benchmarks.micro import vocabulary
 from benchmarks.micro.weights_student import DEFAULT_OUT as MICRO_DIR
 from benchmarks.micro.weights_student import MAX_TEXT_LEN, build_tokenizer
 from harness.students.lora import ADAPTER_NAME
-from harness.students.schedules import shifted_flow_sigmas
 from harness.students.wan import WanStudent, is_frame_wise
 from harness.types import Instance, UserError
 
-LORA = dict(rank=4, alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"])
+LORA = dict(rank=4, scale=1.0, target_modules=["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"])
 
 
 def make_instance(frames: int, size: int, *, i2v: bool, prompt: str = "move the red agent to the green target"):
@@ -64,7 +63,7 @@ def ti2v_dir(tmp_path_factory):
 
 
 def ti2v(path, **settings) -> WanStudent:
-    base = dict(device="cpu", sampler="dmd", sigmas=[1.0, 0.5], num_steps=2, max_text_len=16, lora=LORA)
+    base = dict(device="cpu", sampler="dmd", dmd_timesteps=[1000, 500], num_steps=2, max_text_len=16, lora=LORA)
     return WanStudent.from_pretrained(path=str(path), **{**base, **settings})
 
 
@@ -234,20 +233,6 @@ def test_dmd_step_is_predict_then_renoise():
         torch.testing.assert_close(student.step(cond, x, 3, seed=9), student.predict_x0(cond, x, 0.25))
 
 
-def test_euler_sampler_follows_the_shifted_schedule():
-    student = micro(sampler="euler", num_steps=6, shift=5.0)
-    assert student.sigmas == shifted_flow_sigmas(6, 5.0)
-    assert student.sigmas[0] == pytest.approx(1.0, abs=1e-3) and student.sigmas == sorted(student.sigmas, reverse=True)
-    cond = student.encode(make_instance(17, 32, i2v=True))
-    x = student.make_noise(cond, 0)
-    s0, s1 = student.sigmas[:2]
-    with torch.no_grad():
-        x_in = torch.cat([cond.first_latent, x[:, :, 1:]], dim=2)
-        expected = x_in + (s1 - s0) * student.velocity(cond, x_in, s0)
-        torch.testing.assert_close(student.step(cond, x, 0, seed=0)[:, :, 1:], expected[:, :, 1:])
-        assert torch.equal(student.sample(cond, x, seed=0)[:, :, :1], cond.first_latent)
-
-
 def test_classifier_free_guidance_combines_two_forwards():
     student = micro(guidance_scale=4.0, negative_prompt="blurry static")
     cond = student.encode(make_instance(17, 32, i2v=True))
@@ -347,11 +332,19 @@ def test_bfloat16_vae_decodes_close_to_float32(ti2v_dir):
 
 def test_invalid_settings_are_rejected(ti2v_dir):
     with pytest.raises(ValueError, match="strictly decreasing"):
-        micro(sigmas=[1.0, 0.5, 0.5, 0.2])
+        micro(dmd_timesteps=[1000, 500, 500, 200])
+    with pytest.raises(ValueError, match="integers"):
+        micro(dmd_timesteps=[1000, 500.5, 250, 100])
     with pytest.raises(ValueError, match="num_steps"):
-        micro(sigmas=[1.0, 0.5])
+        micro(dmd_timesteps=[1000, 500])
     with pytest.raises(ValueError, match="dmd sampler only"):
-        micro(sampler="euler", sigmas=[1.0, 0.5])
+        ti2v(ti2v_dir, sampler="scheduler", dmd_timesteps=[1000, 500])
+    with pytest.raises(ValueError, match="first_frame_fit"):
+        micro(first_frame_fit="pad")
+    with pytest.raises(UserError, match="sampler=dmd"):
+        multistep = ti2v(ti2v_dir, sampler="scheduler", dmd_timesteps=None)
+        cond = multistep.encode(make_instance(9, 64, i2v=False))
+        multistep.step(cond, multistep.make_noise(cond, 0), 0, seed=0)
     with pytest.raises(ValueError, match="init"):
         micro(lora={**LORA, "init": "pissa"})
     with pytest.raises(ValueError, match="dropout"):
@@ -360,7 +353,7 @@ def test_invalid_settings_are_rejected(ti2v_dir):
         micro(lora={**LORA, "target_modules": ["no_such_layer"]})
     with pytest.raises(ValueError, match="4k\\+1"):  # a VAE with 4x temporal compression
         ti2v(ti2v_dir).encode(make_instance(16, 32, i2v=False))
-    assert micro(sigmas=None).sigmas == [1.0, 0.75, 0.5, 0.25]
+    assert micro(dmd_timesteps=None).sigmas == [1.0, 0.75, 0.5, 0.25]
     without_lora = micro(lora=None)
     with pytest.raises(UserError, match="student.lora"):
         without_lora.reset_lora(0)

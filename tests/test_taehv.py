@@ -178,7 +178,7 @@ def test_wan_student_decodes_light_with_taehv_and_keeps_the_lora_graph(tmp_path,
     path = tmp_path / "taew2_2.safetensors"
     save_file(fake_checkpoint(latent=48, patch=2), str(path))  # the Wan2.2 VAE's layout: 48 channels, 16x
     block = {"kind": "taehv", "path": str(path), "latent_convention": "raw"}
-    student = WanStudent.from_pretrained(path=str(ti2v_dir), device="cpu", sampler="dmd", sigmas=[1.0, 0.5],
+    student = WanStudent.from_pretrained(path=str(ti2v_dir), device="cpu", sampler="dmd", dmd_timesteps=[1000, 500],
                                          num_steps=2, max_text_len=16, lora=LORA, light_decoder=block)
     cond = student.encode(make_instance(17, 32, i2v=True))
     params = student.lora_parameters()  # activates the adapter, as an optimiser's set-up does

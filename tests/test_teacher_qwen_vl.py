@@ -12,7 +12,9 @@ from transformers import Qwen2_5_VLProcessor, Qwen3VLProcessor
 from transformers.video_utils import VideoMetadata
 
 from benchmarks.micro import generate_instances
+from harness.method import uniform_frame_indices
 from harness.teachers import QwenVLTeacher
+from harness.teachers.clock import consecutive_clock, frame_clock
 from harness.teachers.preprocess import video_pixels
 from harness.teachers.queries import fallback_queries
 from harness.types import Instance, UserError
@@ -25,8 +27,21 @@ QUESTIONS = ["Is the red agent on the green cell?", "Does the agent avoid the wa
 
 @pytest.fixture(scope="module", params=FAMILIES)
 def teacher(request, tmp_path_factory):
+    """A teacher with a fixed presentation rate (``video_fps``): every video reads as consecutive frames."""
     path = write_tiny_teacher(tmp_path_factory.mktemp(request.param), request.param, preprocessor=PREPROCESSOR)
-    return QwenVLTeacher.from_pretrained(path=str(path), device="cpu")
+    return QwenVLTeacher.from_pretrained(path=str(path), device="cpu", video_fps=2.0)
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def clocked(request, tmp_path_factory):
+    """A teacher told each video's true clock, as the real teachers' configs have it."""
+    path = write_tiny_teacher(tmp_path_factory.mktemp(request.param), request.param, preprocessor=PREPROCESSOR)
+    return QwenVLTeacher.from_pretrained(path=str(path), device="cpu", video_fps=None)
+
+
+def source_clock(num_frames: int) -> VideoMetadata:
+    """K frames picked uniformly from an 89-frame, 16 fps clip, as vlmteach shows them."""
+    return frame_clock(16.0, uniform_frame_indices(89, num_frames), 89)
 
 
 def frames(seed=0, t=3):
@@ -70,7 +85,7 @@ def test_yes_nll_is_the_full_vocabulary_nll_of_yes(teacher):
     x = frames()
     video = teacher.encode_video(x)
     text = teacher.chat_text([{"type": "video"}, {"type": "text", "text": QUESTIONS[0] + teacher.question_suffix}])
-    text = text.replace(teacher.video_token, teacher.video_placeholder(video.grid, 3), 1)
+    text = text.replace(teacher.video_token, teacher.video_placeholder(video.grid, teacher.clock(3)), 1)
     batch = teacher._tokenize([text])
     pixels, grid = video_pixels(x, teacher.spec)
     extra = {"second_per_grid_ts": torch.tensor([2 / teacher.video_fps])} if teacher.family == "qwen2_5_vl" else {}
@@ -91,7 +106,7 @@ def test_vision_tower_runs_once_per_call(teacher):
     assert len(calls) == 1
 
 
-def official_text_side(teacher, grid, num_frames):
+def official_text_side(teacher, grid, metadata):
     """The official processor's placeholder expansion and modality ids. The processor object cannot be
     constructed without torchvision (its video processor), so its text-side methods run on an
     instance whose attributes are set as ``__init__`` would set them."""
@@ -104,28 +119,74 @@ def official_text_side(teacher, grid, num_frames):
         video_processor=SimpleNamespace(merge_size=teacher.spec.merge_size,
                                         temporal_patch_size=teacher.spec.temporal_patch_size),
         image_processor=SimpleNamespace(merge_size=teacher.spec.merge_size))
-    inputs = {"video_grid_thw": torch.tensor([grid]),
-              "video_metadata": [VideoMetadata(total_num_frames=num_frames, fps=teacher.video_fps,
-                                               frames_indices=list(range(num_frames)))]}
+    inputs = {"video_grid_thw": torch.tensor([grid]), "video_metadata": [metadata]}
     template = teacher.chat_text([{"type": "video"}, {"type": "text", "text": "Is it red?"}])
     (text,), _ = proc.get_text_with_replacements([template], videos_replacements=[proc.replace_video_token(inputs, 0)])
     ids = teacher.tokenizer(text)["input_ids"]
     return text, ids, proc.create_mm_token_type_ids([ids])[0]
 
 
-@pytest.mark.parametrize("num_frames", [3, 8])
-def test_prompt_expansion_matches_official_processor(teacher, num_frames):
-    video = teacher.encode_video(frames(t=num_frames))
+def official_second_per_grid_ts(teacher, grid, metadata) -> list[float]:
+    """Qwen2_5_VLProcessor._process_videos's seconds per temporal patch; its video processor (torchvision)
+    is replaced by what it returns: the grid and the metadata it was given."""
+    proc = Qwen2_5_VLProcessor.__new__(Qwen2_5_VLProcessor)
+    returned = {"video_grid_thw": torch.tensor([grid]), "video_metadata": [metadata]}
+    video_processor = type("VideoProcessor", (), {"__call__": lambda self, videos, **kw: dict(returned),
+                                                  "temporal_patch_size": teacher.spec.temporal_patch_size})
+    vars(proc).update(video_processor=video_processor(), video_token=None)
+    processed, _ = proc._process_videos(np.zeros((len(metadata.frames_indices), 8, 8, 3), np.uint8))
+    return [float(s) for s in processed["second_per_grid_ts"]]
+
+
+@pytest.mark.parametrize("num_frames", [3, 8, 24])
+def test_prompt_expansion_matches_official_processor(clocked, num_frames):
+    """K of 89 frames at 16 fps: the official processor given the true VideoMetadata (fps, frames_indices,
+    total_num_frames) writes the same text, ids, modality types and Qwen2.5-VL second_per_grid_ts."""
+    clock = source_clock(num_frames)
+    video = clocked.encode_video(frames(t=num_frames), clock)
     grid = video.grid
-    text, ids, types = official_text_side(teacher, grid, num_frames)
-    ours = teacher.chat_text([{"type": "video"}, {"type": "text", "text": "Is it red?"}])
-    ours = ours.replace(teacher.video_token, teacher.video_placeholder(grid, num_frames), 1)
+    metadata = VideoMetadata(total_num_frames=89, fps=16.0, frames_indices=list(clock.frames_indices))
+    text, ids, types = official_text_side(clocked, grid, metadata)
+    ours = clocked.chat_text([{"type": "video"}, {"type": "text", "text": "Is it red?"}])
+    ours = ours.replace(clocked.video_token, clocked.video_placeholder(grid, video.clock), 1)
     assert ours == text
-    batch = teacher._tokenize([ours])
+    batch = clocked._tokenize([ours])
     assert batch["input_ids"][0].tolist() == ids and batch["mm_token_type_ids"][0].tolist() == types
-    assert sum(t == 2 for t in types) == grid[0] * grid[1] * grid[2] // teacher.spec.merge_size**2
-    if teacher.family == "qwen3_vl":
+    assert sum(t == 2 for t in types) == grid[0] * grid[1] * grid[2] // clocked.spec.merge_size**2
+    if clocked.family == "qwen3_vl":
         assert text.count("seconds>") == grid[0]
+    else:
+        ours_ts = clocked._grid_extra(1, video.clock)["second_per_grid_ts"].tolist()
+        assert ours_ts == pytest.approx(official_second_per_grid_ts(clocked, grid, metadata), rel=1e-6)
+
+
+def test_yes_nll_tells_the_model_the_true_clock(clocked):
+    """The loss equals a plain forward on the official processor's text and second_per_grid_ts for the true
+    clock; told the old convention (consecutive frames at 2 fps) the prompt or the positions differ."""
+    x, clock = frames(t=8), source_clock(8)
+    metadata = VideoMetadata(total_num_frames=89, fps=16.0, frames_indices=list(clock.frames_indices))
+    pixels, grid = video_pixels(x, clocked.spec)
+    text, ids, types = official_text_side(clocked, grid, metadata)
+    text = text.replace("Is it red?", QUESTIONS[0] + clocked.question_suffix)
+    batch = clocked._tokenize([text])
+    extra = {}
+    if clocked.family == "qwen2_5_vl":
+        extra["second_per_grid_ts"] = torch.tensor(official_second_per_grid_ts(clocked, grid, metadata))
+    with torch.no_grad():
+        logits = clocked.model(**batch, pixel_values_videos=pixels, video_grid_thw=torch.tensor([grid]), **extra).logits
+        expected = -torch.log_softmax(logits[0, -1].float(), -1)[clocked.yes_ids[0]]
+        assert clocked.yes_nll(x, QUESTIONS[:1], clock)[0] == pytest.approx(expected.item(), rel=1e-5)
+    old = clocked.encode_video(x, consecutive_clock(8, 2.0))
+    new = clocked.encode_video(x, clock)
+    if clocked.family == "qwen3_vl":
+        assert clocked._question_texts(old, QUESTIONS[:1]) != clocked._question_texts(new, QUESTIONS[:1])
+    else:  # the same text; the temporal rope positions of the video tokens follow second_per_grid_ts
+        def positions(video):
+            prefix, tails = clocked._prefix_and_tails(clocked._question_texts(video, QUESTIONS[:1]), clocked.vision_end)
+            return clocked._full_rows(prefix, tails, video)[2]
+        assert not torch.equal(positions(old), positions(new))
+    with pytest.raises(UserError, match="clock"):
+        clocked.yes_nll(x, QUESTIONS[:1])
 
 
 def test_gradient_checkpointing_trains_without_dropout(tmp_path):
@@ -254,7 +315,7 @@ def test_multi_token_answer_is_teacher_forced(teacher, monkeypatch):
     x = frames()
     video = teacher.encode_video(x)
     text = teacher.chat_text([{"type": "video"}, {"type": "text", "text": QUESTIONS[1] + teacher.question_suffix}])
-    batch = teacher._tokenize([text.replace(teacher.video_token, teacher.video_placeholder(video.grid, 3), 1)],
+    batch = teacher._tokenize([text.replace(teacher.video_token, teacher.video_placeholder(video.grid, teacher.clock(3)), 1)],
                               suffix=[a, b])
     pixels, grid = video_pixels(x, teacher.spec)
     extra = {"second_per_grid_ts": torch.tensor([2 / teacher.video_fps])} if teacher.family == "qwen2_5_vl" else {}

@@ -123,7 +123,7 @@ def test_tau_zero_never_stops_early(models, instances):
     assert len(out.trace["per_step"]) == 3 and "grad_norm" not in out.trace["per_step"][-1]
     assert out.trace["final_loss"] == out.trace["per_step"][-1]["loss"]
     assert out.trace["per_step"][-1]["loss"] != out.trace["per_step"][0]["loss"]
-    assert set(out.timings) == {"synthesis_s", "encode_s", "optimise_s", "final_s"}
+    assert set(out.timings) == {"synthesis_s", "encode_s", "optimise_s", "final_eval_s", "final_s"}
 
 
 def test_fixed_step_count_ignores_the_threshold(models, instances):
@@ -140,9 +140,9 @@ def test_observe_sees_each_one_step_prediction_the_teacher_judges(models, instan
     judged, seen = [], []
     original = teacher.yes_nll
 
-    def spy(frames, questions):
+    def spy(frames, questions, clock=None):
         judged.append(frames.detach().clone())
-        return original(frames, questions)
+        return original(frames, questions, clock)
 
     monkeypatch.setattr(teacher, "yes_nll", spy)
     steps = method.optimise(student, teacher, cond, noise, SEED, 7, weigh_questions(Queries(**FIXED), 0.5),
@@ -158,9 +158,9 @@ def spy_teacher(teacher, monkeypatch):
     calls = []
     original = teacher.yes_nll
 
-    def spy(frames, questions):
-        calls.append((frames.shape[0], list(questions)))
-        return original(frames, questions)
+    def spy(frames, questions, clock=None):
+        calls.append((frames.shape[0], list(questions), clock))
+        return original(frames, questions, clock)
 
     monkeypatch.setattr(teacher, "yes_nll", spy)
     return calls
@@ -173,7 +173,7 @@ def spy_teacher(teacher, monkeypatch):
 def test_lambda_decides_which_questions_the_teacher_answers(models, instances, monkeypatch, goal_weight, expected):
     calls = spy_teacher(models[1], monkeypatch)
     out = run(VlmTeach(num_steps=1, early_stop=False, goal_weight=goal_weight, **FAST), models, instances[0])
-    assert [questions for _, questions in calls] == [expected, expected]
+    assert [questions for _, questions, _ in calls] == [expected, expected]
     assert out.trace["loss_questions"] == expected and len(out.trace["final_p_yes"]) == len(expected)
 
 
@@ -181,8 +181,28 @@ def test_lambda_decides_which_questions_the_teacher_answers(models, instances, m
 def test_k_sets_how_many_frames_the_teacher_sees(models, instances, monkeypatch, k, shown):
     calls = spy_teacher(models[1], monkeypatch)
     out = run(VlmTeach(num_steps=0, num_frames=k, **FAST), models, instances[0])
-    assert [n for n, _ in calls] == [shown]
+    assert [n for n, _, _ in calls] == [shown]
     assert out.trace["frames_decoded"] == 17 and len(out.trace["frame_indices"]) == shown
+
+
+def test_the_teacher_is_told_the_true_clock_of_the_frames_it_sees(models, instances, monkeypatch):
+    """The instance's fps and the shown frames' indices in the decoded clip, as transformers' VideoMetadata
+    (what the official processors read): 12 of 17 frames at 8 fps."""
+    calls = spy_teacher(models[1], monkeypatch)
+    out = run(VlmTeach(num_steps=0, num_frames=12, **FAST), models, instances[0])
+    (_, _, clock), = calls
+    assert clock.fps == instances[0].fps == 8 and clock.total_num_frames == 17
+    assert list(clock.frames_indices) == out.trace["frame_indices"] and out.trace["frames_fps"] == 8
+
+
+def test_the_evaluation_after_the_last_update_is_its_own_cost(models, instances, monkeypatch):
+    calls = spy_teacher(models[1], monkeypatch)
+    out = run(VlmTeach(num_steps=2, early_stop=False, **FAST), models, instances[0])
+    assert len(calls) == 3 and out.steps == 2  # two updates, then the kept LoRA is evaluated once more
+    assert out.timings["final_eval_s"] == out.trace["final_eval_s"] > 0
+    assert "seconds" not in out.trace["per_step"][-1]  # the extra evaluation is not an update
+    stopped = run(VlmTeach(num_steps=2, tau=10.0, **FAST), models, instances[0])  # stops before any update
+    assert stopped.steps == 0 and stopped.timings["final_eval_s"] == 0.0
 
 
 def test_last_and_all_steps_judge_the_full_sample_and_differ_in_gradient(models, instances, monkeypatch):
@@ -217,9 +237,9 @@ def test_nan_loss_raises_with_the_step_and_the_trace(models, instances, monkeypa
     original = teacher.yes_nll
     calls = []
 
-    def nan_on_second_call(frames, questions):
+    def nan_on_second_call(frames, questions, clock=None):
         calls.append(1)
-        nll = original(frames, questions)
+        nll = original(frames, questions, clock)
         return nll * float("nan") if len(calls) == 2 else nll
 
     monkeypatch.setattr(teacher, "yes_nll", nan_on_second_call)
@@ -245,7 +265,7 @@ class _NanGradient(torch.autograd.Function):
 def test_nan_gradient_raises_before_the_update(models, instances, monkeypatch):
     teacher = models[1]
     original = teacher.yes_nll
-    monkeypatch.setattr(teacher, "yes_nll", lambda frames, questions: _NanGradient.apply(original(frames, questions)))
+    monkeypatch.setattr(teacher, "yes_nll", lambda frames, questions, clock=None: _NanGradient.apply(original(frames, questions, clock)))
     with pytest.raises(OptimisationDiverged, match="gradient norm is nan at step 0"):
         run(VlmTeach(num_steps=2, early_stop=False, **FAST), models, instances[0])
 

@@ -62,8 +62,9 @@ class ScorerJudge:
         return Queries(goal=goal.text, process=[q.text for q in process],
                        raw=json.dumps({"goal": goal.text, "process": [q.text for q in process]}))
 
-    def yes_nll(self, frames: torch.Tensor, questions: list[str]) -> torch.Tensor:
-        """-log P(Yes) per question for frames [T, 3, H, W] in [0, 1]: -log of the least likely of its checks."""
+    def yes_nll(self, frames: torch.Tensor, questions: list[str], clock=None) -> torch.Tensor:
+        """-log P(Yes) per question for frames [T, 3, H, W] in [0, 1]: -log of the least likely of its checks
+        (every frame is read; ``clock`` is not needed)."""
         if frames.ndim != 4 or frames.shape[0] != NUM_FRAMES:
             raise ValueError(f"the scorer judge reads all {NUM_FRAMES} frames [T, 3, H, W]; got {tuple(frames.shape)}")
         unknown = [q for q in questions if q not in self._checks]
@@ -80,9 +81,9 @@ class ScorerJudge:
             out.append(-torch.stack([logp[name] for name in self._checks[q]]).min())
         return torch.stack(out)
 
-    def p_yes(self, frames: torch.Tensor, questions: list[str]) -> list[float]:
+    def p_yes(self, frames: torch.Tensor, questions: list[str], clock=None) -> list[float]:
         with torch.no_grad():
-            return torch.exp(-self.yes_nll(frames, questions)).tolist()
+            return torch.exp(-self.yes_nll(frames, questions, clock)).tolist()
 
     def generate(self, prompt: str, images=None, max_new_tokens: int = 128) -> str:
         raise UserError("the scorer judge writes no free text; prompt-space methods need a VLM teacher")

@@ -17,10 +17,12 @@ _ZERO_OUTPUT_INITS = {"gaussian": "gaussian", "kaiming": True}
 
 @dataclass(frozen=True)
 class LoraSpec:
-    """The LoRA hyper-parameters of the ``student.lora`` config block."""
+    """The LoRA hyper-parameters of the ``student.lora`` config block. ``scale`` is the adapter's effective
+    scale: it adds ``scale * B A x`` to each target layer (peft's ``lora_alpha / r``, times any adapter
+    weight applied on top), so with Adam each step moves the function about ``scale`` times as far."""
 
     rank: int = 16
-    alpha: float = 16.0
+    scale: float = 1.0
     target_modules: list[str] = field(
         default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"]
     )
@@ -37,6 +39,8 @@ class LoraSpec:
             )
         if self.rank < 1:
             raise ValueError(f"student.lora.rank must be >= 1, got {self.rank}")
+        if not self.scale > 0:
+            raise ValueError(f"student.lora.scale must be positive, got {self.scale}")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"student.lora.lr must be > 0 (or null for the method's default), got {self.lr}")
         if self.dropout != 0.0:  # the student runs in eval mode, where peft's dropout is a no-op
@@ -53,7 +57,7 @@ def attach_lora(model: torch.nn.Module, spec: LoraSpec) -> list[torch.nn.Paramet
     model.add_adapter(
         LoraConfig(
             r=spec.rank,
-            lora_alpha=spec.alpha,
+            lora_alpha=spec.scale * spec.rank,  # peft scales by lora_alpha / r
             target_modules=list(spec.target_modules),
             init_lora_weights=spec.peft_init,
             lora_dropout=spec.dropout,

@@ -1,32 +1,29 @@
-"""Sampling schedules (flow-matching sigmas) for the Wan students."""
+"""Sampling schedules for the Wan students: a diffusers scheduler's, or a DMD student's timesteps."""
 
 from __future__ import annotations
 
-from diffusers import UniPCMultistepScheduler
+import copy
+
+from diffusers import SchedulerMixin
 
 
-def shifted_flow_sigmas(num_steps: int, shift: float) -> list[float]:
-    """The ``num_steps`` sigmas of Wan's diffusers scheduler (UniPC, flow sigmas, ``flow_shift=shift``).
-
-    Taken from the scheduler itself so the schedule is exactly what ``WanPipeline`` uses; the final 0 is
-    left out (the sampler appends it).
-    """
+def scheduler_schedule(scheduler: SchedulerMixin, num_steps: int) -> tuple[list[int], list[float]]:
+    """The integer timesteps and the sigmas (final 0 left out) of ``num_steps`` steps of ``scheduler``,
+    read from the scheduler itself so they are exactly what the diffusers pipelines use."""
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-    scheduler = UniPCMultistepScheduler(
-        prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000, flow_shift=shift
-    )
-    scheduler.set_timesteps(num_steps)
-    return [float(s) for s in scheduler.sigmas[:-1]]
+    probe = copy.deepcopy(scheduler)  # set_timesteps changes the scheduler's state
+    probe.set_timesteps(num_steps)
+    return [int(t) for t in probe.timesteps], [float(s) for s in probe.sigmas[:len(probe.timesteps)]]
 
 
-def check_dmd_sigmas(sigmas: list[float]) -> list[float]:
-    """Validate a few-step DMD schedule: strictly decreasing values in (0, 1]."""
-    values = [float(s) for s in sigmas]
-    if not values:
-        raise ValueError("the dmd sampler needs a non-empty student.sigmas list, e.g. [1.0, 0.757, 0.522]")
-    if any(not 0.0 < s <= 1.0 for s in values):
-        raise ValueError(f"dmd sigmas must lie in (0, 1], got {values}")
+def check_dmd_timesteps(timesteps: list[int]) -> list[int]:
+    """Validate a few-step DMD schedule: strictly decreasing integers in (0, 1000]."""
+    if not timesteps:
+        raise ValueError("the dmd sampler needs a non-empty student.dmd_timesteps list, e.g. [1000, 757, 522]")
+    if any(int(t) != t or not 0 < t <= 1000 for t in timesteps):
+        raise ValueError(f"dmd timesteps must be integers in (0, 1000], got {list(timesteps)}")
+    values = [int(t) for t in timesteps]
     if any(a <= b for a, b in zip(values, values[1:])):
-        raise ValueError(f"dmd sigmas must be strictly decreasing, got {values}")
+        raise ValueError(f"dmd timesteps must be strictly decreasing, got {values}")
     return values

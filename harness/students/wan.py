@@ -2,11 +2,14 @@
 
 Differentiable, hand-written sampling around ``WanTransformer3DModel`` (the diffusers pipelines run under
 ``no_grad``), with Wan2.2-TI2V first-frame conditioning: the first latent frame is the clean, VAE-encoded
-condition image and its tokens get timestep 0.
+condition image and its tokens get timestep 0. Two samplers: ``dmd`` (a distilled student's few steps,
+predict x0 and re-noise, as FastVideo's DMD inference) and ``scheduler`` (the checkpoint's own diffusers
+scheduler, UniPC for Wan2.2, stepped exactly as ``WanPipeline`` / ``WanImageToVideoPipeline`` step it).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from typing import Any, Callable
@@ -15,9 +18,11 @@ import numpy as np
 import PIL.Image
 import torch
 import transformers
-from diffusers import AutoencoderKLWan, WanTransformer3DModel
+import diffusers
+from diffusers import AutoencoderKLWan, SchedulerMixin, WanTransformer3DModel
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 from diffusers.pipelines.wan.pipeline_wan import prompt_clean
+from diffusers.utils import is_ftfy_available
 from diffusers.video_processor import VideoProcessor
 from transformers import AutoTokenizer
 
@@ -25,11 +30,12 @@ from harness.method import derive_seed
 from harness.loading import resolve_device, resolve_dtype, resolve_model_dir
 from harness.students.fp8 import fp8_base_layers
 from harness.students.lora import LoraSpec, attach_lora, batched_lora, reset_lora
-from harness.students.schedules import check_dmd_sigmas, shifted_flow_sigmas
+from harness.students.first_frame import FIRST_FRAME_FITS, fit_first_frame
+from harness.students.schedules import check_dmd_timesteps, scheduler_schedule
 from harness.students.light_decoder import build_light_decoder
 from harness.types import Conditioning, Instance, UserError
 
-SAMPLERS = ("dmd", "euler")
+SAMPLERS = ("dmd", "scheduler")
 
 # A light decoder maps normalised latents [1, C, F, h, w] to frames [T, 3, H, W] in [0, 1], differentiably.
 # The diffusers components a Wan student loads; nothing else in the repo is downloaded.
@@ -71,7 +77,8 @@ def checkpoint_blocks(transformer: WanTransformer3DModel, skip_first: int = 0) -
 
 
 class WanStudent:
-    """A Wan transformer + Wan VAE + T5-family text encoder, sampled with DMD re-noising or Euler flow steps."""
+    """A Wan transformer + Wan VAE + T5-family text encoder, sampled with DMD re-noising or the checkpoint's
+    own scheduler (``scheduler``, required for ``sampler="scheduler"``)."""
 
     def __init__(
         self,
@@ -82,9 +89,11 @@ class WanStudent:
         tokenizer: Any,
         device: str = "auto",
         sampler: str = "dmd",
-        sigmas: list[float] | None = None,
+        dmd_timesteps: list[int] | None = None,
         num_steps: int = 4,
         shift: float = 5.0,
+        scheduler: SchedulerMixin | None = None,
+        first_frame_fit: str = "crop",
         guidance_scale: float = 1.0,
         negative_prompt: str = "",
         lora: dict[str, Any] | None = None,
@@ -98,9 +107,26 @@ class WanStudent:
     ) -> None:
         if sampler not in SAMPLERS:
             raise ValueError(f"student.sampler must be one of {SAMPLERS}, got {sampler!r}")
+        if first_frame_fit not in FIRST_FRAME_FITS:
+            raise ValueError(f"student.first_frame_fit must be one of {FIRST_FRAME_FITS}, got {first_frame_fit!r}")
+        if not is_ftfy_available():
+            raise UserError("the Wan students clean prompts with ftfy as the official pipelines do: pip install ftfy")
         self.device = resolve_device(device, config_key="student.device")
         self.sampler = sampler
-        self.sigmas = self._schedule(sampler, sigmas, num_steps, shift)
+        self.first_frame_fit = first_frame_fit
+        self.scheduler = None
+        if sampler == "scheduler":
+            if dmd_timesteps is not None:
+                raise ValueError("student.dmd_timesteps applies to the dmd sampler only; the scheduler sampler "
+                                 "uses num_steps and shift")
+            if scheduler is None:
+                raise UserError("student.sampler=scheduler needs the checkpoint's scheduler/ folder")
+            # The checkpoint's scheduler class and settings; only flow_shift comes from the config.
+            self.scheduler = type(scheduler).from_config(scheduler.config, flow_shift=shift)
+            self.timesteps, self.sigmas = scheduler_schedule(self.scheduler, num_steps)
+        else:
+            self.timesteps = self._dmd_timesteps(dmd_timesteps, num_steps)
+            self.sigmas = [t / 1000.0 for t in self.timesteps]  # flow matching: t = 1000 * sigma
         self.guidance_scale = float(guidance_scale)
         self.negative_prompt = negative_prompt
         self.offload_text_encoder = offload_text_encoder
@@ -157,9 +183,17 @@ class WanStudent:
         index_file = root / "model_index.json"
         if not index_file.is_file():
             raise UserError(f"{root} has no model_index.json: student.path must be a diffusers-format folder")
-        library, class_name = json.loads(index_file.read_text())["text_encoder"]
+        index = json.loads(index_file.read_text())
+        library, class_name = index["text_encoder"]
         if library != "transformers" or not hasattr(transformers, class_name):
             raise UserError(f"{index_file}: unsupported text encoder {library}.{class_name}")
+        scheduler = None
+        if settings.get("sampler") == "scheduler":
+            library, scheduler_name = index.get("scheduler") or (None, None)
+            if library != "diffusers" or not hasattr(diffusers, scheduler_name or ""):
+                raise UserError(f"{index_file}: student.sampler=scheduler needs a diffusers scheduler, "
+                                f"got {library}.{scheduler_name}")
+            scheduler = getattr(diffusers, scheduler_name).from_pretrained(root, subfolder="scheduler")
         torch_dtype = resolve_dtype(dtype, config_key="student.dtype")
         vae_torch_dtype = resolve_dtype(vae_dtype, config_key="student.vae_dtype")
         resolve_device(settings.get("device", "auto"), config_key="student.device")  # fail before loading GBs
@@ -169,20 +203,18 @@ class WanStudent:
             vae=AutoencoderKLWan.from_pretrained(root, subfolder="vae", torch_dtype=vae_torch_dtype),
             text_encoder=text_encoder_cls.from_pretrained(root, subfolder="text_encoder", dtype=torch_dtype),
             tokenizer=AutoTokenizer.from_pretrained(root, subfolder="tokenizer"),
+            scheduler=scheduler,
             **settings,
         )
 
     @staticmethod
-    def _schedule(sampler: str, sigmas: list[float] | None, num_steps: int, shift: float) -> list[float]:
-        if sampler == "euler":
-            if sigmas is not None:
-                raise ValueError("student.sigmas applies to the dmd sampler only; euler uses num_steps and shift")
-            return shifted_flow_sigmas(num_steps, shift)
-        if sigmas is None:  # evenly spaced levels, e.g. 4 steps -> [1.0, 0.75, 0.5, 0.25]
-            sigmas = [1.0 - k / num_steps for k in range(num_steps)]
-        if len(sigmas) != num_steps:
-            raise ValueError(f"student.num_steps={num_steps} but student.sigmas has {len(sigmas)} values: {sigmas}")
-        return check_dmd_sigmas(sigmas)
+    def _dmd_timesteps(timesteps: list[int] | None, num_steps: int) -> list[int]:
+        if timesteps is None:  # evenly spaced, e.g. 4 steps -> [1000, 750, 500, 250]
+            timesteps = [1000 - 1000 * k // num_steps for k in range(num_steps)]
+        if len(timesteps) != num_steps:
+            raise ValueError(f"student.num_steps={num_steps} but student.dmd_timesteps has {len(timesteps)} values: "
+                             f"{list(timesteps)}")
+        return check_dmd_timesteps(timesteps)
 
     # ----- conditioning -----
 
@@ -239,8 +271,10 @@ class WanStudent:
         """uint8 [H, W, 3] -> normalised latent [1, C, 1, h, w] (VAE mode, then (z - mean) / std)."""
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
             raise ValueError(f"first_frame must be uint8 [H, W, 3], got {frame.dtype} {frame.shape}")
-        # The pipeline's own preprocessing (resize to the generation size, map to [-1, 1]).
-        image = self._video_processor.preprocess(PIL.Image.fromarray(frame), height=height, width=width)
+        # Fitted to the generation size (student.first_frame_fit), then the pipeline's own preprocessing
+        # (a no-op resize at that size, map to [-1, 1]).
+        fitted = fit_first_frame(PIL.Image.fromarray(frame), height, width, self.first_frame_fit)
+        image = self._video_processor.preprocess(fitted, height=height, width=width)
         video = image.to(self.device, torch.float32).unsqueeze(2)
         latent = self.vae.encode(video.to(self.vae.dtype)).latent_dist.mode().float()
         return (latent - self._latents_mean) / self._latents_std
@@ -255,11 +289,19 @@ class WanStudent:
     def predict_x0(self, cond: Conditioning, latents: torch.Tensor, sigma: float) -> torch.Tensor:
         """x0 = x_t - sigma * v; the first latent frame is the condition in I2V mode."""
         x_t = self._with_condition(cond, latents)
-        return self._with_condition(cond, x_t - sigma * self.velocity(cond, x_t, sigma))
+        return self._with_condition(cond, x_t - sigma * self.velocity(cond, x_t, self.timestep_of(sigma)))
 
-    def velocity(self, cond: Conditioning, x_t: torch.Tensor, sigma: float) -> torch.Tensor:
-        """The (guided) flow velocity v = eps - x0 predicted at noise level ``sigma`` (fp32)."""
-        timestep = self._token_timesteps(cond, sigma)
+    def timestep_of(self, sigma: float) -> float:
+        """The transformer's timestep at noise level ``sigma``: the schedule's own (the scheduler's integer
+        timesteps, DMD's configured ones) at its levels, 1000 * sigma elsewhere."""
+        for level, timestep in zip(self.sigmas, self.timesteps):
+            if level == sigma:
+                return float(timestep)
+        return 1000.0 * sigma
+
+    def velocity(self, cond: Conditioning, x_t: torch.Tensor, timestep: float) -> torch.Tensor:
+        """The (guided) flow velocity v = eps - x0 predicted at transformer timestep ``timestep`` (fp32)."""
+        timestep = self._token_timesteps(cond, timestep)
         v = self._transformer_call(x_t, timestep, cond.prompt_embeds)
         if self.guidance_scale > 1.0:
             negative = cond.extra["negative_prompt_embeds"]
@@ -274,36 +316,46 @@ class WanStudent:
         return (1.0 - sigma) * x0 + sigma * eps
 
     def step(self, cond: Conditioning, x_t: torch.Tensor, k: int, seed: int) -> torch.Tensor:
-        """Sampling step ``k`` from noise level sigmas[k]; the last step returns clean latents."""
-        sigma = self.sigmas[k]
-        last = k == len(self.sigmas) - 1
-        if self.sampler == "dmd":
-            x0 = self.predict_x0(cond, x_t, sigma)
-            return x0 if last else self.renoise(x0, self.sigmas[k + 1], seed, k + 1)
-        x_t = self._with_condition(cond, x_t)
-        sigma_next = 0.0 if last else self.sigmas[k + 1]
-        return self._with_condition(cond, x_t + (sigma_next - sigma) * self.velocity(cond, x_t, sigma))
+        """DMD sampling step ``k`` from noise level sigmas[k]; the last step returns clean latents."""
+        if self.sampler != "dmd":
+            raise UserError("single sampling steps (vlmteach opt_step=last/all) need student.sampler=dmd; the "
+                            "scheduler sampler is a multistep solver whose steps depend on the steps before")
+        x0 = self.predict_x0(cond, x_t, self.sigmas[k])
+        return x0 if k == len(self.sigmas) - 1 else self.renoise(x0, self.sigmas[k + 1], seed, k + 1)
 
     def sample(self, cond: Conditioning, noise: torch.Tensor, seed: int) -> torch.Tensor:
         """All steps from ``noise``; gradient mode is the caller's choice."""
+        if self.sampler == "scheduler":
+            return self._sample_with_scheduler(cond, noise)
         x = noise
         for k in range(len(self.sigmas)):
             x = self.step(cond, x, k, seed)
         return x
+
+    def _sample_with_scheduler(self, cond: Conditioning, noise: torch.Tensor) -> torch.Tensor:
+        """The diffusers Wan pipelines' loop: the scheduler steps the whole latent, the model sees it with the
+        condition frame in place, and the condition replaces the first frame of the result."""
+        scheduler = copy.deepcopy(self.scheduler)  # a multistep solver keeps state: a fresh one per sample
+        scheduler.set_timesteps(len(self.timesteps), device=self.device)
+        latents = noise
+        for t in scheduler.timesteps:
+            v = self.velocity(cond, self._with_condition(cond, latents), float(t))
+            latents = scheduler.step(v, t, latents, return_dict=False)[0]
+        return self._with_condition(cond, latents)
 
     def _with_condition(self, cond: Conditioning, x: torch.Tensor) -> torch.Tensor:
         if cond.first_latent is None:
             return x
         return torch.cat([cond.first_latent.to(x.dtype), x[:, :, 1:]], dim=2)
 
-    def _token_timesteps(self, cond: Conditioning, sigma: float) -> torch.Tensor:
+    def _token_timesteps(self, cond: Conditioning, timestep: float) -> torch.Tensor:
         """Per-token timesteps [B, seq_len] as Wan2.2-TI2V builds them: 0 on first-frame tokens in I2V mode."""
         _, _, frames, height, width = cond.latent_shape
         p_t, p_h, p_w = self.transformer.config.patch_size
         mask = torch.ones(frames, height, width, device=self.device)
         if cond.first_latent is not None:
             mask[0] = 0.0
-        per_token = (mask[::p_t, ::p_h, ::p_w] * (sigma * 1000.0)).flatten()
+        per_token = (mask[::p_t, ::p_h, ::p_w] * timestep).flatten()
         return per_token.unsqueeze(0).expand(cond.latent_shape[0], -1)
 
     def _transformer_call(self, x_t: torch.Tensor, timestep: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
@@ -351,7 +403,7 @@ class WanStudent:
 
     def _required_lora_spec(self) -> LoraSpec:
         if self.lora_spec is None:
-            raise UserError("this method needs a LoRA on the student: set student.lora (rank, alpha, ...)")
+            raise UserError("this method needs a LoRA on the student: set student.lora (rank, scale, ...)")
         return self.lora_spec
 
     def set_lora_enabled(self, enabled: bool) -> None:

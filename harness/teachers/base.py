@@ -50,16 +50,16 @@ class ChatTeacher:
             raise UserError(f"The teacher's tokenizer cannot encode 'Yes' (got ids {self.yes_ids}).")
         self.eos_ids = eos_ids(model, tokenizer)
 
-    def yes_nll(self, frames: torch.Tensor, questions: list[str]) -> torch.Tensor:
+    def yes_nll(self, frames: torch.Tensor, questions: list[str], clock=None) -> torch.Tensor:
         raise NotImplementedError
 
     def _generate(self, prompt: str, images: list[np.ndarray] | None, max_new_tokens: int,
                   sample_seed: int | None) -> str:
         raise NotImplementedError
 
-    def p_yes(self, frames: torch.Tensor, questions: list[str]) -> list[float]:
+    def p_yes(self, frames: torch.Tensor, questions: list[str], clock=None) -> list[float]:
         with torch.no_grad():
-            return torch.exp(-self.yes_nll(frames, questions)).tolist()
+            return torch.exp(-self.yes_nll(frames, questions, clock)).tolist()
 
     def _prefix_and_tails(self, texts: list[str], prefix_end: str) -> tuple[list[int], list[list[int]]]:
         """Token ids of the chat head + video the question ``texts`` share (up to the last ``prefix_end``), and

@@ -117,9 +117,10 @@ class InternVLTeacher(ChatTeacher):
         std = tiles.new_tensor(self.frame_std).view(1, 3, 1, 1)
         return (tiles - mean) / std
 
-    def yes_nll(self, frames: torch.Tensor, questions: list[str]) -> torch.Tensor:
+    def yes_nll(self, frames: torch.Tensor, questions: list[str], clock=None) -> torch.Tensor:
         """-log P("Yes") per question, [Q] float32 (full-vocabulary softmax, teacher-forced over the "Yes"
-        tokens). ``frames [T, 3, H, W]`` in [0, 1] are ONE video; the vision tower runs once."""
+        tokens). ``frames [T, 3, H, W]`` in [0, 1] are ONE video; the vision tower runs once. ``clock`` is
+        not read: InternVL's video prompt numbers the frames ("Frame1: ...") and carries no time."""
         if not questions:
             raise ValueError("yes_nll needs at least one question")
         tiles = self.frame_tiles(frames.to(self.device)).to(self.dtype)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers.video_utils import VideoMetadata
 from transformers import (
     AutoConfig,
     AutoTokenizer,
@@ -32,6 +33,7 @@ from harness.teachers.base import (
     read_json,
     seeded,
 )
+from harness.teachers.clock import consecutive_clock
 from harness.teachers.packed_attention import use_packed_vision_attention
 from harness.teachers.preprocess import VisionSpec, image_pixels, video_pixels
 from harness.teachers.shared_prefix import answer_positions, block_mask, segment_ids
@@ -67,21 +69,21 @@ class EncodedVideo:
 
     features: object  # the model's get_video_features output (pooled tokens, Qwen3-VL deepstack features)
     grid: tuple[int, int, int]  # video_grid_thw
-    num_frames: int  # frames given, before temporal padding
+    clock: VideoMetadata  # when the given frames were taken (before temporal padding)
 
 
 class QwenVLTeacher(ChatTeacher):
     """A frozen Qwen-VL teacher (``harness.types.Teacher``). Build it with ``from_pretrained``."""
 
     def __init__(self, *, model: torch.nn.Module, tokenizer, chat_template: str, spec: VisionSpec,
-                 video_fps: float, question_suffix: str, system_prompt: str | None, max_new_tokens: int,
+                 video_fps: float | None, question_suffix: str, system_prompt: str | None, max_new_tokens: int,
                  synthesis_retries: int, shared_prefix: bool = True, synthesis_cache_len: int | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.chat_template = chat_template
         self.spec = spec
         self.family = model.config.model_type
-        self.video_fps = float(video_fps)
+        self.video_fps = None if video_fps is None else float(video_fps)
         self.question_suffix = question_suffix
         self.system_prompt = system_prompt
         self.max_new_tokens = max_new_tokens
@@ -102,7 +104,7 @@ class QwenVLTeacher(ChatTeacher):
     @classmethod
     def from_pretrained(
         cls, *, path: str, device: str = "auto", dtype: str = "float32", max_pixels: int | None = None,
-        min_pixels: int | None = None, video_fps: float = 2.0, question_suffix: str = " Answer with Yes or No.",
+        min_pixels: int | None = None, video_fps: float | None = 2.0, question_suffix: str = " Answer with Yes or No.",
         system_prompt: str | None = None, gradient_checkpointing: bool = False, max_new_tokens: int = 256,
         synthesis_retries: int = 2, shared_prefix: bool = True, synthesis_cache_len: int | None = None,
         compile: bool = False, packed_vision_attention: bool = True,
@@ -110,9 +112,12 @@ class QwenVLTeacher(ChatTeacher):
         """Load a Qwen3-VL or Qwen2.5-VL checkpoint (folder or hub id) as a frozen teacher.
 
         ``min_pixels`` / ``max_pixels`` override the video pixel budget, read as the official video
-        processor reads it (Qwen3-VL: all frames together; Qwen2.5-VL: per frame). ``video_fps`` is the
-        frame rate the frames given to ``yes_nll`` are presented at (Qwen3-VL timestamps, Qwen2.5-VL
-        ``second_per_grid_ts``). ``shared_prefix`` runs the system + video prefix once per ``yes_nll`` call, the
+        processor reads it (Qwen3-VL: all frames together; Qwen2.5-VL: per frame). The time the teacher is
+        told (Qwen3-VL timestamps, Qwen2.5-VL ``second_per_grid_ts``) is the ``clock`` given to ``yes_nll``
+        (the source clip's fps and the shown frames' indices), as the official processors read a video's
+        ``VideoMetadata``, when ``video_fps`` is None (the real teachers' configs); a number presents every
+        video as consecutive frames at that rate, ignoring the clock (the default 2.0 is the micro teacher's
+        training convention, which its callers rely on). ``shared_prefix`` runs the system + video prefix once per ``yes_nll`` call, the
         questions after it in the same row (``score_video_shared_prefix``); off, every question is a full row.
         ``compile`` compiles the language model's decoder layers for the loss (``prepare_frozen``).
         ``packed_vision_attention`` runs the vision tower's per-frame-pair attention as one SDPA call
@@ -142,23 +147,36 @@ class QwenVLTeacher(ChatTeacher):
                    synthesis_cache_len=synthesis_cache_len)
 
     # ---------------------------------------------------------------- the loss
-    def yes_nll(self, frames: torch.Tensor, questions: list[str]) -> torch.Tensor:
+    def yes_nll(self, frames: torch.Tensor, questions: list[str], clock: VideoMetadata | None = None) -> torch.Tensor:
         """-log P("Yes") per question, [Q] float32, under the full-vocabulary softmax at the first answer
         position (teacher-forced over every "Yes" token). ``frames [T, 3, H, W]`` in [0, 1] are ONE video
-        input; the vision tower runs once and its features are shared by the batched questions."""
+        input, taken at ``clock`` (``harness.teachers.clock.frame_clock``); the vision tower runs once and
+        its features are shared by the batched questions."""
         if not questions:
             raise ValueError("yes_nll needs at least one question")
-        video = self.encode_video(frames)
+        video = self.encode_video(frames, clock)
         return self.score_video(video, questions)
 
-    def encode_video(self, frames: torch.Tensor) -> EncodedVideo:
+    def clock(self, num_frames: int, given: VideoMetadata | None = None) -> VideoMetadata:
+        """The clock the teacher is told for ``num_frames`` frames: ``given``, or the fixed ``video_fps``."""
+        if self.video_fps is not None:
+            return consecutive_clock(num_frames, self.video_fps)
+        if given is None:
+            raise UserError("the teacher needs the frames' clock (source fps and frame indices) to tell the model "
+                            "their time; pass clock=frame_clock(...) or set teacher.video_fps")
+        if len(given.frames_indices) != num_frames:
+            raise ValueError(f"the clock has {len(given.frames_indices)} frame indices for {num_frames} frames")
+        return given
+
+    def encode_video(self, frames: torch.Tensor, clock: VideoMetadata | None = None) -> EncodedVideo:
         """Pixels, grid and vision-tower features of one video; reusable for several question batches."""
+        clock = self.clock(frames.shape[0], clock)
         frames = frames.to(self.device)
         pixels, grid = video_pixels(frames, self.spec)
         grid_thw = torch.tensor([grid], device=self.device)
         features = self.model.get_video_features(pixel_values_videos=pixels.to(self.dtype), video_grid_thw=grid_thw,
                                                  return_dict=True)
-        return EncodedVideo(features=features, grid=grid, num_frames=frames.shape[0])
+        return EncodedVideo(features=features, grid=grid, clock=clock)
 
     def score_video(self, video: EncodedVideo, questions: list[str]) -> torch.Tensor:
         """-log P("Yes") of each question about an ``encode_video`` result (``shared_prefix`` picks the path)."""
@@ -167,14 +185,16 @@ class QwenVLTeacher(ChatTeacher):
         return self.score_video_batched(video, questions)
 
     def _question_texts(self, video: EncodedVideo, questions: list[str]) -> list[str]:
-        placeholder = self.video_placeholder(video.grid, video.num_frames)
+        placeholder = self.video_placeholder(video.grid, video.clock)
         return [self.chat_text([{"type": "video"}, {"type": "text", "text": q + self.question_suffix}])
                 .replace(self.video_token, placeholder, 1) for q in questions]
 
-    def _grid_extra(self, n: int) -> dict[str, torch.Tensor]:
+    def _grid_extra(self, n: int, clock: VideoMetadata) -> dict[str, torch.Tensor]:
+        """Qwen2.5-VL's seconds per temporal patch, as its processor computes them from the clock (the rate at
+        which the shown frames were sampled: fps * shown / total)."""
         if self.family != "qwen2_5_vl":
             return {}
-        return {"second_per_grid_ts": torch.full((n,), self.spec.temporal_patch_size / self.video_fps,
+        return {"second_per_grid_ts": torch.full((n,), self.spec.temporal_patch_size / clock.sampled_fps,
                                                  device=self.device)}
 
     def score_video_batched(self, video: EncodedVideo, questions: list[str]) -> torch.Tensor:
@@ -183,7 +203,7 @@ class QwenVLTeacher(ChatTeacher):
         answer = self.yes_ids
         batch = self._tokenize(texts, suffix=answer[:-1])  # teacher forcing: feed all but the last answer token
         n = len(questions)
-        extra = self._grid_extra(n)
+        extra = self._grid_extra(n, video.clock)
         out = self.model(
             **batch, video_grid_thw=torch.tensor([video.grid] * n, device=self.device),
             mm_encoder_outputs={"video": _repeat_features(video.features, n)},
@@ -191,16 +211,16 @@ class QwenVLTeacher(ChatTeacher):
         )
         return self._answer_nll(out.logits)
 
-    def _full_rows(self, prefix: list[int], tails: list[list[int]], grid: tuple[int, int, int]):
+    def _full_rows(self, prefix: list[int], tails: list[list[int]], video: EncodedVideo):
         """Right-padded full rows (prefix + tail) with their modality types and mRoPE positions: each token's
         position is the one it has in the batched path."""
         n = len(tails)
         ids, mask = pad_rows([prefix + tail for tail in tails], self.pad_id, left=False)
         ids, mask = ids.to(self.device), mask.to(self.device)
         types = (ids == self.model.config.video_token_id).int() * 2
-        grids = torch.tensor([grid] * n, device=self.device)
+        grids = torch.tensor([video.grid] * n, device=self.device)
         positions, _ = self.model.model.get_rope_index(input_ids=ids, mm_token_type_ids=types, video_grid_thw=grids,
-                                                       attention_mask=mask, **self._grid_extra(n))
+                                                       attention_mask=mask, **self._grid_extra(n, video.clock))
         return ids, types, positions
 
     def score_video_shared_prefix(self, video: EncodedVideo, questions: list[str]) -> torch.Tensor:
@@ -210,7 +230,7 @@ class QwenVLTeacher(ChatTeacher):
         (``teacher.compile``) and checkpoint like those of any forward."""
         answer = self.yes_ids
         prefix, tails = self._prefix_and_tails(self._question_texts(video, questions), self.vision_end)
-        ids, types, positions = self._full_rows(prefix, tails, video.grid)
+        ids, types, positions = self._full_rows(prefix, tails, video)
         p, lengths = len(prefix), [len(t) for t in tails]
         pieces = [slice(0, p)] + [slice(p, p + n) for n in lengths]
         rows = [0] + list(range(len(tails)))
@@ -233,15 +253,16 @@ class QwenVLTeacher(ChatTeacher):
             raise UserError("The teacher's chat template does not emit one vision placeholder per image/video.")
         return text
 
-    def video_placeholder(self, grid: tuple[int, int, int], num_frames: int) -> str:
-        """What the official processor puts in place of the video token for this grid."""
+    def video_placeholder(self, grid: tuple[int, int, int], clock: VideoMetadata) -> str:
+        """What the official processor puts in place of the video token for this grid and clock."""
         per_group = grid[1] * grid[2] // self.spec.merge_size**2
         if self.family != "qwen3_vl":
             return self.video_token * (grid[0] * per_group)
         # Qwen3-VL: a "<t seconds>" stamp (mean time of the frames in the temporal patch) per group.
         tp = self.spec.temporal_patch_size
-        indices = list(range(num_frames)) + [num_frames - 1] * (-num_frames % tp)
-        seconds = [i / self.video_fps for i in indices]  # same arithmetic order as the processor
+        indices = list(clock.frames_indices)
+        indices += [indices[-1]] * (-len(indices) % tp)
+        seconds = [i / clock.fps for i in indices]  # same arithmetic order as the processor
         stamps = [(seconds[i] + seconds[i + tp - 1]) / 2 for i in range(0, len(seconds), tp)]
         return "".join(f"<{t:.1f} seconds>{self.vision_start}{self.video_token * per_group}{self.vision_end}"
                        for t in stamps)

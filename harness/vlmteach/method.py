@@ -12,6 +12,7 @@ from typing import Any, Literal
 import torch
 
 from harness.method import Method, MethodContext, derive_seed
+from harness.teachers.clock import frame_clock
 from harness.types import Conditioning, Instance, MethodOutput, Queries, Student, Teacher
 from harness.video import frames_to_clip
 from harness.vlmteach.frames import select_frames
@@ -34,14 +35,16 @@ class VlmTeach(Method):
 
     Defaults are the paper's (lambda 0.5, K 24, first-step prediction, tau 0.22, N 40, lr 5e-5).
     Choices the paper leaves open are keys here (optimiser, betas, eps, weight decay, clipping) or
-    in the student's ``lora`` config (rank, alpha, targets, init).
+    in the student's ``lora`` config (rank, effective scale, targets, init).
 
     Trace: ``queries`` (goal, process, fallback, raw, source), ``loss_questions`` / ``loss_roles`` /
     ``loss_weights`` (what enters the loss), ``frames_decoded`` and ``frame_indices`` (what the
     teacher sees), ``per_step`` (one entry per evaluation: loss, p_yes aligned with
     ``loss_questions``, and for an update grad_norm and seconds; the last entry evaluates the LoRA
-    that is kept), ``steps_used``, ``stopped_early``, ``final_loss``, ``final_p_yes``, ``lora_seed``.
-    Timings: synthesis_s, encode_s, optimise_s, final_s.
+    that is kept), ``steps_used``, ``stopped_early``, ``final_loss``, ``final_p_yes``, ``lora_seed``,
+    ``final_eval_s`` (the evaluation after the last update, its own cost; 0 when the loop stopped early).
+    The teacher is told the frames' true time: the instance's fps and the shown frames' indices.
+    Timings: synthesis_s, encode_s, optimise_s (the updates), final_eval_s, final_s.
     """
 
     needs_teacher = True
@@ -128,8 +131,9 @@ class VlmTeach(Method):
         }
         try:
             t0 = time.perf_counter()
-            steps = self.optimise(student, teacher, cond, noise, ctx.seed, lora_seed, weighted, trace)
-            timings["optimise_s"] = time.perf_counter() - t0
+            steps = self.optimise(student, teacher, cond, noise, ctx.seed, lora_seed, weighted, trace, fps=instance.fps)
+            timings["final_eval_s"] = trace["final_eval_s"]
+            timings["optimise_s"] = time.perf_counter() - t0 - trace["final_eval_s"]
 
             t0 = time.perf_counter()
             with torch.no_grad():
@@ -152,16 +156,20 @@ class VlmTeach(Method):
         weighted: WeightedQuestions,
         trace: dict[str, Any],
         observe: Callable[[int, torch.Tensor], None] | None = None,
+        fps: float | None = None,
     ) -> int:
         """The loop of Algorithm 1 from a fresh LoRA; returns the number of updates and fills ``trace`` (a dict
         with a ``per_step`` list) as it goes. ``observe(step, frames)``, if given, sees the light-decoded
-        one-step prediction [T, 3, H, W] (detached) after ``step`` updates, before the teacher does."""
+        one-step prediction [T, 3, H, W] (detached) after ``step`` updates, before the teacher does. ``fps``:
+        the clip's frame rate, told to the teacher with the shown frames' indices (a teacher with a fixed
+        presentation rate, such as the micro one, needs none)."""
         student.reset_lora(lora_seed)  # in place: same modules, fresh weights
         params = student.lora_parameters()
         _check_trainable(student, teacher, params)
         optimizer = OPTIMIZERS[self.optimizer](params, **self.optimizer_kwargs)  # fresh moments per instance
 
         updates, stopped_early, loss_value = 0, False, math.nan
+        trace["final_eval_s"] = 0.0
         # Iteration num_steps only evaluates: the trace then holds the loss of the LoRA that is kept.
         for step in range(self.num_steps + 1):
             may_update = step < self.num_steps
@@ -172,11 +180,13 @@ class VlmTeach(Method):
                 if observe is not None:
                     observe(step, decoded.detach())
                 frames, indices = select_frames(decoded, self.num_frames)
-                nll = teacher.yes_nll(frames, weighted.questions)
+                clock = None if fps is None else frame_clock(fps, indices, decoded.shape[0])
+                nll = teacher.yes_nll(frames, weighted.questions, clock)
                 loss = multi_vqa_loss(nll, weighted.weights)
             loss_value = float(loss.detach())
             if step == 0:
                 trace["frames_decoded"], trace["frame_indices"] = int(decoded.shape[0]), indices
+                trace["frames_fps"] = fps
             record: dict[str, Any] = {"loss": loss_value, "p_yes": torch.exp(-nll.detach().float()).tolist()}
             trace["per_step"].append(record)
             if not math.isfinite(loss_value):
@@ -185,6 +195,7 @@ class VlmTeach(Method):
                 stopped_early = True  # checked before the update: the current LoRA is kept
                 break
             if not may_update:
+                trace["final_eval_s"] = time.perf_counter() - started
                 break
             if not loss.requires_grad:
                 raise RuntimeError(

@@ -1,7 +1,7 @@
 """Measure what the trained micro world can do, through the harness's own adapters.
 
     python -m benchmarks.micro.training.measure [--student DIR] [--teacher DIR] [--per-family 4] [--out FILE]
-    python -m benchmarks.micro.training.measure --compare 3 [--lora-alpha A] [--lora-targets M ...]  # methods
+    python -m benchmarks.micro.training.measure --compare 3 [--lora-scale S] [--lora-targets M ...]  # methods
     python -m benchmarks.micro.training.measure --oracle 1 [--oracle-frames last]  # can a LoRA reach the answer?
     python -m benchmarks.micro.training.measure --free-descent 1 [--decoder vae] # can pixels lead latents there?
     python -m benchmarks.micro.training.measure --attack 2 [--lr LR] [--attack-on teacher]  # is the teacher fooled?
@@ -64,7 +64,7 @@ _PALETTE = torch.tensor(list(PALETTE.values()), dtype=torch.float32)
 
 def load_student(path: Path, device: str = "cpu", lora: dict | None = None) -> WanStudent:
     """The student as conf/student/micro.yaml configures it, from ``path``, with ``lora`` overriding keys of
-    its ``lora`` block (alpha, target_modules, ...); the folder's own light decoder, or none when it has none."""
+    its ``lora`` block (scale, target_modules, ...); the folder's own light decoder, or none when it has none."""
     cfg = component_kwargs(OmegaConf.create({"student": OmegaConf.load(STUDENT_CONFIG)}), "student")
     cfg.path, cfg.device = str(path), device
     cfg.lora = OmegaConf.merge(cfg.lora, lora or {})
@@ -453,7 +453,7 @@ def main() -> None:
     parser.add_argument("--per-family", type=int, default=4)
     parser.add_argument("--no-student", action="store_true", help="measure the teacher on rendered clips only")
     parser.add_argument("--compare", type=int, metavar="N", help="run the methods on N instances per family x split")
-    parser.add_argument("--lora-alpha", type=float, help="student.lora.alpha (default: conf/student/micro.yaml's)")
+    parser.add_argument("--lora-scale", type=float, help="student.lora.scale (default: conf/student/micro.yaml's)")
     parser.add_argument("--lora-targets", nargs="+", metavar="MODULE",
                         help="student.lora.target_modules, e.g. attn2.to_k attn2.to_v (default: the config's)")
     parser.add_argument("--oracle", type=int, metavar="N", help="fit the LoRA to the correct video on N per cell")
@@ -479,7 +479,7 @@ def main() -> None:
                         help="on N per cell: the teacher's answers on frozen one-step predictions against the scorer")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    lora = {k: v for k, v in (("alpha", args.lora_alpha), ("target_modules", args.lora_targets)) if v is not None}
+    lora = {k: v for k, v in (("scale", args.lora_scale), ("target_modules", args.lora_targets)) if v is not None}
     if args.questions:
         report = question_reading(args.student, args.teacher, args.questions)
     elif args.gradient_cosine:

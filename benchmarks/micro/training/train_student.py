@@ -32,7 +32,7 @@ from benchmarks.micro import vocabulary
 
 LATER_SIGMAS = (0.25, 0.1, 0.05)  # the micro sampler's re-noised levels (conf/student/micro.yaml)
 NUDGE_SIZES = (0.05, 0.4)  # L2 size range of coherence_loss's weight nudge (the weights' norm is about 90)
-# lora_coherence_loss's adapters, as conf/student/micro.yaml's student.lora (rank 16, alpha 16: scaling 1), and
+# lora_coherence_loss's adapters, as conf/student/micro.yaml's student.lora (rank 16, scale 1), and
 # their fit: Adam at a learning rate that covers in a few steps what 40 of vlmteach's loop at 1e-3 do.
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2")
 LORA_RANK = 16

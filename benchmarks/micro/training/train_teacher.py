@@ -63,7 +63,7 @@ def _model_inputs(teacher: QwenVLTeacher, ids: torch.Tensor, mask: torch.Tensor,
 @functools.lru_cache(maxsize=100_000)
 def _question_ids(teacher: QwenVLTeacher, question: str, grid: tuple[int, int, int], num_frames: int) -> list[int]:
     text = teacher.chat_text([{"type": "video"}, {"type": "text", "text": question + teacher.question_suffix}])
-    text = text.replace(teacher.video_token, teacher.video_placeholder(grid, num_frames), 1)
+    text = text.replace(teacher.video_token, teacher.video_placeholder(grid, teacher.clock(num_frames)), 1)
     return teacher.tokenizer(text)["input_ids"]
 
 
