@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import records as rec
+from harness.types import UserError
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -28,6 +29,14 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"unreadable manifest {path.name} ({exc}) in {path.parent}: delete it and re-run its shard, "
+                        "which rewrites it") from exc
 
 
 def shard_suffix(shard: int, num_shards: int) -> str:
@@ -71,7 +80,7 @@ class RunDir:
 
     # -- reading ------------------------------------------------------------------------------
     def manifests(self) -> list[dict[str, Any]]:
-        return [json.loads(p.read_text()) for p in sorted(self.path.glob("manifest*.json"))]
+        return [read_manifest(p) for p in sorted(self.path.glob("manifest*.json"))]
 
     def records_files(self) -> list[Path]:
         return sorted(self.path.glob("records*.jsonl"))

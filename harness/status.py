@@ -109,19 +109,19 @@ def run_status(path: Path, expected_shards: set[tuple[int, int]] = frozenset()) 
 def _unreadable_files(run: RunDir) -> list[str]:
     """A line per manifest or records file that does not parse (a crash mid-write), saying what to do."""
     from harness import records as rec
+    from harness.rundir import read_manifest
 
     notes = []
     for path in _manifest_files(run):
         try:
-            json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            notes.append(f"unreadable manifest {path.name} ({exc}): re-run its shard to rewrite it")
+            read_manifest(path)
+        except UserError as exc:
+            notes.append(str(exc))
     for path in run.records_files():
         try:
             rec.read_lines(path)
-        except json.JSONDecodeError as exc:
-            notes.append(f"unreadable records file {path.name} ({exc}): that line is broken (e.g. a torn line "
-                         "followed by a new one); repair or delete it, then re-run its shard")
+        except rec.CorruptRecordsError as exc:
+            notes.append(str(exc))
     return notes
 
 
