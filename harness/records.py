@@ -38,6 +38,8 @@ class Record:
     score: float | None = None  # headline per-instance score; None unless status == ok
     scores: dict[str, float] = field(default_factory=dict)
     video: str | None = None  # path relative to the run directory
+    video_bytes: int | None = None  # size and digest of the video as written: a later change or loss is detected
+    video_sha256: str | None = None
     timings: dict[str, float] = field(default_factory=dict)  # total_s, generate_s, score_s, ...
     steps: int = 0  # optimisation steps / extra samples (cost column)
     trace: dict[str, Any] = field(default_factory=dict)

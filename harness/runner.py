@@ -1,13 +1,15 @@
 """Runs one method over one benchmark shard: generate -> score -> append a record, resumable.
 
-Resume rules: an instance whose latest record is ``ok`` is skipped; an error or a deferred score
-is retried. A retry of a score-stage failure reuses the saved video instead of regenerating it.
+Resume rules: an instance whose latest record is ``ok`` (a finite score, its video as recorded) is
+skipped; an error or a deferred score is retried. A retry reuses the saved video when it is still the
+one the record names (size and sha256) and readable; otherwise the video is generated again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import traceback
 from dataclasses import replace
@@ -23,11 +25,11 @@ from harness.config import Stage, component_kwargs, config_hash, method_needs_te
 from harness.fingerprint import weights_fingerprint
 from harness.method import MethodContext, derive_seed
 from harness.progress import Progress
-from harness.rundir import RunDir, atomic_write_text
+from harness.rundir import RunDir, atomic_write_text, file_sha256
 from harness.sharding import select_shard
-from harness.types import Benchmark, Instance, UserError
+from harness.types import Benchmark, Instance, Score, ScoringError, UserError
 from harness.versions import collect_versions
-from harness.video import temp_prefix, write_mp4
+from harness.video import CorruptVideoError, temp_prefix, write_mp4
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +39,7 @@ def build(cfg: DictConfig, group: str) -> Any:
     try:
         return instantiate(component_kwargs(cfg, group), _convert_="all")
     except Exception as exc:
-        cause: BaseException | None = exc
-        while cause is not None and not isinstance(cause, UserError):
-            cause = cause.__cause__
+        cause = _cause(exc, UserError)
         if cause is not None:
             raise cause from None
         raise
@@ -157,12 +157,13 @@ class Runner:
         instances = self.prepare()
         latest = rec.latest_by_instance(rec.read_lines(self.records_path))
         _check_same_scorer(self.run, latest, self.score_hash)
-        todo = [i for i in instances if latest.get(i.id, {}).get("status") != rec.STATUS_OK]
+        done = {i.id for i in instances if self._done(latest.get(i.id))}
+        todo = [i for i in instances if i.id not in done]
         if self.cfg.stage == Stage.score:
             todo = [i for i in todo if i.id in latest]
         log.info("%s: %d planned, %d already ok, %d to run", self.run.path, len(instances), len(instances) - len(todo), len(todo))
         sink.start(self.run.path, OmegaConf.to_container(self.cfg, resolve=True), self.run.path.name)
-        done_scores = [r["score"] for r in latest.values() if r.get("status") == rec.STATUS_OK]
+        done_scores = [latest[i]["score"] for i in sorted(done)]
         progress = Progress(total=len(instances), done=len(instances) - len(todo), scores=done_scores,
                             enabled=self.cfg.progress, label=self.label)
         try:
@@ -175,6 +176,15 @@ class Runner:
             progress.close()
         return self.run
 
+    def _done(self, row: dict[str, Any] | None) -> bool:
+        """Ok with a finite score, and its video still the one recorded (else it is scored or generated again)."""
+        if row is None or row["status"] != rec.STATUS_OK:
+            return False
+        problem = "a non-finite score" if not math.isfinite(row["score"]) else self.run.video_problem(row)
+        if problem:
+            log.warning("%s was recorded ok, but %s: running it again", row["instance_id"], problem)
+        return problem is None
+
     def process(self, instance: Instance, previous: dict[str, Any] | None) -> rec.Record:
         seed = derive_seed(int(self.cfg.seed), instance.id)
         relpath = Path("videos") / self.bench.video_relpath(instance)
@@ -185,14 +195,13 @@ class Runner:
             config_hash=self.chash, score_hash=self.score_hash, versions=self.versions, shard=f"{self.shard}/{self.num_shards}",
         )
         start = time.perf_counter()
-        reuse = previous is not None and video.is_file() and (
-            previous["status"] == rec.STATUS_GENERATED or previous.get("error_stage") == "score"
-        )
-        if reuse:
-            record = replace(record, video=str(relpath), trace=previous.get("trace", {}),
+        video_problem = self.run.video_problem(previous) if previous and previous.get("video") else "no video recorded"
+        if video_problem is None:  # reuse: a deferred or failed score, or an ok record scored again
+            record = replace(record, video=str(relpath), **_fingerprint(video), trace=previous.get("trace", {}),
                              steps=previous.get("steps", 0), timings=dict(previous.get("timings", {})))
         elif self.cfg.stage == Stage.score:
-            return replace(record, error="no generated video to score", error_stage="score")
+            return replace(record, error=f"nothing to score: {video_problem}; generate it again with stage=all "
+                                         "(the same command otherwise)", error_stage="score")
         else:
             record = self._generate(instance, seed, video, relpath, record)
             if record.error_stage == "generate":
@@ -218,22 +227,45 @@ class Runner:
                            timings={"generate_s": time.perf_counter() - start},
                            trace=getattr(exc, "trace", {}))
         timings = {**out.timings, "generate_s": time.perf_counter() - start}
-        return replace(record, video=str(relpath), trace=out.trace, steps=out.steps, timings=timings)
+        return replace(record, video=str(relpath), **_fingerprint(video), trace=out.trace, steps=out.steps, timings=timings)
 
     def _score(self, instance: Instance, video: Path, record: rec.Record, start: float) -> rec.Record:
         t0 = time.perf_counter()
         try:
             score = self.bench.score(instance, video)
+            _check_finite(instance, score)
         except Exception as exc:
             if self.cfg.fail_fast:
                 raise
             timings = {**record.timings, "score_s": time.perf_counter() - t0}
+            if _cause(exc, CorruptVideoError):  # an unreadable video is never reused: the next run makes it again
+                return replace(record, error=f"{_describe(exc)}; the video is unreadable: the next run with stage=all "
+                                             "generates it again", error_stage="score", timings=timings,
+                               video=None, video_bytes=None, video_sha256=None)
             return replace(record, error=_describe(exc), error_stage="score", timings=timings)
         timings = {**record.timings, "score_s": time.perf_counter() - t0}
         timings["total_s"] = timings.get("generate_s", 0.0) + timings["score_s"]
         trace = {**record.trace, **({"score_details": score.details} if score.details else {})}
         return replace(record, status=rec.STATUS_OK, error=None, error_stage=None, score=float(score.score),
                        scores={k: float(v) for k, v in score.scores.items()}, timings=timings, trace=trace)
+
+
+def _fingerprint(video: Path) -> dict[str, Any]:
+    return {"video_bytes": video.stat().st_size, "video_sha256": file_sha256(video)}
+
+
+def _check_finite(instance: Instance, score: Score) -> None:
+    values = {"score": score.score, **score.scores}
+    bad = {k: v for k, v in values.items() if not math.isfinite(float(v))}
+    if bad:
+        raise ScoringError(f"{instance.id}: the scorer returned non-finite values {bad}; recorded as an error, not a score")
+
+
+def _cause(exc: BaseException | None, kind: type[BaseException]) -> BaseException | None:
+    """``exc`` or the first of its causes that is a ``kind``."""
+    while exc is not None and not isinstance(exc, kind):
+        exc = exc.__cause__
+    return exc
 
 
 def _describe(exc: BaseException) -> str:

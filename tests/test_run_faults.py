@@ -29,3 +29,79 @@ def test_a_broken_records_line_is_named_by_every_reader(tmp_path, capsys):
     assert status_main([str(run_dir.path)]) == 1
     out = capsys.readouterr().out
     assert "records.jsonl, line 2 (not JSON" in out and "delete that line" in out
+
+
+def test_a_non_finite_score_is_a_score_error_naming_the_instance_then_rescored(tmp_path):
+    marker = tmp_path / "nan"
+    marker.touch()
+    ids = sorted(run(tmp_path, "limit=2", "run_name=ids").latest_records())
+    overrides = ["limit=2", "bench._target_=tests.runner_doubles.NanWhileMarked", f"+bench.nan_ids=[{ids[0]}]",
+                 f"+bench.marker={marker}", "run_name=nan"]
+    run_dir = run(tmp_path, *overrides)  # tables are written too: a NaN never reaches them
+    bad = run_dir.latest_records()[ids[0]]
+    assert bad["status"] == "error" and bad["error_stage"] == "score" and bad["score"] is None
+    assert ids[0] in bad["error"] and "non-finite" in bad["error"]
+    assert json.loads((run_dir.path / "summary.json").read_text())["flag"] == "INCOMPLETE: 1 error"
+    marker.unlink()
+    video = run_dir.path / bad["video"]
+    mtime = video.stat().st_mtime_ns
+    assert run(tmp_path, *overrides).latest_records()[ids[0]]["status"] == "ok"
+    assert video.stat().st_mtime_ns == mtime  # re-scored, not re-generated
+
+
+def video_of(run_dir, iid):
+    return run_dir.path / run_dir.latest_records()[iid]["video"]
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate"])
+def test_a_lost_or_changed_video_is_flagged_by_status_and_regenerated_by_resume(tmp_path, capsys, damage):
+    run_dir = run(tmp_path, "limit=2")
+    iid = sorted(run_dir.latest_records())[0]
+    record = run_dir.latest_records()[iid]
+    assert record["video_bytes"] == video_of(run_dir, iid).stat().st_size and len(record["video_sha256"]) == 64
+    video = video_of(run_dir, iid)
+    if damage == "delete":
+        video.unlink()
+    else:
+        video.write_bytes(video.read_bytes()[:100])
+    assert status_main([str(run_dir.path)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("INCOMPLETE") and f"bad_videos (1): {iid}" in out and "generates these videos again" in out
+    run(tmp_path, "limit=2")
+    again = run_dir.latest_records()[iid]
+    assert again["status"] == "ok" and again["video_sha256"] == record["video_sha256"]  # the same seed, the same video
+    assert run_dir.video_problem(again) is None and status_main([str(run_dir.path)]) == 0
+
+
+def test_scoring_a_lost_video_says_how_to_generate_it_again(tmp_path):
+    run_dir = run(tmp_path, "limit=1", "stage=generate", "run_name=staged")
+    iid = next(iter(run_dir.latest_records()))
+    video_of(run_dir, iid).unlink()
+    run(tmp_path, "limit=1", "stage=score", "run_name=staged")
+    error = run_dir.latest_records()[iid]["error"]
+    assert "is missing" in error and "stage=all" in error
+
+
+def test_a_video_unreadable_when_scored_is_generated_again_on_the_next_run(tmp_path):
+    run_dir = run(tmp_path, "limit=1", "stage=generate", "run_name=staged")
+    iid, record = next(iter(run_dir.latest_records().items()))
+    video = video_of(run_dir, iid)
+    video.write_bytes(b"not an mp4")  # as if written corrupt: the record's size and digest say it is this file
+    from harness.rundir import file_sha256
+
+    rec.append(run_dir.records_path(), rec.Record(**{**record, "video_bytes": 10, "video_sha256": file_sha256(video)}))
+    run(tmp_path, "limit=1", "run_name=staged")
+    failed = run_dir.latest_records()[iid]
+    assert failed["error_stage"] == "score" and "generates it again" in failed["error"] and failed["video"] is None
+    run(tmp_path, "limit=1", "run_name=staged")
+    assert run_dir.latest_records()[iid]["status"] == "ok"
+
+
+def test_tables_of_an_old_run_with_a_nan_score_name_the_instance(tmp_path, capsys):
+    run_dir = run(tmp_path, "limit=2")
+    iid, record = next(iter(run_dir.latest_records().items()))
+    rec.append(run_dir.records_path(), rec.Record(**{**record, "score": float("nan")}))  # as the runner once wrote it
+    assert table_main([str(run_dir.path)]) == 2
+    assert f"non-finite score: {iid}" in capsys.readouterr().err
+    run(tmp_path, "limit=2")  # resume scores it again
+    assert run_dir.latest_records()[iid]["score"] == record["score"]
