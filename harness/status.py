@@ -91,8 +91,8 @@ def run_status(path: Path, expected_shards: set[tuple[int, int]] = frozenset()) 
     status.completeness = c = run.completeness(check_videos=True)
     if not manifests:
         status.notes.append("no manifest: the planned instances are unknown (records without a plan)")
-    for key in ("config_hash", "num_shards"):
-        values = sorted({str(m[key]) for m in manifests})
+    for key in ("config_hash", "num_shards", "plan"):  # the plan: the instance list all shards cut their blocks from
+        values = sorted({json.dumps(m[key], sort_keys=True) for m in manifests if key in m})
         if len(values) > 1:
             status.notes.append(f"shards disagree on {key}: {', '.join(values)}")
     present = {(int(m["shard"]), int(m["num_shards"])) for m in manifests}
