@@ -7,6 +7,7 @@ one the record names (size and sha256) and readable; otherwise the video is gene
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -26,6 +27,7 @@ from harness.fingerprint import weights_fingerprint
 from harness.method import MethodContext, derive_seed
 from harness.progress import Progress
 from harness.rundir import RunDir, atomic_write_text, file_sha256
+from harness.shard_lock import shard_lock
 from harness.sharding import select_shard
 from harness.types import Benchmark, Instance, Score, ScoringError, UserError
 from harness.versions import collect_versions
@@ -82,15 +84,33 @@ def _check_same_scorer(run: RunDir, latest: dict[str, dict[str, Any]], shash: st
         )
 
 
-def plan(bench: Benchmark, limit: int | None, shard: int, num_shards: int) -> list[Instance]:
+def plan(bench: Benchmark, limit: int | None) -> list[Instance]:
+    """The run's instances, before sharding: the first ``limit`` by sorted id. Every shard cuts its block from this."""
     instances = bench.instances()
     ids = [i.id for i in instances]
     if len(set(ids)) != len(ids):
         raise UserError(f"benchmark {bench.name} has duplicate instance ids")
-    instances = sorted(instances, key=lambda i: i.id)
-    if limit is not None:
-        instances = instances[:limit]
-    return select_shard(instances, shard, num_shards)
+    return sorted(instances, key=lambda i: i.id)[:limit]
+
+
+def plan_summary(instances: list[Instance], limit: int | None) -> dict[str, Any]:
+    """What the shards of one run must agree on: the list they all cut their blocks from."""
+    digest = hashlib.sha256("\n".join(i.id for i in instances).encode()).hexdigest()
+    return {"limit": limit, "instances": len(instances), "ids_sha256": digest}
+
+
+def _check_same_plan(run: RunDir, shard: int, summary: dict[str, Any]) -> None:
+    """Shards planned from different lists (another limit, another data version) would leave silent gaps."""
+    for manifest in run.manifests():
+        other = manifest.get("plan")
+        if manifest["shard"] != shard and other is not None and other != summary:
+            raise UserError(
+                f"{run.path}: shard {manifest['shard']} was planned from {other['instances']} instances "
+                f"(limit={other['limit']}, ids sha256 {other['ids_sha256'][:12]}), this shard from "
+                f"{summary['instances']} (limit={summary['limit']}, ids sha256 {summary['ids_sha256'][:12]}). "
+                "All shards of a run cut their blocks from one list of instances: run this shard with the other "
+                "shards' limit (and data), or start another run (run_name=...)."
+            )
 
 
 class Runner:
@@ -129,10 +149,13 @@ class Runner:
         return f"{self.method_label}{shard}"
 
     def prepare(self) -> list[Instance]:
-        instances = plan(self.bench, self.cfg.limit, self.shard, self.num_shards)
+        """Check the run directory against this config and plan, then write this shard's manifest (under its lock)."""
+        run_plan = plan(self.bench, self.cfg.limit)
+        instances = select_shard(run_plan, self.shard, self.num_shards)
         weights = weights_fingerprint(OmegaConf.to_container(self.cfg, resolve=True))
         _check_same_config(self.run, self.chash, self.num_shards, weights)
-        self.run.path.mkdir(parents=True, exist_ok=True)
+        summary = plan_summary(run_plan, self.cfg.limit)
+        _check_same_plan(self.run, self.shard, summary)
         for instance in instances:  # temp files of writers killed mid-encode; other shards' are left alone
             video = self.run.videos / self.bench.video_relpath(instance)
             for stale in video.parent.glob(f"{temp_prefix(video)}*"):
@@ -146,6 +169,7 @@ class Runner:
             "shard": self.shard,
             "num_shards": self.num_shards,
             "weights": weights,
+            "plan": summary,
             "instance_ids": [i.id for i in instances],
             # lets tables count a missing instance in its task/category/split rows
             "instance_groups": {i.id: {"task": i.task, "category": i.category, "split": i.split} for i in instances},
@@ -154,6 +178,11 @@ class Runner:
         return instances
 
     def execute(self, sink) -> RunDir:
+        _make_dir(self.run.path, self.cfg.output_root)
+        with shard_lock(self.run.path, self.shard, self.num_shards):
+            return self._execute(sink)
+
+    def _execute(self, sink) -> RunDir:
         instances = self.prepare()
         latest = rec.latest_by_instance(rec.read_lines(self.records_path))
         _check_same_scorer(self.run, latest, self.score_hash)
@@ -248,6 +277,14 @@ class Runner:
         trace = {**record.trace, **({"score_details": score.details} if score.details else {})}
         return replace(record, status=rec.STATUS_OK, error=None, error_stage=None, score=float(score.score),
                        scores={k: float(v) for k, v in score.scores.items()}, timings=timings, trace=trace)
+
+
+def _make_dir(path: Path, output_root: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot write the run directory {path} ({exc.strerror or exc}): output_root={output_root} "
+                        "must be a folder you can create and write to; set output_root=... to another one") from None
 
 
 def _fingerprint(video: Path) -> dict[str, Any]:

@@ -1,6 +1,10 @@
 """Issue 30: the run directory under faults, concurrency and bad values — nothing lost, nothing silent."""
 
 import json
+import os
+import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -8,7 +12,7 @@ from harness import records as rec
 from harness.status import main as status_main
 from harness.table import main as table_main
 from harness.types import UserError
-from tests.test_runner import run
+from tests.test_runner import ROOT, run
 
 
 def break_middle_line(path):
@@ -105,3 +109,49 @@ def test_tables_of_an_old_run_with_a_nan_score_name_the_instance(tmp_path, capsy
     assert f"non-finite score: {iid}" in capsys.readouterr().err
     run(tmp_path, "limit=2")  # resume scores it again
     assert run_dir.latest_records()[iid]["score"] == record["score"]
+
+
+def test_shards_planned_with_different_limits_are_refused(tmp_path):
+    run(tmp_path, "limit=9", "num_shards=3", "shard=0")
+    with pytest.raises(UserError, match=r"shard 0 was planned from 9 instances \(limit=9.*this shard from 12 \(limit=12"):
+        run(tmp_path, "limit=12", "num_shards=3", "shard=1")
+    run(tmp_path, "limit=9", "num_shards=3", "shard=0")  # the same plan resumes
+
+
+HOLD_LOCK = """
+import sys
+from pathlib import Path
+from harness.shard_lock import shard_lock
+with shard_lock(Path(sys.argv[1]), 0, 1):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_second_process_on_the_same_shard_is_refused_and_a_dead_holders_lock_is_taken_over(tmp_path):
+    run_dir = run(tmp_path, "limit=1")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir.path)], cwd=ROOT, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "held\n"
+    with pytest.raises(UserError, match="another process is running"):
+        run(tmp_path, "limit=2")
+    holder.kill()  # SIGKILL: no clean-up; the lock file stays behind
+    holder.wait()
+    assert (run_dir.path / "records.lock").exists()
+    assert len(run(tmp_path, "limit=2").latest_records()) == 2
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    old = os.umask(0o002)
+    try:
+        run_dir = run(tmp_path, "limit=1")
+    finally:
+        os.umask(old)
+    video = video_of(run_dir, next(iter(run_dir.latest_records())))
+    for path in (video, run_dir.records_path(), run_dir.manifest_path()):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o664, path
+
+
+def test_an_unwritable_output_root_is_said_plainly(tmp_path):
+    with pytest.raises(UserError, match="cannot write the run directory /proc/x/.*set output_root="):
+        run(tmp_path, "limit=1", "output_root=/proc/x")
