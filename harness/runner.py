@@ -37,13 +37,17 @@ log = logging.getLogger(__name__)
 
 
 def build(cfg: DictConfig, group: str) -> Any:
-    """Instantiate a component; a UserError inside (e.g. missing weights) surfaces as itself."""
+    """Instantiate a component; a UserError inside (e.g. missing weights) surfaces as itself, and a
+    constructor's ValueError (a bad value: ``method.tau=-1``) as a UserError naming the group."""
     try:
         return instantiate(component_kwargs(cfg, group), _convert_="all")
     except Exception as exc:
         cause = _cause(exc, UserError)
         if cause is not None:
             raise cause from None
+        bad_value = _cause(exc, ValueError)
+        if bad_value is not None:
+            raise UserError(f"{group}: {bad_value} (check the {group}.* settings)") from exc
         raise
 
 

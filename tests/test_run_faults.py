@@ -155,3 +155,20 @@ def test_outputs_follow_the_umask(tmp_path):
 def test_an_unwritable_output_root_is_said_plainly(tmp_path):
     with pytest.raises(UserError, match="cannot write the run directory /proc/x/.*set output_root="):
         run(tmp_path, "limit=1", "output_root=/proc/x")
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("method.tau=-1", "tau .* must be >= 0, got -1"),
+    ("method.lr=-1", "need lr > 0"),
+    ("method.lr=0", "need lr > 0"),
+])
+def test_bad_method_values_are_refused_before_any_model_loads(tmp_path, override, message):
+    with pytest.raises(UserError, match=f"method: {message}"):
+        run(tmp_path, "limit=1", "method=vlmteach", override, "student.path=/nonexistent/student")  # no load
+    assert not list(tmp_path.rglob("records*.jsonl"))
+
+
+@pytest.mark.parametrize("limit", [-3, 0])
+def test_a_limit_below_one_is_refused(tmp_path, limit):
+    with pytest.raises(UserError, match=f"limit={limit}: give the number of instances"):
+        run(tmp_path, f"limit={limit}")
