@@ -13,6 +13,7 @@ import logging
 import math
 import time
 import traceback
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,7 @@ class Runner:
         self.method = build(cfg, "method")
         self._student = None
         self._teacher = None
+        self.unfinished: dict[str, str] = {}  # after execute: this shard's instances not done -> their status
 
     # Models are built only when an instance actually needs generation (a resume that has
     # nothing left to generate never loads weights).
@@ -199,15 +201,24 @@ class Runner:
         done_scores = [latest[i]["score"] for i in sorted(done)]
         progress = Progress(total=len(instances), done=len(instances) - len(todo), scores=done_scores,
                             enabled=self.cfg.progress, label=self.label)
+        statuses = {i.id: rec.STATUS_OK if i.id in done else latest.get(i.id, {}).get("status", "missing") for i in instances}
         try:
             for instance in todo:
                 record = self.process(instance, latest.get(instance.id))
                 rec.append(self.records_path, record)
+                statuses[instance.id] = record.status
                 sink.log_record(json.loads(record.to_json()))
                 progress.update(record.score if record.status == rec.STATUS_OK else None, record.status)
         finally:
             progress.close()
+        finished = (rec.STATUS_OK, rec.STATUS_GENERATED) if self.cfg.stage == Stage.generate else (rec.STATUS_OK,)
+        self.unfinished = {iid: status for iid, status in statuses.items() if status not in finished}
         return self.run
+
+    def unfinished_summary(self) -> str:
+        """'' when every instance of this shard is done (ok; generated for stage=generate), else '2 error, 1 missing'."""
+        counts = Counter(self.unfinished.values())
+        return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
 
     def _done(self, row: dict[str, Any] | None) -> bool:
         """Ok with a finite score, and its video still the one recorded (else it is scored or generated again)."""

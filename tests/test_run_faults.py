@@ -12,7 +12,8 @@ from harness import records as rec
 from harness.status import main as status_main
 from harness.table import main as table_main
 from harness.types import UserError
-from tests.test_runner import ROOT, run
+from harness.sinks import NullSink
+from tests.test_runner import ROOT, compose_runner, run
 
 
 def break_middle_line(path):
@@ -172,3 +173,21 @@ def test_bad_method_values_are_refused_before_any_model_loads(tmp_path, override
 def test_a_limit_below_one_is_refused(tmp_path, limit):
     with pytest.raises(UserError, match=f"limit={limit}: give the number of instances"):
         run(tmp_path, f"limit={limit}")
+
+
+def test_a_run_that_ends_with_errors_exits_3(tmp_path):
+    marker = tmp_path / "fail"
+    marker.touch()
+    cmd = [sys.executable, "-m", "harness.eval", f"output_root={tmp_path}", "limit=2", "progress=false",
+           "method._target_=tests.runner_doubles.FailWhileMarked", "+method.fail_ids=[micro/id/avoid_forbidden/00000]",
+           f"+method.marker={marker}"]
+    done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "INCOMPLETE: 1 error (python -m harness.status" in done.stdout
+
+
+def test_a_score_stage_run_counts_instances_it_could_not_score_as_unfinished(tmp_path):
+    run(tmp_path, "limit=1", "stage=generate", "run_name=staged")
+    runner = compose_runner(tmp_path, "limit=2", "stage=score", "run_name=staged")
+    runner.execute(NullSink())
+    assert runner.unfinished_summary() == "1 missing"
