@@ -279,7 +279,7 @@ class Runner:
             score = self.bench.score(instance, video)
             _check_finite(instance, score)
         except Exception as exc:
-            if self.cfg.fail_fast:
+            if self.cfg.fail_fast or isinstance(exc, UserError):  # e.g. a judge nobody answers for: stop once
                 raise
             timings = {**record.timings, "score_s": time.perf_counter() - t0}
             if _cause(exc, CorruptVideoError):  # an unreadable video is never reused: the next run makes it again

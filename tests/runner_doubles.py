@@ -7,6 +7,7 @@ from pathlib import Path
 
 from baselines.frozen import Frozen
 from benchmarks.micro import MicroBenchmark
+from harness.chat_api import EndpointUnreachable
 from harness.method import MethodContext
 from harness.types import Instance, MethodOutput, Score
 
@@ -33,3 +34,10 @@ class NanWhileMarked(MicroBenchmark):
         if instance.id in self.nan_ids and self.marker.exists():
             return Score(score=float("nan"), scores=score.scores)
         return score
+
+
+class UnreachableJudge(MicroBenchmark):
+    """The micro benchmark scored by a judge that nothing answers for."""
+
+    def score(self, instance: Instance, video: Path) -> Score:
+        raise EndpointUnreachable("nothing answers at model 'judge' at http://127.0.0.1:9/v1")

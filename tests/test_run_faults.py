@@ -191,3 +191,9 @@ def test_a_score_stage_run_counts_instances_it_could_not_score_as_unfinished(tmp
     runner = compose_runner(tmp_path, "limit=2", "stage=score", "run_name=staged")
     runner.execute(NullSink())
     assert runner.unfinished_summary() == "1 missing"
+
+
+def test_a_judge_nobody_answers_for_stops_the_run_once(tmp_path):
+    with pytest.raises(UserError, match="nothing answers"):
+        run(tmp_path, "limit=3", "bench._target_=tests.runner_doubles.UnreachableJudge")
+    assert not [r for p in tmp_path.rglob("records*.jsonl") for r in rec.read_lines(p)]  # no error per instance
