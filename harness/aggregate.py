@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -110,6 +111,10 @@ def load_run(path: str | Path) -> RunResults:
     # out of the means: it is not part of the run the manifests describe.
     left_out = set(completeness.unplanned) if manifests else set()
     records = [latest[i] for i in sorted(latest) if i not in left_out]
+    not_finite = [r["instance_id"] for r in records if r["status"] == STATUS_OK and not math.isfinite(r["score"])]
+    if not_finite:  # written before the runner recorded these as errors
+        raise UserError(f"{run.path} has ok records with a non-finite score: {', '.join(not_finite[:10])}; "
+                        "re-run the run's command (or its shards): it scores them again")
 
     def single(field: str, values: Iterable[str]) -> str:
         found = sorted(set(values))

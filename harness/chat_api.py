@@ -1,17 +1,23 @@
 """A small client for OpenAI-compatible chat endpoints (OpenAI, vLLM, SGLang, ...).
 
 Used by the RULER judge and by the prompt baselines. Transient failures (connection errors,
-timeouts, 408/409/429/5xx, empty replies) are retried with exponential backoff; requests the
-server refuses for good (401, 400, 404, ...) fail at once. Images travel as base64 data URLs.
+timeouts, 408/409/429/5xx, empty replies) are retried with exponential backoff, or after the
+server's ``Retry-After``; requests the server refuses for good (401, 400, 404, ...) and replies
+that are not JSON fail at once. An optional deadline bounds all attempts of one call. An endpoint
+that refused every connection raises ``EndpointUnreachable`` (a ``UserError``: the run stops once
+instead of failing every instance). Images travel as base64 data URLs.
 """
 
 from __future__ import annotations
 
 import base64
+import email.utils
 import io
 import logging
 import os
+import socket
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,10 @@ _RETRY_STATUS = {408, 409, 429}
 
 class ChatApiError(RuntimeError):
     """The endpoint refused the request, or kept failing after all retries."""
+
+
+class EndpointUnreachable(UserError):
+    """Every attempt of a call was refused a connection: nothing answers at the endpoint."""
 
 
 def text_part(text: str) -> dict[str, Any]:
@@ -105,30 +115,46 @@ class ChatClient:
         self.extra_params = dict(extra_params or {})
         self._client: openai.OpenAI | None = None  # built on first use: no key needed until then
 
-    def chat(self, messages: list[dict[str, Any]]) -> str:
-        """The assistant's text for ``messages``; raises ``ChatApiError`` when retries run out."""
+    def chat(self, messages: list[dict[str, Any]], deadline: float | None = None) -> str:
+        """The assistant's text for ``messages``; raises ``ChatApiError`` when retries run out, or when
+        ``deadline`` (a ``time.monotonic()`` value) passes before a reply."""
         client = self._openai()
-        last_error = ""
+        last_error, refused, delay = "", 0, 0.0
         for attempt in range(self.max_retries + 1):
             if attempt:
-                delay = min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s)
+                delay = max(delay, min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s))
+                if deadline is not None and time.monotonic() + delay >= deadline:
+                    raise ChatApiError(f"{self._where()}: no reply before the deadline ({attempt} attempts; "
+                                       f"the next would start in {delay:.0f}s); last error: {last_error}")
                 log.warning("chat %s: %s; retry %d/%d in %.1fs", self.model, last_error, attempt, self.max_retries, delay)
                 time.sleep(delay)
+            timeout = self.timeout_s if deadline is None else min(self.timeout_s, max(deadline - time.monotonic(), 0.001))
+            delay = 0.0
             try:
-                response = client.chat.completions.create(model=self.model, messages=messages, **self.extra_params)
+                response = client.chat.completions.create(model=self.model, messages=messages, timeout=timeout,
+                                                          **self.extra_params)
             except openai.APIStatusError as exc:
                 if exc.status_code not in _RETRY_STATUS and exc.status_code < 500:
                     raise ChatApiError(f"{self._where()} refused the request (HTTP {exc.status_code}): {exc.message}") from exc
                 last_error = f"HTTP {exc.status_code}: {exc.message}"
+                delay = _retry_after(exc.response.headers)
                 continue
             except openai.APIConnectionError as exc:  # includes timeouts
-                last_error = f"{type(exc).__name__}: {exc}"
+                refused += _nobody_listens(exc)
+                last_error = f"{type(exc).__name__}: {exc.__cause__ or exc}"
                 continue
+            if isinstance(response, str):  # the SDK hands back the body of a reply that is not JSON
+                raise ChatApiError(f"{self._where()} answered with something other than JSON (is base_url the API's "
+                                   f"/v1 address?); the reply starts: {response.strip()[:200]!r}")
             choice = response.choices[0] if response.choices else None
             text = choice.message.content if choice is not None else None
             if text:
                 return text
             last_error = f"empty reply (finish_reason={getattr(choice, 'finish_reason', None)})"
+        if refused == self.max_retries + 1:
+            raise EndpointUnreachable(f"nothing answers at {self._where()}: {last_error} on all {refused} attempts. "
+                                      "Start the server or fix base_url; the run stopped here (the instances "
+                                      "recorded so far are kept, and a re-run goes on from here).")
         raise ChatApiError(f"{self._where()} failed after {self.max_retries + 1} attempts; last error: {last_error}")
 
     def _openai(self) -> openai.OpenAI:
@@ -148,3 +174,29 @@ class ChatClient:
 
     def _where(self) -> str:
         return f"model {self.model!r} at {self.base_url or 'the OpenAI API'}"
+
+
+def _nobody_listens(exc: BaseException) -> bool:
+    """A refused connection or an unknown host somewhere in the chain (the SDK wraps its HTTP library's errors)."""
+    while exc is not None:
+        if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _retry_after(headers: Mapping[str, str]) -> float:
+    """Seconds the server asks to wait (``retry-after-ms``, ``retry-after`` as seconds or a date); 0 if none."""
+    if "retry-after-ms" in headers:
+        try:
+            return float(headers["retry-after-ms"]) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return 0.0
+    try:
+        return float(value)
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value) if email.utils.parsedate_tz(value) else None
+        return max((when.timestamp() - time.time()), 0.0) if when is not None else 0.0

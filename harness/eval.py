@@ -22,6 +22,12 @@ from harness.types import UserError
 
 log = logging.getLogger("harness")
 
+# Exit codes of a single run: 0 every planned instance of the shard done; 2 a user or config error
+# (nothing run, or the run stopped: see the message); 3 the run ended with errors, unscored or missing
+# instances (tables are written, and say INCOMPLETE). 1 is Python's: a crash.
+EXIT_USER_ERROR = 2
+EXIT_INCOMPLETE = 3
+
 
 def run(cfg: DictConfig) -> Path:
     from harness.aggregate import write_run_tables
@@ -43,11 +49,16 @@ def run(cfg: DictConfig) -> Path:
     finally:
         if not ok:
             sink.abort()
+    incomplete = runner.unfinished_summary()
     if hc.mode != RunMode.MULTIRUN:
         print(table_md)
         print(f"\nrun directory: {run_dir.path}")
+        if incomplete:
+            print(f"INCOMPLETE: {incomplete} (python -m harness.status {run_dir.path} lists them; "
+                  "re-running the command retries them)")
+            sys.exit(EXIT_INCOMPLETE)
     else:  # jobs of a pool share the terminal: one line each, then the sweep's comparison (harness.callbacks)
-        print(f"{runner.label} done: {run_dir.path}")
+        print(f"{runner.label} {f'INCOMPLETE ({incomplete})' if incomplete else 'done'}: {run_dir.path}")
         sweep_runs = Path(hc.sweep.dir) / "runs"
         sweep_runs.mkdir(parents=True, exist_ok=True)
         (sweep_runs / f"{hc.job.num:04d}.txt").write_text(str(run_dir.path.resolve()))
@@ -65,7 +76,7 @@ def main(cfg: DictConfig) -> None:
         log.error("%s", exc)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # one failed job: the sweep's other jobs go on, and Hydra reports this one when all have ended
-        sys.exit(2)
+        sys.exit(EXIT_USER_ERROR)
 
 
 def cli() -> None:
@@ -75,7 +86,7 @@ def cli() -> None:
         validate_overrides(overrides)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_USER_ERROR)
     main()
 
 

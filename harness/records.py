@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from harness.types import UserError
+
 SCHEMA_VERSION = 1
 
 STATUS_OK = "ok"
@@ -36,6 +38,8 @@ class Record:
     score: float | None = None  # headline per-instance score; None unless status == ok
     scores: dict[str, float] = field(default_factory=dict)
     video: str | None = None  # path relative to the run directory
+    video_bytes: int | None = None  # size and digest of the video as written: a later change or loss is detected
+    video_sha256: str | None = None
     timings: dict[str, float] = field(default_factory=dict)  # total_s, generate_s, score_s, ...
     steps: int = 0  # optimisation steps / extra samples (cost column)
     trace: dict[str, Any] = field(default_factory=dict)
@@ -78,19 +82,38 @@ def _drop_torn_tail(path: Path) -> None:
             f.truncate(data.rfind(b"\n") + 1)
 
 
+class CorruptRecordsError(UserError):
+    """A complete line of a records file is not a record: every reader stops and names the file and line."""
+
+
 def read_lines(path: Path) -> list[dict[str, Any]]:
-    """All complete lines of one records file, in order. A torn last line (killed writer) is skipped."""
+    """All complete lines of one records file, in order. A torn last line (killed writer) is skipped;
+    any other unreadable line raises ``CorruptRecordsError``, since skipping it would lose a record silently."""
     rows: list[dict[str, Any]] = []
     if not path.exists():
         return rows
     with open(path, encoding="utf-8") as f:
-        for line in f:
+        for number, line in enumerate(f, start=1):
             if not line.endswith("\n"):
                 break  # torn write at the end of the file
-            line = line.strip()
-            if line:
-                rows.append(json.loads(line))
+            if line.strip():
+                rows.append(_parse(line, path, number))
     return rows
+
+
+def _parse(line: str, path: Path, number: int) -> dict[str, Any]:
+    try:
+        row = json.loads(line)
+        problem = None if isinstance(row, dict) and {"instance_id", "status"} <= row.keys() else "a JSON value, not a record"
+    except json.JSONDecodeError as exc:
+        problem = f"not JSON: {exc.msg} at column {exc.colno}"
+    if problem is None:
+        return row
+    raise CorruptRecordsError(
+        f"unreadable records file {path.name}, line {number} ({problem}; the line starts {line.strip()[:80]!r}) "
+        f"in {path.parent}: delete that line (or repair it) and run again; an instance whose record is gone is "
+        "re-run, the other lines are kept."
+    )
 
 
 def latest_by_instance(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:

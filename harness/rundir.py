@@ -14,6 +14,7 @@ per shard, so shards never write to the same file. Merging reads them all.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import records as rec
+from harness.types import UserError
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -28,6 +30,19 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"unreadable manifest {path.name} ({exc}) in {path.parent}: delete it and re-run its shard, "
+                        "which rewrites it") from exc
 
 
 def shard_suffix(shard: int, num_shards: int) -> str:
@@ -43,11 +58,12 @@ class Completeness:
     duplicated: list[str]  # ids planned by more than one shard, or recorded in several shard files
     unplanned: list[str]  # records whose id no manifest plans
     missing_shards: list[int]  # shards of the run's shard count that never wrote a manifest
+    bad_videos: list[str]  # ok or generated, but the video is missing or not the one recorded
 
     @property
     def complete(self) -> bool:
         return not (self.missing or self.errored or self.unscored or self.duplicated or self.unplanned
-                    or self.missing_shards)
+                    or self.missing_shards or self.bad_videos)
 
 
 class RunDir:
@@ -71,7 +87,7 @@ class RunDir:
 
     # -- reading ------------------------------------------------------------------------------
     def manifests(self) -> list[dict[str, Any]]:
-        return [json.loads(p.read_text()) for p in sorted(self.path.glob("manifest*.json"))]
+        return [read_manifest(p) for p in sorted(self.path.glob("manifest*.json"))]
 
     def records_files(self) -> list[Path]:
         return sorted(self.path.glob("records*.jsonl"))
@@ -83,7 +99,25 @@ class RunDir:
             merged.update(rec.latest_by_instance(rec.read_lines(path)))
         return merged
 
-    def completeness(self) -> Completeness:
+    def video_problem(self, row: dict[str, Any]) -> str | None:
+        """Why the video a record names is not the one it recorded (missing, resized, changed), or None
+        (also for a record naming no video). Records written before sizes and digests were kept are checked
+        for a non-empty file only."""
+        if not row.get("video"):
+            return None
+        path = self.path / row["video"]
+        if not path.is_file():
+            return f"video {row['video']} is missing"
+        size, want = path.stat().st_size, row.get("video_bytes")
+        if size == 0 or (want is not None and size != want):
+            return f"video {row['video']} has {size} bytes, the record says {want}"
+        if row.get("video_sha256") and file_sha256(path) != row["video_sha256"]:
+            return f"video {row['video']} changed since it was written (sha256 differs from the record)"
+        return None
+
+    def completeness(self, check_videos: bool = False) -> Completeness:
+        """``check_videos``: compare each recorded video with its record's size and sha256 (reads every video;
+        harness.status does, tables do not: a score stays valid when its video is lost)."""
         planned_count: dict[str, int] = {}
         manifests = self.manifests()
         num_shards = max((m["num_shards"] for m in manifests), default=1)
@@ -106,4 +140,6 @@ class RunDir:
             duplicated=sorted({i for i, c in planned_count.items() if c > 1} | {i for i, c in recorded_in.items() if c > 1}),
             unplanned=sorted(i for i in latest if i not in planned_count),
             missing_shards=[s for s in range(num_shards) if manifests and s not in started],
+            bad_videos=sorted(i for i, r in latest.items() if check_videos and r["status"] in (rec.STATUS_OK, rec.STATUS_GENERATED)
+                              and self.video_problem(r)),
         )

@@ -1,15 +1,19 @@
 """Runs one method over one benchmark shard: generate -> score -> append a record, resumable.
 
-Resume rules: an instance whose latest record is ``ok`` is skipped; an error or a deferred score
-is retried. A retry of a score-stage failure reuses the saved video instead of regenerating it.
+Resume rules: an instance whose latest record is ``ok`` (a finite score, its video as recorded) is
+skipped; an error or a deferred score is retried. A retry reuses the saved video when it is still the
+one the record names (size and sha256) and readable; otherwise the video is generated again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import math
 import time
 import traceback
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,25 +27,28 @@ from harness.config import Stage, component_kwargs, config_hash, method_needs_te
 from harness.fingerprint import weights_fingerprint
 from harness.method import MethodContext, derive_seed
 from harness.progress import Progress
-from harness.rundir import RunDir, atomic_write_text
+from harness.rundir import RunDir, atomic_write_text, file_sha256
+from harness.shard_lock import shard_lock
 from harness.sharding import select_shard
-from harness.types import Benchmark, Instance, UserError
+from harness.types import Benchmark, Instance, Score, ScoringError, UserError
 from harness.versions import collect_versions
-from harness.video import temp_prefix, write_mp4
+from harness.video import CorruptVideoError, temp_prefix, write_mp4
 
 log = logging.getLogger(__name__)
 
 
 def build(cfg: DictConfig, group: str) -> Any:
-    """Instantiate a component; a UserError inside (e.g. missing weights) surfaces as itself."""
+    """Instantiate a component; a UserError inside (e.g. missing weights) surfaces as itself, and a
+    constructor's ValueError (a bad value: ``method.tau=-1``) as a UserError naming the group."""
     try:
         return instantiate(component_kwargs(cfg, group), _convert_="all")
     except Exception as exc:
-        cause: BaseException | None = exc
-        while cause is not None and not isinstance(cause, UserError):
-            cause = cause.__cause__
+        cause = _cause(exc, UserError)
         if cause is not None:
             raise cause from None
+        bad_value = _cause(exc, ValueError)
+        if bad_value is not None:
+            raise UserError(f"{group}: {bad_value} (check the {group}.* settings)") from exc
         raise
 
 
@@ -85,15 +92,33 @@ def _check_same_scorer(run: RunDir, latest: dict[str, dict[str, Any]], shash: st
         )
 
 
-def plan(bench: Benchmark, limit: int | None, shard: int, num_shards: int) -> list[Instance]:
+def plan(bench: Benchmark, limit: int | None) -> list[Instance]:
+    """The run's instances, before sharding: the first ``limit`` by sorted id. Every shard cuts its block from this."""
     instances = bench.instances()
     ids = [i.id for i in instances]
     if len(set(ids)) != len(ids):
         raise UserError(f"benchmark {bench.name} has duplicate instance ids")
-    instances = sorted(instances, key=lambda i: i.id)
-    if limit is not None:
-        instances = instances[:limit]
-    return select_shard(instances, shard, num_shards)
+    return sorted(instances, key=lambda i: i.id)[:limit]
+
+
+def plan_summary(instances: list[Instance], limit: int | None) -> dict[str, Any]:
+    """What the shards of one run must agree on: the list they all cut their blocks from."""
+    digest = hashlib.sha256("\n".join(i.id for i in instances).encode()).hexdigest()
+    return {"limit": limit, "instances": len(instances), "ids_sha256": digest}
+
+
+def _check_same_plan(run: RunDir, shard: int, summary: dict[str, Any]) -> None:
+    """Shards planned from different lists (another limit, another data version) would leave silent gaps."""
+    for manifest in run.manifests():
+        other = manifest.get("plan")
+        if manifest["shard"] != shard and other is not None and other != summary:
+            raise UserError(
+                f"{run.path}: shard {manifest['shard']} was planned from {other['instances']} instances "
+                f"(limit={other['limit']}, ids sha256 {other['ids_sha256'][:12]}), this shard from "
+                f"{summary['instances']} (limit={summary['limit']}, ids sha256 {summary['ids_sha256'][:12]}). "
+                "All shards of a run cut their blocks from one list of instances: run this shard with the other "
+                "shards' limit (and data), or start another run (run_name=...)."
+            )
 
 
 class Runner:
@@ -110,6 +135,7 @@ class Runner:
         self.method = build(cfg, "method")
         self._student = None
         self._teacher = None
+        self.unfinished: dict[str, str] = {}  # after execute: this shard's instances not done -> their status
 
     # Models are built only when an instance actually needs generation (a resume that has
     # nothing left to generate never loads weights).
@@ -132,10 +158,13 @@ class Runner:
         return f"{self.method_label}{shard}"
 
     def prepare(self) -> list[Instance]:
-        instances = plan(self.bench, self.cfg.limit, self.shard, self.num_shards)
+        """Check the run directory against this config and plan, then write this shard's manifest (under its lock)."""
+        run_plan = plan(self.bench, self.cfg.limit)
+        instances = select_shard(run_plan, self.shard, self.num_shards)
         weights = weights_fingerprint(OmegaConf.to_container(self.cfg, resolve=True))
         _check_same_config(self.run, self.chash, self.num_shards, weights)
-        self.run.path.mkdir(parents=True, exist_ok=True)
+        summary = plan_summary(run_plan, self.cfg.limit)
+        _check_same_plan(self.run, self.shard, summary)
         for instance in instances:  # temp files of writers killed mid-encode; other shards' are left alone
             video = self.run.videos / self.bench.video_relpath(instance)
             for stale in video.parent.glob(f"{temp_prefix(video)}*"):
@@ -149,6 +178,7 @@ class Runner:
             "shard": self.shard,
             "num_shards": self.num_shards,
             "weights": weights,
+            "plan": summary,
             "instance_ids": [i.id for i in instances],
             # lets tables count a missing instance in its task/category/split rows
             "instance_groups": {i.id: {"task": i.task, "category": i.category, "split": i.split} for i in instances},
@@ -157,26 +187,50 @@ class Runner:
         return instances
 
     def execute(self, sink) -> RunDir:
+        _make_dir(self.run.path, self.cfg.output_root)
+        with shard_lock(self.run.path, self.shard, self.num_shards):
+            return self._execute(sink)
+
+    def _execute(self, sink) -> RunDir:
         instances = self.prepare()
         latest = rec.latest_by_instance(rec.read_lines(self.records_path))
         _check_same_scorer(self.run, latest, self.score_hash)
-        todo = [i for i in instances if latest.get(i.id, {}).get("status") != rec.STATUS_OK]
+        done = {i.id for i in instances if self._done(latest.get(i.id))}
+        todo = [i for i in instances if i.id not in done]
         if self.cfg.stage == Stage.score:
             todo = [i for i in todo if i.id in latest]
         log.info("%s: %d planned, %d already ok, %d to run", self.run.path, len(instances), len(instances) - len(todo), len(todo))
         sink.start(self.run.path, OmegaConf.to_container(self.cfg, resolve=True), self.run.path.name)
-        done_scores = [r["score"] for r in latest.values() if r.get("status") == rec.STATUS_OK]
+        done_scores = [latest[i]["score"] for i in sorted(done)]
         progress = Progress(total=len(instances), done=len(instances) - len(todo), scores=done_scores,
                             enabled=self.cfg.progress, label=self.label)
+        statuses = {i.id: rec.STATUS_OK if i.id in done else latest.get(i.id, {}).get("status", "missing") for i in instances}
         try:
             for instance in todo:
                 record = self.process(instance, latest.get(instance.id))
                 rec.append(self.records_path, record)
+                statuses[instance.id] = record.status
                 sink.log_record(json.loads(record.to_json()))
                 progress.update(record.score if record.status == rec.STATUS_OK else None, record.status)
         finally:
             progress.close()
+        finished = (rec.STATUS_OK, rec.STATUS_GENERATED) if self.cfg.stage == Stage.generate else (rec.STATUS_OK,)
+        self.unfinished = {iid: status for iid, status in statuses.items() if status not in finished}
         return self.run
+
+    def unfinished_summary(self) -> str:
+        """'' when every instance of this shard is done (ok; generated for stage=generate), else '2 error, 1 missing'."""
+        counts = Counter(self.unfinished.values())
+        return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+    def _done(self, row: dict[str, Any] | None) -> bool:
+        """Ok with a finite score, and its video still the one recorded (else it is scored or generated again)."""
+        if row is None or row["status"] != rec.STATUS_OK:
+            return False
+        problem = "a non-finite score" if not math.isfinite(row["score"]) else self.run.video_problem(row)
+        if problem:
+            log.warning("%s was recorded ok, but %s: running it again", row["instance_id"], problem)
+        return problem is None
 
     def process(self, instance: Instance, previous: dict[str, Any] | None) -> rec.Record:
         seed = derive_seed(int(self.cfg.seed), instance.id)
@@ -188,14 +242,13 @@ class Runner:
             config_hash=self.chash, score_hash=self.score_hash, versions=self.versions, shard=f"{self.shard}/{self.num_shards}",
         )
         start = time.perf_counter()
-        reuse = previous is not None and video.is_file() and (
-            previous["status"] == rec.STATUS_GENERATED or previous.get("error_stage") == "score"
-        )
-        if reuse:
-            record = replace(record, video=str(relpath), trace=previous.get("trace", {}),
+        video_problem = self.run.video_problem(previous) if previous and previous.get("video") else "no video recorded"
+        if video_problem is None:  # reuse: a deferred or failed score, or an ok record scored again
+            record = replace(record, video=str(relpath), **_fingerprint(video), trace=previous.get("trace", {}),
                              steps=previous.get("steps", 0), timings=dict(previous.get("timings", {})))
         elif self.cfg.stage == Stage.score:
-            return replace(record, error="no generated video to score", error_stage="score")
+            return replace(record, error=f"nothing to score: {video_problem}; generate it again with stage=all "
+                                         "(the same command otherwise)", error_stage="score")
         else:
             record = self._generate(instance, seed, video, relpath, record)
             if record.error_stage == "generate":
@@ -221,22 +274,53 @@ class Runner:
                            timings={"generate_s": time.perf_counter() - start},
                            trace=getattr(exc, "trace", {}))
         timings = {**out.timings, "generate_s": time.perf_counter() - start}
-        return replace(record, video=str(relpath), trace=out.trace, steps=out.steps, timings=timings)
+        return replace(record, video=str(relpath), **_fingerprint(video), trace=out.trace, steps=out.steps, timings=timings)
 
     def _score(self, instance: Instance, video: Path, record: rec.Record, start: float) -> rec.Record:
         t0 = time.perf_counter()
         try:
             score = self.bench.score(instance, video)
+            _check_finite(instance, score)
         except Exception as exc:
-            if self.cfg.fail_fast:
+            if self.cfg.fail_fast or isinstance(exc, UserError):  # e.g. a judge nobody answers for: stop once
                 raise
             timings = {**record.timings, "score_s": time.perf_counter() - t0}
+            if _cause(exc, CorruptVideoError):  # an unreadable video is never reused: the next run makes it again
+                return replace(record, error=f"{_describe(exc)}; the video is unreadable: the next run with stage=all "
+                                             "generates it again", error_stage="score", timings=timings,
+                               video=None, video_bytes=None, video_sha256=None)
             return replace(record, error=_describe(exc), error_stage="score", timings=timings)
         timings = {**record.timings, "score_s": time.perf_counter() - t0}
         timings["total_s"] = timings.get("generate_s", 0.0) + timings["score_s"]
         trace = {**record.trace, **({"score_details": score.details} if score.details else {})}
         return replace(record, status=rec.STATUS_OK, error=None, error_stage=None, score=float(score.score),
                        scores={k: float(v) for k, v in score.scores.items()}, timings=timings, trace=trace)
+
+
+def _make_dir(path: Path, output_root: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot write the run directory {path} ({exc.strerror or exc}): output_root={output_root} "
+                        "must be a folder you can create and write to; set output_root=... to another one") from None
+
+
+def _fingerprint(video: Path) -> dict[str, Any]:
+    return {"video_bytes": video.stat().st_size, "video_sha256": file_sha256(video)}
+
+
+def _check_finite(instance: Instance, score: Score) -> None:
+    values = {"score": score.score, **score.scores}
+    bad = {k: v for k, v in values.items() if not math.isfinite(float(v))}
+    if bad:
+        raise ScoringError(f"{instance.id}: the scorer returned non-finite values {bad}; recorded as an error, not a score")
+
+
+def _cause(exc: BaseException | None, kind: type[BaseException]) -> BaseException | None:
+    """``exc`` or the first of its causes that is a ``kind``."""
+    while exc is not None and not isinstance(exc, kind):
+        exc = exc.__cause__
+    return exc
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,7 +1,8 @@
 """Is every planned instance done? ``python -m harness.status <sweep dir | run dir | folder>...``
 
 Merges the shards of each run and checks every planned instance against the shard manifests
-(``RunDir.completeness``: missing, errored, unscored, duplicated, unplanned) and the shard set
+(``RunDir.completeness``: missing, errored, unscored, duplicated, unplanned, and bad videos: an ok
+or generated record whose video is missing or not the file it recorded, by size and sha256) and the shard set
 (every shard ``0..n-1`` has a manifest). A sweep directory (a multirun's ``hydra.sweep.dir``) is
 expanded into its jobs, so a job that never started is reported too, with the command that runs it.
 Prints a per-run, per-shard table and exactly what is missing; exits 1 when anything is
@@ -20,7 +21,7 @@ from pathlib import Path
 from harness.rundir import Completeness, RunDir
 from harness.types import UserError
 
-CATEGORIES = ("missing", "errored", "unscored", "duplicated", "unplanned")
+CATEGORIES = ("missing", "errored", "unscored", "duplicated", "unplanned", "bad_videos")
 
 
 @dataclass
@@ -48,7 +49,7 @@ class ShardStatus:
 
     @property
     def ok(self) -> int:
-        bad = {i for c in ("missing", "errored", "unscored") for i in self.problems[c]}
+        bad = {i for c in ("missing", "errored", "unscored", "bad_videos") for i in self.problems[c]}
         return len(self.planned) - len(bad)
 
 
@@ -87,11 +88,11 @@ def run_status(path: Path, expected_shards: set[tuple[int, int]] = frozenset()) 
         status.notes += unreadable
         return status
     manifests = run.manifests()
-    status.completeness = c = run.completeness()
+    status.completeness = c = run.completeness(check_videos=True)
     if not manifests:
         status.notes.append("no manifest: the planned instances are unknown (records without a plan)")
-    for key in ("config_hash", "num_shards"):
-        values = sorted({str(m[key]) for m in manifests})
+    for key in ("config_hash", "num_shards", "plan"):  # the plan: the instance list all shards cut their blocks from
+        values = sorted({json.dumps(m[key], sort_keys=True) for m in manifests if key in m})
         if len(values) > 1:
             status.notes.append(f"shards disagree on {key}: {', '.join(values)}")
     present = {(int(m["shard"]), int(m["num_shards"])) for m in manifests}
@@ -109,19 +110,19 @@ def run_status(path: Path, expected_shards: set[tuple[int, int]] = frozenset()) 
 def _unreadable_files(run: RunDir) -> list[str]:
     """A line per manifest or records file that does not parse (a crash mid-write), saying what to do."""
     from harness import records as rec
+    from harness.rundir import read_manifest
 
     notes = []
     for path in _manifest_files(run):
         try:
-            json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            notes.append(f"unreadable manifest {path.name} ({exc}): re-run its shard to rewrite it")
+            read_manifest(path)
+        except UserError as exc:
+            notes.append(str(exc))
     for path in run.records_files():
         try:
             rec.read_lines(path)
-        except json.JSONDecodeError as exc:
-            notes.append(f"unreadable records file {path.name} ({exc}): that line is broken (e.g. a torn line "
-                         "followed by a new one); repair or delete it, then re-run its shard")
+        except rec.CorruptRecordsError as exc:
+            notes.append(str(exc))
     return notes
 
 
@@ -269,7 +270,7 @@ def render(status: RunStatus, max_ids: int = 20) -> list[str]:
         lines += _table(rows)
     lines += [f"  ! {note}" for note in status.notes]
     if c is not None:
-        latest = RunDir(status.path).latest_records() if c.errored else {}
+        latest = RunDir(status.path).latest_records() if c.errored or c.bad_videos else {}
         for name in CATEGORIES:
             ids = getattr(c, name)
             if not ids:
@@ -278,6 +279,9 @@ def render(status: RunStatus, max_ids: int = 20) -> list[str]:
             if name == "errored":
                 lines += [f"    {i}: [{latest[i].get('error_stage') or '?'}] {(latest[i].get('error') or '(no message recorded)')[:160]}"
                           for i in ids[: max_ids or None]]
+            if name == "bad_videos":
+                lines += [f"    {i}: {RunDir(status.path).video_problem(latest[i])}" for i in ids[: max_ids or None]]
+                lines.append("    re-run the shard: it generates these videos again (and scores them)")
             if name == "duplicated":
                 for iid, where in explain_duplicates(RunDir(status.path), ids[: max_ids or None]).items():
                     lines.append(f"    {iid}: {where}")

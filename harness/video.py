@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import av
@@ -41,8 +41,8 @@ def write_mp4(path: str | Path, clip: np.ndarray, fps: int, crf: int = 0) -> Non
         raise ValueError(f"expected a uint8 clip [T, H, W, 3], got {clip.dtype} {clip.shape}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent, prefix=f"{temp_prefix(path)}")
-    os.close(fd)
+    # A unique name that the encoder creates, as any new file, with the user's umask (mkstemp's are 0600).
+    tmp = str(path.parent / f"{temp_prefix(path)}{os.getpid()}-{secrets.token_hex(4)}.mp4")
     try:
         with av.open(tmp, mode="w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=fps)

@@ -1,13 +1,15 @@
-"""A method for testing the runner's error path: the frozen student, except that it fails for
-chosen instances while a marker file exists (so a re-run with the same config can succeed)."""
+"""Doubles for testing the runner's error paths: a method and a scorer that fail for chosen instances
+while a marker file exists (so a re-run with the same config can succeed)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from baselines.frozen import Frozen
+from benchmarks.micro import MicroBenchmark
+from harness.chat_api import EndpointUnreachable
 from harness.method import MethodContext
-from harness.types import Instance, MethodOutput
+from harness.types import Instance, MethodOutput, Score
 
 
 class FailWhileMarked(Frozen):
@@ -18,3 +20,24 @@ class FailWhileMarked(Frozen):
         if instance.id in self.fail_ids and self.marker.exists():
             raise RuntimeError(f"injected failure for {instance.id}")
         return super().run(instance, ctx)
+
+
+class NanWhileMarked(MicroBenchmark):
+    """The micro benchmark, except that its scorer returns NaN for chosen instances while a marker file exists."""
+
+    def __init__(self, *, nan_ids: list[str], marker: str, **kwargs):
+        super().__init__(**kwargs)
+        self.nan_ids, self.marker = set(nan_ids), Path(marker)
+
+    def score(self, instance: Instance, video: Path) -> Score:
+        score = super().score(instance, video)
+        if instance.id in self.nan_ids and self.marker.exists():
+            return Score(score=float("nan"), scores=score.scores)
+        return score
+
+
+class UnreachableJudge(MicroBenchmark):
+    """The micro benchmark scored by a judge that nothing answers for."""
+
+    def score(self, instance: Instance, video: Path) -> Score:
+        raise EndpointUnreachable("nothing answers at model 'judge' at http://127.0.0.1:9/v1")

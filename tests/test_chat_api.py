@@ -2,13 +2,16 @@
 
 import base64
 import io
+import socket
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.ruler.fixtures import FakeChatServer
-from harness.chat_api import ChatApiError, ChatClient, image_part
+from benchmarks.ruler.fixtures import FakeChatServer, Reply
+from harness import chat_api
+from harness.chat_api import ChatApiError, ChatClient, EndpointUnreachable, image_part
 from harness.types import UserError
 
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -95,3 +98,52 @@ def test_image_part_encodes_arrays_as_jpeg():
     assert np.abs(decoded.astype(int) - array).max() <= 8  # quality 95
     with pytest.raises(ValueError, match="uint8"):
         image_part(array.astype(np.float32))
+
+
+# --- failing fast (issue 30) -------------------------------------------------------------------
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """The waits between attempts, recorded instead of slept."""
+    waited = []
+    monkeypatch.setattr(chat_api.time, "sleep", waited.append)
+    return waited
+
+
+def test_retry_after_is_honoured(sleeps):
+    with FakeChatServer([Reply(429, b"{}", {"Content-Type": "application/json", "Retry-After": "7"}), "ok"]) as server:
+        assert _client(server).chat(MESSAGES) == "ok"
+    assert sleeps == [7.0]
+
+
+def test_a_wait_past_the_deadline_fails_at_once(sleeps):
+    with FakeChatServer([Reply(503, b"{}", {"Content-Type": "application/json", "Retry-After": "120"}), "ok"]) as server:
+        with pytest.raises(ChatApiError, match="no reply before the deadline.*HTTP 503"):
+            _client(server).chat(MESSAGES, deadline=time.monotonic() + 60)
+    assert sleeps == [] and len(server.requests) == 1
+
+
+def test_a_hung_endpoint_is_given_up_at_the_deadline(sleeps):
+    with FakeChatServer(default=None, script=[Reply(hang=True)] * 3) as server:
+        with pytest.raises(ChatApiError, match="no reply before the deadline.*APITimeoutError"):
+            _client(server, timeout_s=600).chat(MESSAGES, deadline=time.monotonic() + 0.5)
+    assert len(server.requests) == 1
+
+
+def test_a_reply_that_is_not_json_is_quoted():
+    page = b"<html><body>Please log in</body></html>"
+    with FakeChatServer([Reply(200, page, {"Content-Type": "text/html"}), "ok"]) as server:
+        with pytest.raises(ChatApiError, match=r"other than JSON.*starts: '<html><body>Please log in"):
+            _client(server).chat(MESSAGES)
+    assert len(server.requests) == 1
+
+
+def test_refused_connections_raise_a_user_error_naming_the_endpoint(sleeps):
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = ChatClient("test-model", base_url=f"http://127.0.0.1:{port}/v1", api_key_env=None, max_retries=2, backoff_s=0.0)
+    with pytest.raises(EndpointUnreachable, match=f"nothing answers at model 'test-model' at http://127.0.0.1:{port}/v1.*3 attempts"):
+        client.chat(MESSAGES)
+    assert issubclass(EndpointUnreachable, UserError)

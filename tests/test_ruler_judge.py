@@ -298,3 +298,26 @@ def test_local_judge_drives_the_real_teacher_adapter(instances, tmp_path):
     with pytest.raises(ScoringError, match="no valid reply in 1 attempts"):
         judge.judge(build_request(instances["ruler/chess/0"], clip))
     assert not list((tmp_path / "c").rglob("*.json"))
+
+
+def test_a_judge_nobody_answers_for_is_not_a_per_instance_error(instances, video, tmp_path):
+    import socket
+
+    from harness.chat_api import EndpointUnreachable
+
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        base_url = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    judge = ApiJudge(base_url=base_url, api_key_env=None, max_retries=1, backoff_s=0.0, cache_dir=None)
+    with pytest.raises(EndpointUnreachable, match="Start the server or fix base_url"):
+        judge.judge(build_request(instances["ruler/chess/0"], video))
+
+
+def test_a_hung_judge_costs_an_instance_at_most_its_deadline(instances, video, tmp_path):
+    from benchmarks.ruler.fixtures import Reply
+
+    with FakeChatServer([Reply(hang=True)] * 8) as server:
+        judge = api_judge(server, tmp_path, timeout_s=600, max_retries=5, max_attempts=4, deadline_s=0.5)
+        with pytest.raises(ScoringError, match="no reply before the deadline"):
+            judge.judge(build_request(instances["ruler/chess/0"], video))
+    assert len(server.requests) == 1  # not 4 attempts x 6 requests x 600 s

@@ -23,14 +23,17 @@ ROOT = CONF_DIR.parent
 DOUBLE = "tests.runner_doubles.FailWhileMarked"
 
 
-def run(tmp_path, *overrides):
+def compose_runner(tmp_path, *overrides):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"output_root={tmp_path}", "progress=false", *overrides], return_hydra_config=True)
     choices = dict(cfg.hydra.runtime.choices)
     with open_dict(cfg):
         del cfg["hydra"]
-    runner = Runner(cfg, choices)
-    run_dir = runner.execute(NullSink())
+    return Runner(cfg, choices)
+
+
+def run(tmp_path, *overrides):
+    run_dir = compose_runner(tmp_path, *overrides).execute(NullSink())
     write_run_tables(run_dir.path)
     return run_dir
 

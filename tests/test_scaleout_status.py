@@ -173,3 +173,13 @@ def test_sweep_jobs_are_expanded_like_hydra_numbers_them(tmp_path, capsys):
     assert commands[0] == f"python -m harness.eval method=frozen num_shards=2 shard=0 output_root={tmp_path / 'runs'}"
     assert commands[3].startswith("python -m harness.eval method=best_of_n num_shards=2 shard=1")
     assert out.count("NOT STARTED") == 4
+
+
+def test_shards_planned_from_different_lists_are_reported(tmp_path, capsys):
+    run = two_shards(tmp_path)
+    for shard, limit in ((0, 6), (1, 5)):
+        path = run.manifest_path(shard, 2)
+        manifest = json.loads(path.read_text())
+        path.write_text(json.dumps({**manifest, "plan": {"limit": limit, "instances": limit, "ids_sha256": str(limit)}}))
+    code, out = status_of(capsys, run.path)
+    assert code == 1 and "shards disagree on plan" in out and '"limit": 5' in out

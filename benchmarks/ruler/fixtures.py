@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -104,18 +105,29 @@ def write_tiny_release(root: str | Path, parquet: bool = False, seed: int = 0) -
     return root
 
 
+@dataclass
+class Reply:
+    """A scripted reply beyond text or a bare status: any status, headers and raw body, or no reply at all."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    hang: bool = False  # never answer (until the server stops): a hung endpoint
+
+
 class FakeChatServer:
     """An OpenAI-compatible ``/v1/chat/completions`` endpoint answering from a script.
 
-    Each script entry is the reply text, or an int HTTP status to fail with. After the script
-    runs out, ``default`` (text) is answered. ``requests`` keeps every JSON body received.
+    Each script entry is the reply text, an int HTTP status to fail with, or a ``Reply``. After the
+    script runs out, ``default`` (text) is answered. ``requests`` keeps every JSON body received.
     """
 
-    def __init__(self, script: Iterable[str | int] = (), default: str | None = None) -> None:
+    def __init__(self, script: Iterable[str | int | Reply] = (), default: str | None = None) -> None:
         self.script = list(script)
         self.default = default
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._stopping = threading.Event()  # releases hung replies
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
@@ -128,10 +140,11 @@ class FakeChatServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def _next(self, body: dict[str, Any]) -> str | int:
+    def _next(self, body: dict[str, Any]) -> str | int | Reply:
         with self._lock:
             self.requests.append(body)
             if self.script:
@@ -149,6 +162,8 @@ class FakeChatServer:
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     return self._send(404, {"error": {"message": f"no route {self.path}"}})
                 reply = server._next(body)
+                if isinstance(reply, Reply):
+                    return self._send_reply(reply)
                 if isinstance(reply, int):
                     return self._send(reply, {"error": {"message": f"scripted failure {reply}", "type": "test"}})
                 return self._send(200, {
@@ -159,12 +174,17 @@ class FakeChatServer:
                 })
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
+                self._send_reply(Reply(status, json.dumps(payload).encode(), {"Content-Type": "application/json"}))
+
+            def _send_reply(self, reply: Reply) -> None:
+                if reply.hang:
+                    server._stopping.wait()
+                    return
+                self.send_response(reply.status)
+                for name, value in {"Content-Length": str(len(reply.body)), **reply.headers}.items():
+                    self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(data)
+                self.wfile.write(reply.body)
 
             def log_message(self, *args: object) -> None:  # keep test output quiet
                 pass

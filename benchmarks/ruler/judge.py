@@ -23,7 +23,7 @@ from benchmarks.ruler import system_prompt as prompts
 from benchmarks.ruler.cache import JudgeCache, cache_key
 from benchmarks.ruler.labels import ResponseFormatError, parse_labels
 from benchmarks.ruler.request import ImageInput, JudgeRequest
-from harness.chat_api import ChatApiError, ChatClient, image_part, text_part
+from harness.chat_api import ChatApiError, ChatClient, EndpointUnreachable, image_part, text_part
 from harness.types import ScoringError, Teacher, UserError
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class ChecklistJudge(abc.ABC):
 
     # Settings that change how the judge is called, never what it answers: the score hash leaves them out,
     # so a new timeout or cache folder neither re-scores nor refuses a run.
-    transport_settings: tuple[str, ...] = ("cache_dir", "max_attempts", "retry_backoff_s")
+    transport_settings: tuple[str, ...] = ("cache_dir", "max_attempts", "retry_backoff_s", "deadline_s")
 
     def __init__(
         self,
@@ -51,9 +51,13 @@ class ChecklistJudge(abc.ABC):
         cache_dir: str | None,
         max_attempts: int,
         retry_backoff_s: float,
+        deadline_s: float | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        if deadline_s is not None and deadline_s <= 0:
+            raise ValueError(f"deadline_s must be positive or null (none), got {deadline_s}")
+        self.deadline_s = deadline_s
         prompts.check_choice(system_prompt, system_prompt_path)
         self._prompt_choice = system_prompt
         self.prompt: prompts.SystemPrompt | None = None
@@ -102,8 +106,9 @@ class ChecklistJudge(abc.ABC):
         """The backend's payload for ``request``, built once and reused across attempts."""
 
     @abc.abstractmethod
-    def _complete(self, payload: Any) -> str:
-        """One call; raises ``ScoringError`` when the backend fails for good."""
+    def _complete(self, payload: Any, deadline: float | None) -> str:
+        """One call, given up at ``deadline`` (``time.monotonic()``) where the backend can; raises
+        ``ScoringError`` when the backend fails for good."""
 
     def judge(self, request: JudgeRequest) -> Verdict:
         key = cache_key(self.identity, self.system_prompt, request.digest())
@@ -111,11 +116,14 @@ class ChecklistJudge(abc.ABC):
         if hit is not None:
             return hit
         payload = self._prepare(request)
+        deadline = time.monotonic() + self.deadline_s if self.deadline_s is not None else None  # per instance
         problems: list[str] = []
         for attempt in range(1, self.max_attempts + 1):
             if attempt > 1:
                 time.sleep(self.retry_backoff_s * 2 ** (attempt - 2))
-            raw = self._complete(payload)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ScoringError(f"judge {self.model_id}: no valid reply within deadline_s={self.deadline_s}: {problems}")
+            raw = self._complete(payload, deadline)
             try:
                 labels = parse_labels(raw, request.n_questions)
             except ResponseFormatError as exc:
@@ -162,10 +170,11 @@ class ApiJudge(ChecklistJudge):
         cache_dir: str | None = None,
         max_attempts: int = 4,
         retry_backoff_s: float = 2.0,
+        deadline_s: float | None = 900.0,
     ) -> None:
         super().__init__(
             system_prompt=system_prompt, system_prompt_path=system_prompt_path, cache_dir=cache_dir,
-            max_attempts=max_attempts, retry_backoff_s=retry_backoff_s,
+            max_attempts=max_attempts, retry_backoff_s=retry_backoff_s, deadline_s=deadline_s,
         )
         params = {"presence_penalty": 0} if extra_params is None else dict(extra_params)
         self.client = ChatClient(
@@ -190,9 +199,11 @@ class ApiJudge(ChecklistJudge):
         content = [text_part(p) if isinstance(p, str) else image_part(_image_source(p)) for p in request.parts]
         return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": content}]
 
-    def _complete(self, payload: list[dict[str, Any]]) -> str:
+    def _complete(self, payload: list[dict[str, Any]], deadline: float | None) -> str:
         try:
-            return self.client.chat(payload)
+            return self.client.chat(payload, deadline=deadline)
+        except EndpointUnreachable:
+            raise  # nothing answers: the runner stops the run once, instead of failing every instance
         except (ChatApiError, UserError) as exc:
             raise ScoringError(f"judge {self.model_id}: {exc}") from exc
 
@@ -244,7 +255,7 @@ class LocalVlmJudge(ChecklistJudge):
                 texts.append(f"[Image {len(images)}]")
         return "".join(texts), images
 
-    def _complete(self, payload: tuple[str, list]) -> str:
+    def _complete(self, payload: tuple[str, list], deadline: float | None) -> str:  # a local model: no deadline
         prompt, images = payload
         return self.teacher.generate(prompt, images=images, max_new_tokens=self.max_new_tokens)
 

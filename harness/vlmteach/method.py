@@ -75,6 +75,12 @@ class VlmTeach(Method):
             raise ValueError(f"need num_steps >= 0, num_frames >= 1, max_process >= 1; got {num_steps}, {num_frames}, {max_process}")
         if grad_clip is not None and grad_clip <= 0:
             raise ValueError(f"grad_clip must be positive or null (off), got {grad_clip}")
+        if tau < 0:
+            raise ValueError(f"tau (the early-stop loss threshold) must be >= 0, got {tau}")
+        if lr <= 0 or eps <= 0 or weight_decay < 0:
+            raise ValueError(f"need lr > 0, eps > 0, weight_decay >= 0; got {lr}, {eps}, {weight_decay}")
+        if not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"betas must lie in [0, 1), got {list(betas)}")
         self.fixed_queries = _fixed_queries(fixed_queries) if fixed_queries is not None else None
         # Validates lambda (and the process questions of fixed queries) before any instance runs.
         if self.fixed_queries is not None:
