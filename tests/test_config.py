@@ -55,6 +55,7 @@ def test_every_benchmark_config_plans_a_run_with_the_run_level_keys(bench, bench
     with open_dict(cfg):
         del cfg["hydra"]
     runner = Runner(cfg, choices)
+    runner.run.path.mkdir(parents=True)
     planned = runner.prepare()
     everything = sorted(i.id for i in runner.bench.instances())
     assert [i.id for i in planned] == everything[:3][2:]  # the first 3 by id, shard 1 of 2: the third

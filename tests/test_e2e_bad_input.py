@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -69,9 +70,21 @@ def test_a_missing_api_key_keeps_the_videos_and_records_which_variable_to_set(re
     monkeypatch.delenv("RULER_TEST_KEY", raising=False)
     proc = harness_eval("bench=ruler", "method=frozen", f"bench.data_dir={release}", *RULER_SIZE, "limit=2",
                         "judge.api_key_env=RULER_TEST_KEY", f"judge.cache_dir={tmp_path / 'cache'}",
-                        f"output_root={tmp_path / 'runs'}", expect=None)
+                        f"output_root={tmp_path / 'runs'}", expect=3)  # 3: finished, incomplete
     run = run_directory(proc.stdout)
     records = RunDir(run).latest_records()
     assert len(records) == 2 and {(r["status"], r["error_stage"]) for r in records.values()} == {("error", "score")}
     assert all("RULER_TEST_KEY is not set" in r["error"] for r in records.values())
     assert len(list((run / "videos").rglob("*.mp4"))) == 2  # kept: `stage=score` scores them once the key is set
+
+
+def test_a_judge_nobody_answers_for_stops_the_run_once(release, tmp_path):
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        base_url = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    proc = harness_eval("bench=ruler", "method=frozen", f"bench.data_dir={release}", *RULER_SIZE, "limit=2",
+                        f"judge.base_url={base_url}", "judge.api_key_env=null", "judge.max_retries=1", "judge.backoff_s=0",
+                        f"judge.cache_dir={tmp_path / 'cache'}", f"output_root={tmp_path / 'runs'}", expect=2)
+    assert base_url.removesuffix("/v1") in proc.stdout and "Start the server or fix base_url" in proc.stdout
+    run = next((tmp_path / "runs" / "ruler" / "frozen").iterdir())
+    assert len(list((run / "videos").rglob("*.mp4"))) == 1  # the first video is kept; the run stopped at its score

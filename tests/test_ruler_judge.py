@@ -308,7 +308,8 @@ def test_a_judge_nobody_answers_for_is_not_a_per_instance_error(instances, video
     with socket.socket() as probe:  # a port nothing listens on once closed
         probe.bind(("127.0.0.1", 0))
         base_url = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
-    judge = ApiJudge(base_url=base_url, api_key_env=None, max_retries=1, backoff_s=0.0, cache_dir=None)
+    judge = ApiJudge(base_url=base_url, api_key_env=None, max_retries=1, backoff_s=0.0, cache_dir=None,
+                     system_prompt="paraphrase")
     with pytest.raises(EndpointUnreachable, match="Start the server or fix base_url"):
         judge.judge(build_request(instances["ruler/chess/0"], video))
 

@@ -113,10 +113,15 @@ def test_tables_of_an_old_run_with_a_nan_score_name_the_instance(tmp_path, capsy
 
 
 def test_shards_planned_with_different_limits_are_refused(tmp_path):
-    run(tmp_path, "limit=9", "num_shards=3", "shard=0")
+    # By default each limit is a run of its own (…-first9, …-first12): neither looks complete with one shard.
+    nine = run(tmp_path / "own", "limit=9", "num_shards=3", "shard=0")
+    twelve = run(tmp_path / "own", "limit=12", "num_shards=3", "shard=1")
+    assert nine.path != twelve.path and not nine.completeness().complete and not twelve.completeness().complete
+    # Named alike, they are one run, and the second plan is refused.
+    run(tmp_path, "limit=9", "num_shards=3", "shard=0", "run_name=r")
     with pytest.raises(UserError, match=r"shard 0 was planned from 9 instances \(limit=9.*this shard from 12 \(limit=12"):
-        run(tmp_path, "limit=12", "num_shards=3", "shard=1")
-    run(tmp_path, "limit=9", "num_shards=3", "shard=0")  # the same plan resumes
+        run(tmp_path, "limit=12", "num_shards=3", "shard=1", "run_name=r")
+    run(tmp_path, "limit=9", "num_shards=3", "shard=0", "run_name=r")  # the same plan resumes
 
 
 HOLD_LOCK = """
@@ -130,16 +135,16 @@ with shard_lock(Path(sys.argv[1]), 0, 1):
 
 
 def test_a_second_process_on_the_same_shard_is_refused_and_a_dead_holders_lock_is_taken_over(tmp_path):
-    run_dir = run(tmp_path, "limit=1")
+    run_dir = run(tmp_path, "limit=1", "run_name=r")
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir.path)], cwd=ROOT, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline() == "held\n"
     with pytest.raises(UserError, match="another process is running"):
-        run(tmp_path, "limit=2")
+        run(tmp_path, "limit=1", "run_name=r")
     holder.kill()  # SIGKILL: no clean-up; the lock file stays behind
     holder.wait()
     assert (run_dir.path / "records.lock").exists()
-    assert len(run(tmp_path, "limit=2").latest_records()) == 2
+    assert len(run(tmp_path, "limit=1", "run_name=r").latest_records()) == 1
 
 
 def test_outputs_follow_the_umask(tmp_path):
