@@ -44,9 +44,10 @@ setup: $(BIN)/.installed
 eval: setup
 	$(BIN)/python -m harness.eval $(MULTIRUN) bench=$(BENCH) method=$(METHOD) $(SHARDING) $(ARGS)
 
-# Two workers (xdist) over the machine's cores; the 15 slowest tests are listed at the end.
+# Two workers (xdist) over the machine's cores, one test file per worker at a time (a file's end-to-end runs
+# are shared by its tests); the 15 slowest tests are listed at the end.
 test: setup
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --durations=15
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # Every README command that runs on a CPU, in the README's order (tests/readme_commands.py); CI runs it after `make test`.
 readme-check: setup

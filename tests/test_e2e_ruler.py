@@ -14,6 +14,9 @@ from benchmarks.ruler.fixtures import write_tiny_release
 from harness.rundir import RunDir
 from tests.cli import RULER_SIZE, StubJudgeProcess, harness_eval, run_directory
 
+# One multirun of every method is the slowest fixture of the suite (about 90 s alone, more beside other tests).
+pytestmark = pytest.mark.timeout(900)
+
 METHODS = ("frozen", "pass_at_k", "best_of_n", "prompt_rewrite", "videotpo", "vlmteach")
 N_SELECTED = 4  # the tiny release's 5 records less its "game" one, outside the paper's subset
 
@@ -60,7 +63,9 @@ def test_every_method_scores_every_instance_and_the_sweep_prints_the_papers_tabl
     for method, run in runs.items():
         overall = json.loads((run.path / "summary.json").read_text())["official"]["overall"]
         label = "pass_at_k (oracle)" if method == "pass_at_k" else method
-        assert f"| {label} | {overall:.1f} |" in official
+        # The tiny release's judge prompt is a labelled stand-in, not RULER-Bench's file: every row says so.
+        assert f"| {label} [NOT COMPARABLE: see warning] | {overall:.1f} |" in official
+    assert "WARNING: JUDGE PROMPT NOT OFFICIAL: 4 modified of 4 verdicts" in output
 
 
 def test_a_second_run_of_the_same_videos_asks_the_judge_nothing(comparison, release, judge, tmp_path):
@@ -90,7 +95,7 @@ def test_generate_then_score_gives_the_table_of_one_stage(comparison, release, j
 
 def test_videos_made_without_a_judge_are_scored_later_in_the_same_run(release, judge, tmp_path):
     args = ruler(release, tmp_path, "method=frozen")
-    first = harness_eval(*args, "judge=none").stdout
+    first = harness_eval(*args, "judge=none", expect=3).stdout  # 3: finished, every score still to come
     run = run_directory(first)
     errors = RunDir(run).latest_records()
     assert {(r["status"], r["error_stage"]) for r in errors.values()} == {("error", "score")}

@@ -12,6 +12,9 @@ from benchmarks.make_tiny import VBVR_TASKS, write_tiny
 from harness.rundir import RunDir
 from tests.cli import VBVR_SIZE, harness_eval
 
+# One multirun of every method is the slowest fixture of the suite (about 90 s alone, more beside other tests).
+pytestmark = pytest.mark.timeout(900)
+
 METHODS = ("frozen", "pass_at_k", "vlmteach")
 TASKS = VBVR_TASKS
 

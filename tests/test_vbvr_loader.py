@@ -95,7 +95,7 @@ def test_configs_instantiate_each_protocol(data_dir: Path, monkeypatch: pytest.M
     o47 = o[f"vbvr/{O47}/00001"]
     assert (o47.num_frames, o47.height, o47.width) == (13, 96, 128)
     monkeypatch.delenv("VBVR_DATA_DIR")
-    assert instantiate(_compose_bench("vbvr")).data_dir is None  # falls back to the hub dataset
+    assert instantiate(_compose_bench("vbvr")).data_dir == "data/vbvr"  # where `make data BENCH=vbvr` puts it
 
 
 def test_first_frame_from_inline_base64_when_png_missing(data_dir: Path) -> None:
