@@ -104,7 +104,7 @@ QWEN_VIDEO_PROCESSOR = {"size": {"longest_edge": 25165824, "shortest_edge": 4096
 QWEN_CHAT_TEMPLATE = (
     "{%- set image_count = namespace(value=0) -%}{%- set video_count = namespace(value=0) -%}"
     "{%- for message in messages -%}"
-    "<|im_start|>{{ message.role }}\n"
+    "{{- '<|im_start|>' + message.role + '\\n' -}}"
     "{%- if message.content is string -%}{{ message.content }}"
     "{%- else -%}{%- for item in message.content -%}"
     "{%- if item.type == 'image' or 'image' in item -%}{%- set image_count.value = image_count.value + 1 -%}"
@@ -113,9 +113,9 @@ QWEN_CHAT_TEMPLATE = (
     "<|vision_start|><|video_pad|><|vision_end|>"
     "{%- elif 'text' in item -%}{{ item.text }}{%- endif -%}"
     "{%- endfor -%}{%- endif -%}"
-    "<|im_end|>\n"
+    "{{- '<|im_end|>\\n' -}}"
     "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}<|im_start|>assistant\n{%- endif -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 # The text the local tokenizers learn their merges from (any text still encodes: byte-level / unknown -> unk).
 CORPUS = """Yes No Yes No Yes. No. Answer with Yes or No. Does the video show the ball reaching the goal?
