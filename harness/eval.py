@@ -49,6 +49,7 @@ def run(cfg: DictConfig) -> Path:
     finally:
         if not ok:
             sink.abort()
+        runner.release_models()  # a multirun's next job loads its own: this one's must not stay on the GPU
     incomplete = runner.unfinished_summary()
     if hc.mode != RunMode.MULTIRUN:
         print(table_md)

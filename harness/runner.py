@@ -7,6 +7,7 @@ one the record names (size and sha256) and readable; otherwise the video is gene
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -151,6 +152,15 @@ class Runner:
             self._teacher = build(self.cfg, "teacher")
         return self._teacher
 
+    def release_models(self) -> None:
+        """Drop the student and teacher and give their accelerator memory back (a multirun's jobs share a process)."""
+        if self._student is None and self._teacher is None:
+            return
+        self._student = self._teacher = None
+        gc.collect()
+        if torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
+
     @property
     def label(self) -> str:
         """The method, and its shard when there are several: what the progress bar and a sweep's lines call this run."""
@@ -261,6 +271,7 @@ class Runner:
         # Outside the per-instance guard: a model that cannot load fails the run once, clearly,
         # instead of recording the same error for every instance.
         student, teacher = self.student, self.teacher
+        reset_peak_gpu_memory()
         start = time.perf_counter()
         try:
             ctx = MethodContext(student=student, teacher=teacher, bench=self.bench, seed=seed)
@@ -269,11 +280,11 @@ class Runner:
         except Exception as exc:  # any per-instance failure is recorded, never dropped
             if self.cfg.fail_fast or isinstance(exc, UserError):
                 raise
+            timings = {"generate_s": time.perf_counter() - start, **peak_gpu_memory()}
             _free_accelerator_memory(exc)
-            return replace(record, error=_describe(exc), error_stage="generate",
-                           timings={"generate_s": time.perf_counter() - start},
+            return replace(record, error=_describe(exc), error_stage="generate", timings=timings,
                            trace=getattr(exc, "trace", {}))
-        timings = {**out.timings, "generate_s": time.perf_counter() - start}
+        timings = {**out.timings, "generate_s": time.perf_counter() - start, **peak_gpu_memory()}
         return replace(record, video=str(relpath), **_fingerprint(video), trace=out.trace, steps=out.steps, timings=timings)
 
     def _score(self, instance: Instance, video: Path, record: rec.Record, start: float) -> rec.Record:
@@ -327,6 +338,20 @@ def _describe(exc: BaseException) -> str:
     tb = traceback.extract_tb(exc.__traceback__)
     where = f" (at {tb[-1].filename.split('/')[-1]}:{tb[-1].lineno})" if tb else ""
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+def reset_peak_gpu_memory() -> None:
+    """Start this instance's peak: only where the models put CUDA to use (a CPU run never starts it)."""
+    if torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_gpu_memory() -> dict[str, float]:
+    """``{"peak_gpu_mem_gib": ...}``: the most GPU memory tensors held since ``reset_peak_gpu_memory`` (the current
+    device's ``max_memory_allocated``); empty where CUDA is not in use."""
+    if not torch.cuda.is_initialized():
+        return {}
+    return {"peak_gpu_mem_gib": torch.cuda.max_memory_allocated() / 2**30}
 
 
 def _free_accelerator_memory(exc: BaseException) -> None:

@@ -77,11 +77,14 @@ TINY_RECORDS: list[dict[str, Any]] = [
 ]
 
 
-def write_tiny_release(root: str | Path, parquet: bool = False, seed: int = 0) -> Path:
-    """Write the tiny release under ``root``: ``data.jsonl`` (or ``data/train-*.parquet``) + media."""
+def write_tiny_release(root: str | Path, parquet: bool = False, seed: int = 0,
+                       records: list[dict[str, Any]] | None = None) -> Path:
+    """Write the tiny release (or ``records`` in its format) under ``root``: ``data.jsonl`` (or
+    ``data/train-*.parquet``) + media."""
     root = Path(root)
     rng = np.random.default_rng(seed)
-    for record in TINY_RECORDS:
+    records = TINY_RECORDS if records is None else records
+    for record in records:
         for key in ("input_image_path", "gt_image_path"):
             if record[key]:
                 path = root / record[key]
@@ -92,13 +95,13 @@ def write_tiny_release(root: str | Path, parquet: bool = False, seed: int = 0) -
     if parquet:
         import pandas as pd
 
-        rows = [{**r, "checklist": r["checklist"] if isinstance(r["checklist"], str) else json.dumps(r["checklist"])} for r in TINY_RECORDS]
+        rows = [{**r, "checklist": r["checklist"] if isinstance(r["checklist"], str) else json.dumps(r["checklist"])} for r in records]
         (root / "data").mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows).to_parquet(root / "data" / "train-00000-of-00001.parquet")
     else:
         root.mkdir(parents=True, exist_ok=True)
         with open(root / "data.jsonl", "w", encoding="utf-8") as f:
-            for record in TINY_RECORDS:
+            for record in records:
                 f.write(json.dumps(record) + "\n")
     (root / OFFICIAL_RELPATH).parent.mkdir(parents=True, exist_ok=True)
     (root / OFFICIAL_RELPATH).write_text(STAND_IN_PROMPT, encoding="utf-8")

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Every method through `python -m harness.eval` at real scale on one GPU (issue 32): random-weight Wan2.2-5B /
+# FastWan2.2 / TAEHV / Qwen3-VL-4B checkpoints in the real layouts, RULER- and VBVR-format fixtures (8 each),
+# the stub judge on 127.0.0.1, an out-of-memory probe, and the report (benchmarks/e2e/run.py says what each
+# step does). Writes e2e_<gpu>.md/.json/_log.txt under $OUT if set, else results/perf/e2e/.
+#
+#   scripts/bench_e2e.sh [--tiny] [--benches ruler|vbvr|ruler,vbvr] [--methods ...] [--budget-s 560]
+#
+# Resumable: checkpoints, data and runs stay in build/e2e (git-ignored, so a warm device machine keeps them
+# between calls); a call cut by --budget-s is finished by the same command.
+#
+# Packages for the device machine: run `scripts/pack_e2e_wheels.sh` HERE first (needs PyPI): it writes
+# .whl/site.tar.xz (diffusers 0.42.1, transformers 5.23.0, hydra-core, omegaconf, antlr4, ftfy, openai and its
+# pydantic/jiter/distro/sniffio, PyAV, the VBVR-EvalKit wheel; ~36 MB), which this script unpacks to /tmp/site.
+# Call it with the `run` tool with carry [".whl"]. Plain .whl/*.whl files are installed too (pip --target).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
+if [ -f .whl/site.tar.xz ]; then
+  mkdir -p /tmp && tar -C /tmp -xJf .whl/site.tar.xz
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && [ ! -d .whl ] && PY=.venv/bin/python
+missing=$($PY - <<'PY'
+import importlib.util as u
+mods = ["diffusers", "transformers", "hydra", "omegaconf", "ftfy", "openai", "av", "cv2", "peft", "safetensors", "vbvr_bench"]
+print(" ".join(m for m in mods if u.find_spec(m) is None))
+PY
+)
+if [ -n "$missing" ]; then
+  echo "bench_e2e: missing Python packages: $missing (run scripts/pack_e2e_wheels.sh here and carry .whl: see this script's header)" >&2
+  exit 2
+fi
+exec $PY -m benchmarks.e2e.run "$@"
