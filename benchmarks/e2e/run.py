@@ -2,7 +2,7 @@
 
     python -m benchmarks.e2e.run [--tiny] [--work build/e2e] [--out DIR] [--benches ruler,vbvr]
                                  [--methods frozen,pass_at_k,best_of_n,prompt_rewrite,videotpo,vlmteach]
-                                 [--budget-s 560] [--vlmteach-steps 16]
+                                 [--budget-s 560] [--vlmteach-steps 16] [--limit N]
 
 (a) random-weight checkpoints in the real layouts (``benchmarks.e2e.checkpoints``: FastWan2.2, TAEHV, Qwen3-VL-4B)
 under ``WORK/ckpt``, kept for the next call; (b) fixture data (``benchmarks.e2e.fixtures``: 8 RULER records, 8
@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--vlmteach-steps", type=int, default=None, help="default 16 (tiny: 2)")
     parser.add_argument("--no-probe", action="store_true", help="skip the out-of-memory probe")
+    parser.add_argument("--limit", type=int, default=None, help="the first n instances of each benchmark (limit=n)")
     parser.add_argument("--budget-s", type=float, default=560.0, help="stop starting/kill runs past this (resumable)")
     args = parser.parse_args(argv)
     from benchmarks.e2e import report
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     commands: list[dict] = []
     try:
         models = model_overrides(work / "ckpt", args.tiny)
-        common = [*models, f"output_root={runs_root}", "progress=false"]
+        common = [*models, f"output_root={runs_root}", "progress=false", *([f"limit={args.limit}"] if args.limit else [])]
         judge_args = [f"judge.base_url={judge_url}", "judge.api_key_env=null", f"judge.cache_dir={work / 'judge_cache'}"]
         for bench in [b for b in args.benches.split(",") if b]:
             bench_args = [f"bench={bench}", f"bench.data_dir={data[bench]}", *SIZES[args.tiny][bench],
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         judge.kill()
         judge.wait()
-    settings = {"tiny": args.tiny, "methods": methods, "benches": args.benches.split(","), "vlmteach_steps": steps,
+    settings = {"tiny": args.tiny, "limit": args.limit, "methods": methods, "benches": args.benches.split(","), "vlmteach_steps": steps,
                 "model_overrides": models, "sizes": SIZES[args.tiny], "budget_s": args.budget_s,
                 "oom_instance": data["oom_instance"], "probe_expects": "CPU: an error" if args.tiny else "OutOfMemoryError",
                 "wall_s": round(time.monotonic() - t_start, 1)}
