@@ -35,8 +35,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    overrides = ["student=micro", "teacher=micro", "bench=micro", "bench.set=dev", "method=vlmteach", "student.device=cpu",
-                 "teacher.device=cpu", f"method.num_steps={args.steps}", "method.early_stop=false", *args.overrides]
+    overrides = ["student=micro", "teacher=micro", "bench=micro", "bench.set=dev", "method=vlmteach",
+                 "student.device=cpu", "teacher.device=cpu", f"method.num_steps={args.steps}", "method.early_stop=false", *args.overrides]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     t0 = time.perf_counter()
