@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from benchmarks.micro.sets import TEACHER_BENCH_SEED  # noqa: E402
 from benchmarks.micro.training import data  # noqa: E402
 from benchmarks.micro.training.adversarial import yes_loss  # noqa: E402
 from harness.teachers import QwenVLTeacher  # noqa: E402
@@ -48,7 +49,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
     device = torch.device(args.device)
-    instances = data.training_instances(("id", "ood"), max(args.train_clips, args.attack_clips) // 8 + 1, seed=5)
+    instances = data.training_instances(("id", "ood"), max(args.train_clips, args.attack_clips) // 8 + 1,
+                                       seed=TEACHER_BENCH_SEED)
     clips = [clip_to_frames(data.behaviour_clips(x)[0]) for x in instances]
     print(f"micro teacher {args.teacher}, {device}, torch {torch.__version__}, {args.steps} steps after a warm-up")
     print(f"{'attention':<10} {'train s/step':>13} {'train clips/s':>14} {'attack s/step':>14} {'attack clips/s':>15}")

@@ -2,7 +2,7 @@
 
     python scripts/bench_vlmteach_cpu.py [--instances 4] [--steps 5] [--threads 1] [hydra overrides ...]
 
-Runs the shipped configs (student=micro teacher=micro bench=micro method=vlmteach) with early stop
+Runs the shipped configs (student=micro teacher=micro bench=micro on its dev set, method=vlmteach) with early stop
 off, so every instance takes exactly ``--steps`` updates; extra arguments are Hydra overrides, e.g.
 ``method=vlmteach_all_steps`` or ``student.lora.rank=4``. One untimed warm-up instance comes first.
 """
@@ -35,8 +35,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    overrides = ["student=micro", "teacher=micro", "bench=micro", "method=vlmteach", "student.device=cpu",
-                 "teacher.device=cpu", f"method.num_steps={args.steps}", "method.early_stop=false", *args.overrides]
+    overrides = ["student=micro", "teacher=micro", "bench=micro", "bench.set=dev", "method=vlmteach",
+                 "student.device=cpu", "teacher.device=cpu", f"method.num_steps={args.steps}", "method.early_stop=false", *args.overrides]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     t0 = time.perf_counter()

@@ -12,7 +12,7 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any -d "$tmp/whl" \
   diffusers==0.42.1 transformers==5.23.0 hydra-core==1.3.2 omegaconf==2.3.1 ftfy==6.3.1 wcwidth==0.9.5 \
   openai==3.63.0 jiter==0.19.0 distro==1.9.0 sniffio==1.3.1 pydantic==2.14.4 pydantic-core==2.50.5 \
-  typing-inspection==0.4.5 annotated-types==0.8.0 av==18.1.0
+  typing-inspection==0.4.5 annotated-types==0.8.0 av==18.1.0 httpx2==2.17.0 httpcore2==2.17.0 truststore==0.10.5
 # antlr4-python3-runtime 4.9.3 (omegaconf's grammar runtime) ships only an sdist: build its wheel here.
 python3 -m pip wheel -q --no-deps -w "$tmp/whl" antlr4-python3-runtime==4.9.3
 VBVR=${VBVR_WHEEL:-../shared/wheels/vbvr_bench-0.1.0-py3-none-any.whl}

@@ -10,22 +10,18 @@ import pytest
 from omegaconf import OmegaConf
 
 from benchmarks.micro import MicroBenchmark, render_solution, score_clip
-from benchmarks.micro.dataset import (
-    DEFAULT_DATA_PATH,
-    DEFAULT_N_PER_FAMILY,
-    default_instances,
-    read_instances,
-    write_instances,
-)
+from benchmarks.micro.dataset import generate_set, read_instances, write_instances
+from benchmarks.micro.sets import DEV, EVAL, SETS
 from harness.types import Benchmark, ScoringError, UserError
 from harness.video import write_mp4
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "bench" / "micro.yaml"
 
 
-def test_committed_data_is_exactly_what_the_seeded_script_generates():
-    committed = read_instances(DEFAULT_DATA_PATH)
-    fresh = default_instances()
+@pytest.mark.parametrize("name", sorted(SETS))
+def test_committed_data_is_exactly_what_the_seeded_script_generates(name):
+    committed = read_instances(SETS[name].path)
+    fresh = SETS[name].generate()
     assert [x.id for x in committed] == [x.id for x in fresh]
     for a, b in zip(committed, fresh, strict=True):
         assert (a.task, a.category, a.split, a.prompt, a.reference) == (
@@ -39,16 +35,24 @@ def test_committed_data_is_exactly_what_the_seeded_script_generates():
         assert a.first_frame.dtype == np.uint8 and np.array_equal(a.first_frame, b.first_frame)
 
 
-def test_default_set_size_sorting_and_filters():
+def test_default_set_is_the_evaluation_set_sorted_and_filtered():
     bench = MicroBenchmark()
-    assert isinstance(bench, Benchmark) and bench.name == "micro"
+    assert isinstance(bench, Benchmark) and bench.name == "micro" and bench.data_path == EVAL.path
     ids = [x.id for x in bench.instances()]
-    assert ids == sorted(ids) and len(ids) == len(set(ids)) >= 100
+    assert ids == sorted(ids) and len(ids) == len(set(ids)) >= 200
     ood = MicroBenchmark(split="ood").instances()
     assert ood and all(x.split == "ood" for x in ood)
     lights = MicroBenchmark(split="id", families=["toggle_lights"]).instances()
-    assert len(lights) == DEFAULT_N_PER_FAMILY and {(x.split, x.task) for x in lights} == {("id", "toggle_lights")}
+    assert len(lights) == EVAL.n_per_family and {(x.split, x.task) for x in lights} == {("id", "toggle_lights")}
     assert len(ood) + len(MicroBenchmark(split="id").instances()) == len(ids)
+
+
+def test_dev_set_is_selectable_and_is_another_set():
+    dev, evaluation = MicroBenchmark(set="dev").instances(), MicroBenchmark().instances()
+    assert len(dev) == 8 * DEV.n_per_family == 104
+    first = {x.id: x for x in evaluation}
+    shared = [x for x in dev if x.id in first]  # ids name a cell and an index, not a seed
+    assert shared and all(x.prompt != first[x.id].prompt or x.reference != first[x.id].reference for x in shared)
 
 
 def test_bad_config_and_missing_data_are_user_errors(tmp_path):
@@ -56,12 +60,14 @@ def test_bad_config_and_missing_data_are_user_errors(tmp_path):
         MicroBenchmark(split="test")
     with pytest.raises(UserError, match="unknown micro families"):
         MicroBenchmark(families=["sokoban"])
+    with pytest.raises(UserError, match=r"bench.set must be one of \['dev', 'eval'\]"):
+        MicroBenchmark(set="test")
     with pytest.raises(UserError, match="python -m benchmarks.micro.make_data"):
         MicroBenchmark(data_path=str(tmp_path / "nope.parquet")).instances()
 
 
 def test_custom_data_path_and_video_layout(tmp_path):
-    instances = default_instances(seed=11, n_per_family=1)
+    instances = generate_set(seed=11, n_per_family=1)
     write_instances(instances, tmp_path / "mine.parquet")
     bench = MicroBenchmark(data_path=str(tmp_path / "mine.parquet"))
     loaded = bench.instances()
@@ -100,10 +106,12 @@ def test_hydra_config_instantiates_the_benchmark():
     cfg = OmegaConf.load(CONF)
     assert not {"limit", "shard", "num_shards"} & set(cfg)  # run-level keys: the top-level schema's, not a bench's
     bench = hydra.utils.instantiate(cfg)
-    assert isinstance(bench, MicroBenchmark) and bench.split == "all" and len(bench.instances()) >= 100
+    assert isinstance(bench, MicroBenchmark) and bench.split == "all" and bench.set == "eval"
+    assert bench.data_path == EVAL.path and len(bench.instances()) >= 200
 
 
-def test_every_committed_instance_is_solvable_and_not_solved_by_doing_nothing():
-    for instance in MicroBenchmark().instances():
+@pytest.mark.parametrize("name", sorted(SETS))
+def test_every_committed_instance_is_solvable_and_not_solved_by_doing_nothing(name):
+    for instance in MicroBenchmark(set=name).instances():
         assert score_clip(instance, render_solution(instance)).scores["solved"] == 1.0, instance.id
         assert score_clip(instance, render_solution(instance, "static")).score <= 0.6, instance.id

@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from peft.tuners.lora import LoraLayer
 
 from benchmarks.micro import render_solution, score_clip, variants
+from benchmarks.micro.sets import TEACHER_SEED
 from benchmarks.micro.training import data
 from benchmarks.micro.training.alignment import alignment_loss, alignment_stream, gradient_cosine
 from benchmarks.micro.training.loop import fit
@@ -22,7 +23,7 @@ from benchmarks.micro.training.measure import (
     WEIGHTS,
     _loss,
     attack,
-    eval_subset,
+    dev_subset,
     free_descent,
     gradient_alignment,
     load_student,
@@ -420,18 +421,18 @@ def test_attack_compares_the_teachers_p_yes_with_the_scorer_before_and_after_the
     assert moved["mean"]["goal_p_yes"][1] == pytest.approx(np.mean([r["goal_p_yes"][1] for r in moved["rows"]]))
 
 
-def test_attack_on_the_teachers_training_set_uses_its_instances_not_the_evaluations():
+def test_attack_on_the_teachers_training_set_uses_its_instances_not_the_dev_sets():
     own_set = teacher_subset(1)
-    evaluation_set = eval_subset(1)[1]
-    assert [x.id for x in own_set] == [x.id for x in evaluation_set]  # ids name a cell and an index, not a seed
-    assert all(not np.array_equal(a.first_frame, b.first_frame) for a, b in zip(own_set, evaluation_set))  # scenes
-    seeded = data.training_instances(("id", "ood"), 1, data.TEACHER_SEED)
+    dev_set = dev_subset(1)[1]
+    assert [x.id for x in own_set] == [x.id for x in dev_set]  # ids name a cell and an index, not a seed
+    assert all(not np.array_equal(a.first_frame, b.first_frame) for a, b in zip(own_set, dev_set))  # scenes
+    seeded = data.training_instances(("id", "ood"), 1, TEACHER_SEED)
     assert sorted(x.prompt for x in own_set) == sorted(x.prompt for x in seeded)
     own = attack(WEIGHTS / "student", WEIGHTS / "teacher", per_cell=1, steps=0, on="teacher")
-    evaluation = attack(WEIGHTS / "student", WEIGHTS / "teacher", per_cell=1, steps=0)
-    assert own["on"] == "teacher" and evaluation["on"] == "eval" and own["instances"] == 8
-    assert [r["goal_p_yes"][0] for r in own["rows"]] != [r["goal_p_yes"][0] for r in evaluation["rows"]]
-    with pytest.raises(ValueError, match="'eval' or 'teacher'"):
+    dev = attack(WEIGHTS / "student", WEIGHTS / "teacher", per_cell=1, steps=0)
+    assert own["on"] == "teacher" and dev["on"] == "dev" and own["instances"] == 8
+    assert [r["goal_p_yes"][0] for r in own["rows"]] != [r["goal_p_yes"][0] for r in dev["rows"]]
+    with pytest.raises(ValueError, match="'dev' or 'teacher'"):
         attack(WEIGHTS / "student", WEIGHTS / "teacher", per_cell=1, steps=0, on="train")
 
 
@@ -475,7 +476,7 @@ def _shipped_teacher_and_frozen_prediction(x):
 def test_gradient_alignment_measures_the_cosine_the_alignment_loss_trains():
     report = gradient_alignment(WEIGHTS / "student", WEIGHTS / "teacher", per_cell=1)
     assert report["instances"] == 8 == len(report["rows"])
-    x = eval_subset(1)[1][0]
+    x = dev_subset(1)[1][0]
     teacher, frames = _shipped_teacher_and_frozen_prediction(x)
     correct = clip_to_frames(data.behaviour_clips(x)[0])
     expected = gradient_cosine(teacher, frames[None], correct[None], [x])
@@ -494,7 +495,7 @@ def test_oracle_reports_the_teachers_goal_answer_on_the_frames_it_checks():
     report = oracle_lora(WEIGHTS / "student", 1, lr=1e-3, steps=10, teacher_dir=WEIGHTS / "teacher")
     assert report["checked_at_steps"] == [0, 10] and len(report["goal_p_yes"]) == report["instances"] == 8
     # At step 0 the LoRA adds nothing: the answer is the teacher's on the unadapted light-decoded prediction.
-    _, chosen = eval_subset(1)
+    _, chosen = dev_subset(1)
     x = chosen[0]
     teacher, light = _shipped_teacher_and_frozen_prediction(x)
     expected = teacher.p_yes(light, [teacher.synthesize_queries(x).goal])[0]
@@ -508,7 +509,7 @@ def test_oracle_reports_the_teachers_goal_answer_on_the_frames_it_checks():
 
 def test_goal_only_oracle_asks_for_the_last_frame_alone():
     student = load_student(WEIGHTS / "student")
-    x = eval_subset(1)[1][0]
+    x = dev_subset(1)[1][0]
     cond = student.encode(x)
     with torch.no_grad():
         x0 = student.predict_x0(cond, student.make_noise(cond, 0), student.sigmas[0])
@@ -593,7 +594,7 @@ def test_measure_loss_weighs_the_template_answers_as_vlmteach_does():
 
 def test_question_reading_reads_the_frozen_prediction_against_both_labels():
     report = question_reading(WEIGHTS / "student", WEIGHTS / "teacher", per_cell=2)
-    _, chosen = eval_subset(2)
+    _, chosen = dev_subset(2)
     assert report["instances"] == len(chosen) == 16
     student = load_student(WEIGHTS / "student")
     cell = [x for x in chosen if (x.split, x.task) == (chosen[0].split, chosen[0].task)]

@@ -38,7 +38,7 @@ def test_micro_config_builds_the_shipped_student():
     # The loop decodes through the shipped patch-linear decoder, made for this VAE's latents: a rendered clip,
     # encoded by the VAE, comes back through it with the scorer's labels.
     assert isinstance(student.light_decoder.decoder, PatchLinearDecoder)
-    instance = MicroBenchmark().instances()[0]
+    instance = MicroBenchmark(set="dev").instances()[0]
     clip = render_solution(instance, "wrong_target")
     latents = normalise(student.vae, encode_clips(student.vae, torch.from_numpy(clip[None])))
     decoded = frames_to_clip(student.decode(latents, light=True))

@@ -4,28 +4,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.micro.dataset import DEFAULT_DATA_PATH, read_instances
+from benchmarks.micro.dataset import read_instances
 from benchmarks.micro.scorer import score_clip
+from benchmarks.micro.sets import SETS
 from benchmarks.micro.tasks import FAMILIES, SPLITS
 from harness.types import Instance, Score, ScoringError, UserError
 from harness.video import CorruptVideoError, read_mp4
 
 
 class MicroBenchmark:
-    """The procedural micro world's evaluation set, scored by its rule-based scorer."""
+    """A committed set of the procedural micro world (``set``: "eval", the default, or "dev"; or the file at
+    ``data_path``, which then replaces it), scored by its rule-based scorer."""
 
     name = "micro"
     score_settings = ()  # the rule scorer has no settings
 
-    def __init__(self, *, split: str = "all", families: list[str] | None = None, data_path: str | None = None) -> None:
+    def __init__(self, *, set: str = "eval", split: str = "all", families: list[str] | None = None,  # noqa: A002
+                 data_path: str | None = None) -> None:
+        if set not in SETS:
+            raise UserError(f"bench.set must be one of {sorted(SETS)}, got {set!r}")
         if split not in ("all", *SPLITS):
             raise UserError(f"bench.split must be 'all', 'id' or 'ood', got {split!r}")
-        unknown = sorted(set(families or []) - set(FAMILIES))
+        unknown = sorted(f for f in families or [] if f not in FAMILIES)
         if unknown:
             raise UserError(f"bench.families: unknown micro families {unknown}; known: {list(FAMILIES)}")
+        self.set = set
         self.split = split
         self.families = list(families) if families is not None else list(FAMILIES)
-        self.data_path = Path(data_path) if data_path is not None else DEFAULT_DATA_PATH
+        self.data_path = Path(data_path) if data_path is not None else SETS[set].path
         self._instances: list[Instance] | None = None
 
     def instances(self) -> list[Instance]:

@@ -2,7 +2,7 @@
 
 One row per instance: id, task, category, split, prompt, first_frame (PNG through
 ``datasets.Image``), reference (the judge-only task spec as JSON text), num_frames, height,
-width, fps. The committed evaluation set is ``data/micro.parquet`` (``make_data.py`` writes it).
+width, fps. The committed sets (dev and evaluation) are named in ``sets.py``; ``make_data.py`` writes them.
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ from benchmarks.micro.world import FPS, NUM_FRAMES, SIZE, render_scene
 from harness.types import Instance, UserError
 
 BENCH = "micro"
-DEFAULT_DATA_PATH = Path(__file__).resolve().parent / "data" / "micro.parquet"
-DEFAULT_SEED = 0
-DEFAULT_N_PER_FAMILY = 13  # 104 instances: >= 100 (issue #4) and `make eval` within 10 minutes on 2 cores
 REGENERATE_COMMAND = "python -m benchmarks.micro.make_data"
 
 FEATURES = datasets.Features(
@@ -76,7 +73,7 @@ def make_instance(split: str, task: str, index: int, seed: int) -> Instance:
 def generate_instances(split: str, n_per_family: int, seed: int, families: list[str] | None = None) -> list[Instance]:
     """``n_per_family`` fresh instances of every family (or of ``families``) in ``split``, sorted by id.
 
-    Training data should use a seed other than the evaluation set's (``DEFAULT_SEED``).
+    Scripts take their seeds from ``sets.py`` (never a committed set's).
     """
     names = list(FAMILIES) if families is None else families
     unknown = sorted(set(names) - set(FAMILIES))
@@ -118,8 +115,8 @@ def read_instances(path: str | Path) -> list[Instance]:
     path = Path(path)
     if not path.is_file():
         raise UserError(
-            f"micro benchmark data not found at {path}. Regenerate it with `{REGENERATE_COMMAND}` "
-            f"(or `{REGENERATE_COMMAND} --out {path}`), or set bench.data_path to an existing file."
+            f"micro benchmark data not found at {path}. `{REGENERATE_COMMAND}` regenerates the committed sets; "
+            "bench.data_path must name an existing file written by benchmarks.micro.dataset.write_instances."
         )
     table = datasets.Dataset.from_parquet(str(path), features=FEATURES, keep_in_memory=True)
     return [
@@ -141,6 +138,6 @@ def read_instances(path: str | Path) -> list[Instance]:
     ]
 
 
-def default_instances(seed: int = DEFAULT_SEED, n_per_family: int = DEFAULT_N_PER_FAMILY) -> list[Instance]:
-    """The evaluation set: every family in both splits."""
+def generate_set(seed: int, n_per_family: int) -> list[Instance]:
+    """``n_per_family`` instances of every family in both splits, sorted by id: a committed set's layout."""
     return sorted((x for split in SPLITS for x in generate_instances(split, n_per_family, seed)), key=lambda x: x.id)

@@ -1,36 +1,30 @@
-"""Regenerate the committed micro evaluation set.
+"""Regenerate the committed micro sets (dev and evaluation) from their seeds in ``sets.py``.
 
-python -m benchmarks.micro.make_data [--seed 0] [--n-per-family 13] [--out benchmarks/micro/data/micro.parquet]
+python -m benchmarks.micro.make_data [--set dev|eval ...]
 """
 
 from __future__ import annotations
 
 import argparse
 from collections import Counter
-from pathlib import Path
 
-from benchmarks.micro.dataset import (
-    DEFAULT_DATA_PATH,
-    DEFAULT_N_PER_FAMILY,
-    DEFAULT_SEED,
-    default_instances,
-    write_instances,
-)
+from benchmarks.micro.dataset import write_instances
+from benchmarks.micro.sets import SETS
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--n-per-family", type=int, default=DEFAULT_N_PER_FAMILY, help="instances per family and split")
-    parser.add_argument("--out", type=Path, default=DEFAULT_DATA_PATH)
+    parser.add_argument("--set", dest="sets", nargs="+", choices=sorted(SETS), default=sorted(SETS))
     args = parser.parse_args(argv)
-    instances = default_instances(args.seed, args.n_per_family)
-    write_instances(instances, args.out)
-    counts = Counter((x.split, x.task) for x in instances)
-    print(
-        f"wrote {len(instances)} instances to {args.out}: "
-        + ", ".join(f"{s}/{t}={n}" for (s, t), n in sorted(counts.items()))
-    )
+    for name in args.sets:
+        spec = SETS[name]
+        instances = spec.generate()
+        write_instances(instances, spec.path)
+        counts = Counter((x.split, x.task) for x in instances)
+        print(
+            f"{name} (seed {spec.seed}): wrote {len(instances)} instances to {spec.path}: "
+            + ", ".join(f"{s}/{t}={n}" for (s, t), n in sorted(counts.items()))
+        )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ toggle_lights uses::
      "start": [0/1 ...], "target": [0/1 ...], "pattern": name, "on_color", "off_color",
      "statics": [{"color", "cell"}], "markers": []}
 
-ID / OOD (held-out combinations, one shift per family):
+ID / OOD (combinations the student never trains on, one shift per family; the VAE, light decoder
+and teacher do train on OOD instances, benchmarks/micro/README.md):
 - reach_target: ID yellow agent -> red target; OOD unseen colour roles (cyan/magenta/white agent,
   green/blue target).
 - avoid_forbidden: ID 2 forbidden cells; OOD 4 forbidden cells.

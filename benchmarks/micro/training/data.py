@@ -19,6 +19,7 @@ import torch
 from benchmarks.micro.corruptions import render_solution, variants
 from benchmarks.micro.dataset import generate_instances
 from benchmarks.micro.scorer import score_clip
+from benchmarks.micro.sets import check_work_seed
 from benchmarks.micro.tasks import FORBIDDEN_COLOR, pattern_phrase
 from benchmarks.micro.world import CELL, GRID, PALETTE, SOLID_SPAN, outline_mask
 from harness.types import Instance
@@ -78,14 +79,10 @@ def question_labels(instance: Instance, clip: np.ndarray) -> np.ndarray:
     return np.array([min(scores[c] for c in q.checks) for q in questions(instance)], dtype=np.float32)
 
 
-STUDENT_SEED, TEACHER_SEED, LIGHT_SEED = 1, 2, 3  # instance seeds of the training sets (the evaluation set is seed 0)
-
-
 def training_instances(splits: tuple[str, ...], n_per_family: int, seed: int) -> list[Instance]:
-    """Fresh instances for training; ``seed`` must differ from the evaluation set's (0)."""
-    if seed == 0:
-        raise ValueError("seed 0 generates the evaluation set; train on another seed")
-    return [x for split in splits for x in generate_instances(split, n_per_family, seed)]
+    """Fresh instances for training, selection or measurement: a UserError for a committed set's seed (dev or
+    evaluation; ``sets.py`` names each script's seed)."""
+    return [x for split in splits for x in generate_instances(split, n_per_family, check_work_seed(seed))]
 
 
 def first_per_cell(instances: list[Instance], n: int) -> list[int]:

@@ -8,7 +8,7 @@
     python -m benchmarks.micro.training.measure --gradient-cosine 2 [--loop-steps K --lr LR]  # does its gradient point to the goal?
     python -m benchmarks.micro.training.measure --questions 13  # how does it read the loop's start, per question?
 
-On held-out instances (seed 7, both splits; never the evaluation set):
+On instances of a work seed (``sets.UNSEEN_SEED``, both splits) that no trained component has seen:
 - student: how often its final video (frozen, 4 steps) follows the instruction, its mean score, and the
   sharpness of its one-step prediction (mean RGB distance of a pixel to the nearest palette colour, and
   the share of pixels the scorer can classify);
@@ -17,8 +17,8 @@ On held-out instances (seed 7, both splits; never the evaluation set):
   questions parse and equal the template questions.
 
 ``--compare n`` runs frozen, best_of_n (5), pass_at_k (5), vlmteach and vlmteach with lambda = 0 through
-the harness's method classes on the first n instances of every family x split of the evaluation set
-(a quick stand-in for ``make eval`` on a CPU), scoring clips in memory, with paired differences
+the harness's method classes on the first n instances of every family x split of the dev set
+(a quick stand-in for ``make eval --set dev`` on a CPU), scoring clips in memory, with paired differences
 against frozen (clustered bootstrap CI, ``harness.stats``).
 """
 
@@ -40,6 +40,7 @@ from baselines.sampling import BestOfN, PassAtK
 from benchmarks.micro import MicroBenchmark
 from benchmarks.micro.detect import MAX_COLOR_DISTANCE
 from benchmarks.micro.scorer import score_clip
+from benchmarks.micro.sets import DEV, TEACHER_SEED, UNSEEN_SEED, selection_set
 from benchmarks.micro.training import data
 from benchmarks.micro.training.adversarial import yes_loss
 from benchmarks.micro.training.train_light_decoder import FILE as LIGHT_FILE
@@ -58,7 +59,6 @@ from harness.vlmteach.loss import multi_vqa_loss, weigh_questions
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 STUDENT_CONFIG = CONF_DIR / "student" / "micro.yaml"
-HELD_OUT_SEED = 7
 _PALETTE = torch.tensor(list(PALETTE.values()), dtype=torch.float32)
 
 
@@ -78,9 +78,10 @@ def vlmteach_lr(lr: float | None) -> float:
     return float(OmegaConf.load(STUDENT_CONFIG).lora.lr) if lr is None else lr
 
 
-def eval_subset(per_cell: int) -> tuple[MicroBenchmark, list]:
-    """The evaluation benchmark and its first ``per_cell`` instances of every family and split."""
-    bench = MicroBenchmark()
+def dev_subset(per_cell: int, set_name: str = DEV.name) -> tuple[MicroBenchmark, list]:
+    """The committed set ``set_name`` (the dev set: the evaluation set is refused, ``sets.selection_set``) and
+    its first ``per_cell`` instances of every family and split."""
+    bench = MicroBenchmark(set=selection_set(set_name).name)
     instances = list(bench.instances())
     return bench, [instances[i] for i in data.first_per_cell(instances, per_cell)]
 
@@ -140,7 +141,7 @@ def synthesis_match(teacher: QwenVLTeacher, instances) -> dict:
 
 def measure(student_dir: Path, teacher_dir: Path, per_family: int) -> dict:
     torch.manual_seed(0)
-    instances = data.training_instances(("id", "ood"), per_family, HELD_OUT_SEED)
+    instances = data.training_instances(("id", "ood"), per_family, UNSEEN_SEED)
     started = time.perf_counter()
     report: dict = {"instances": len(instances)}
     rng = np.random.default_rng(0)
@@ -159,11 +160,11 @@ def measure(student_dir: Path, teacher_dir: Path, per_family: int) -> dict:
     return report
 
 
-def compare(student_dir: Path, teacher_dir: Path, per_cell: int, lora: dict | None = None, lr: float | None = None
-            ) -> dict:
-    """Mean score per method and paired differences against frozen on a stratified eval subset; ``lr`` overrides
+def compare(student_dir: Path, teacher_dir: Path, per_cell: int, lora: dict | None = None, lr: float | None = None,
+            set_name: str = DEV.name) -> dict:
+    """Mean score per method and paired differences against frozen on a stratified dev subset; ``lr`` overrides
     vlmteach's learning rate (both rows)."""
-    bench, chosen = eval_subset(per_cell)
+    bench, chosen = dev_subset(per_cell, set_name)
     student = load_student(student_dir, lora=lora)
     teacher = QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
     lr = vlmteach_lr(lr)
@@ -200,12 +201,12 @@ def _loss(p_yes: list[float], goal_weight: float = 0.5) -> float:
 
 
 @torch.no_grad()
-def question_reading(student_dir: Path, teacher_dir: Path, per_cell: int) -> dict:
+def question_reading(student_dir: Path, teacher_dir: Path, per_cell: int, set_name: str = DEV.name) -> dict:
     """Where vlmteach's loop starts: how the teacher reads the frozen one-step prediction (light-decoded, the noise
     ``make eval`` draws), question by question (template questions), against the scorer's labels of that
     prediction and of the frozen final video; and how its loss ranks the final videos' scores within each cell
     (harness.teacher_audit.concordance), beside a check teacher that answers from the final video's labels."""
-    _, chosen = eval_subset(per_cell)
+    _, chosen = dev_subset(per_cell, set_name)
     student = load_student(student_dir)
     teacher = QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
     answers: dict[str, list[tuple[float, float, float]]] = defaultdict(list)  # (one-step label, final label, P(Yes))
@@ -251,7 +252,8 @@ def oracle_loss(student: WanStudent, x0: torch.Tensor, target: torch.Tensor, spa
 
 
 def oracle_lora(student_dir: Path, per_cell: int, lora: dict | None = None, lr: float | None = None, steps: int = 40,
-                space: str = "pixel", teacher_dir: Path | None = None, frames: str = "all") -> dict:
+                space: str = "pixel", teacher_dir: Path | None = None, frames: str = "all",
+                set_name: str = DEV.name) -> dict:
     """Can the per-instance LoRA reach the correct video at all? vlmteach's optimiser (its lr,
     AdamW, clipping) on an oracle loss: MSE to the instance's correct video, in pixels through the loop's
     decoder (``decode(light=True)``, the path the teacher's gradient takes) or, with ``space="latent"``,
@@ -268,7 +270,7 @@ def oracle_lora(student_dir: Path, per_cell: int, lora: dict | None = None, lr: 
     if frames not in ORACLE_FRAMES:
         raise ValueError(f"frames must be one of {sorted(ORACLE_FRAMES)}, got {frames!r}")
     lr = vlmteach_lr(lr)
-    _, chosen = eval_subset(per_cell)
+    _, chosen = dev_subset(per_cell, set_name)
     student = load_student(student_dir, lora=lora)
     teacher = None if teacher_dir is None else QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
     trace = {"one_step": [], "one_step_light": [], "final": []}
@@ -313,21 +315,21 @@ def oracle_lora(student_dir: Path, per_cell: int, lora: dict | None = None, lr: 
 
 def teacher_subset(per_cell: int) -> list:
     """The first ``per_cell`` instances of every family and split of the teacher's training set."""
-    instances = data.training_instances(("id", "ood"), per_cell, data.TEACHER_SEED)
+    instances = data.training_instances(("id", "ood"), per_cell, TEACHER_SEED)
     return [instances[i] for i in data.first_per_cell(instances, per_cell)]
 
 
 def attack(student_dir: Path, teacher_dir: Path, per_cell: int, lr: float | None = None, steps: int = 40,
-           on: str = "eval", lora: dict | None = None) -> dict:
+           on: str = "dev", lora: dict | None = None, set_name: str = DEV.name) -> dict:
     """Is the teacher fooled by the loop? vlmteach's loop (the teacher's own questions, lambda 0.5, no early stop)
-    for ``steps`` updates on the first ``per_cell`` instances of every family and split of the evaluation set
-    (``on="eval"``) or of the teacher's own training set (``"teacher"``: is a failure a generalisation gap?);
+    for ``steps`` updates on the first ``per_cell`` instances of every family and split of the dev set
+    (``on="dev"``) or of the teacher's own training set (``"teacher"``: is a failure a generalisation gap?);
     before and after, the goal's P(Yes) and the scorer on the light-decoded one-step frames the teacher saw;
     after, the scorer on the same latents through the VAE and on the final video. A robust teacher's P(Yes)
     rises only where the scorer's goal does."""
-    if on not in ("eval", "teacher"):
-        raise ValueError(f"attack runs on 'eval' or 'teacher' instances, got {on!r}")
-    chosen = eval_subset(per_cell)[1] if on == "eval" else teacher_subset(per_cell)
+    if on not in ("dev", "teacher"):
+        raise ValueError(f"attack runs on 'dev' or 'teacher' instances, got {on!r}")
+    chosen = dev_subset(per_cell, set_name)[1] if on == "dev" else teacher_subset(per_cell)
     student = load_student(student_dir, lora=lora)
     teacher = QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
     method = VlmTeach(early_stop=False, num_steps=steps, lr=vlmteach_lr(lr))
@@ -363,15 +365,15 @@ def attack(student_dir: Path, teacher_dir: Path, per_cell: int, lr: float | None
 
 
 def gradient_alignment(student_dir: Path, teacher_dir: Path, per_cell: int, loop_steps: int = 0,
-                       lr: float | None = None, lora: dict | None = None) -> dict:
+                       lr: float | None = None, lora: dict | None = None, set_name: str = DEV.name) -> dict:
     """Does the teacher's gradient point the way to the goal? At the one-step prediction of the first
-    ``per_cell`` evaluation instances per family and split, the cosine between the gradient of vlmteach's
+    ``per_cell`` dev instances per family and split, the cosine between the gradient of vlmteach's
     loss (template questions, lambda 0.5: ``adversarial.yes_loss``) and that of the oracle's pixel MSE to the
     correct video (``oracle_lora``'s loss, whose descent reaches it), taken with respect to the light-decoded
     frames (frame 1 on), the one-step latents and the LoRA's parameters, the spaces the loop's update passes
     through on its way back. With a fresh LoRA (the frozen prediction, where vlmteach starts) or, with
     ``loop_steps``, after that many steps of vlmteach's loop on the same questions (``lr`` None: ``vlmteach_lr``)."""
-    _, chosen = eval_subset(per_cell)
+    _, chosen = dev_subset(per_cell, set_name)
     student = load_student(student_dir, lora=lora)
     teacher = QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")
     teacher.model.requires_grad_(False)
@@ -409,7 +411,8 @@ def gradient_alignment(student_dir: Path, teacher_dir: Path, per_cell: int, loop
             "mean_oracle_mse": float(np.mean([r["oracle_mse"] for r in rows])), "rows": rows}
 
 
-def free_descent(student_dir: Path, per_cell: int, decoder: str = "light", lr: float = 0.01, steps: int = 300) -> dict:
+def free_descent(student_dir: Path, per_cell: int, decoder: str = "light", lr: float = 0.01, steps: int = 300,
+                 set_name: str = DEV.name) -> dict:
     """Does descent in pixels lead latents to the data, with no student in the way? From the latents of the
     instance's first wrong behaviour, free latents (the generated frames) are fitted by Adam to the correct
     video by pixel MSE through ``decoder`` ("light": the loop's decoder; "vae"). Reports how many of the
@@ -418,7 +421,7 @@ def free_descent(student_dir: Path, per_cell: int, decoder: str = "light", lr: f
     if decoder not in ("light", "vae"):
         raise ValueError(f"decoder must be 'light' or 'vae', got {decoder!r}")
     light = decoder == "light"
-    _, chosen = eval_subset(per_cell)
+    _, chosen = dev_subset(per_cell, set_name)
     student = load_student(student_dir)
     rows = []
     for x in chosen:
@@ -469,8 +472,10 @@ def main() -> None:
     parser.add_argument("--decoder", choices=("light", "vae"), default="light", help="--free-descent's decoder")
     parser.add_argument("--attack", type=int, metavar="N",
                         help="run vlmteach's loop against the teacher on N per cell; its P(Yes) against the scorer")
-    parser.add_argument("--attack-on", choices=("eval", "teacher"), default="eval",
-                        help="--attack's instances: the evaluation set's or the teacher's own training set's")
+    parser.add_argument("--attack-on", choices=("dev", "teacher"), default="dev",
+                        help="--attack's instances: the dev set's or the teacher's own training set's")
+    parser.add_argument("--set", default=DEV.name,
+                        help="the committed set the instance-subset modes read: dev (the evaluation set is refused)")
     parser.add_argument("--gradient-cosine", type=int, metavar="N",
                         help="on N per cell: does the teacher's gradient point where the oracle's does?")
     parser.add_argument("--loop-steps", type=int, default=0,
@@ -480,20 +485,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     lora = {k: v for k, v in (("scale", args.lora_scale), ("target_modules", args.lora_targets)) if v is not None}
+    set_name = selection_set(args.set).name  # before any model loads: the evaluation set is refused here
     if args.questions:
-        report = question_reading(args.student, args.teacher, args.questions)
+        report = question_reading(args.student, args.teacher, args.questions, set_name)
     elif args.gradient_cosine:
         report = gradient_alignment(args.student, args.teacher, args.gradient_cosine, args.loop_steps, args.lr,
-                                    lora)
+                                    lora, set_name)
     elif args.attack:
-        report = attack(args.student, args.teacher, args.attack, args.lr, on=args.attack_on, lora=lora)
+        report = attack(args.student, args.teacher, args.attack, args.lr, on=args.attack_on, lora=lora,
+                        set_name=set_name)
     elif args.free_descent:
-        report = free_descent(args.student, args.free_descent, args.decoder)
+        report = free_descent(args.student, args.free_descent, args.decoder, set_name=set_name)
     elif args.oracle:
         report = oracle_lora(args.student, args.oracle, lora, args.lr, space=args.oracle_space,
-                             teacher_dir=args.teacher, frames=args.oracle_frames)
+                             teacher_dir=args.teacher, frames=args.oracle_frames, set_name=set_name)
     elif args.compare:
-        report = compare(args.student, args.teacher, args.compare, lora, args.lr)
+        report = compare(args.student, args.teacher, args.compare, lora, args.lr, set_name)
     else:
         report = measure(None if args.no_student else args.student, args.teacher, args.per_family)
     text = json.dumps(report, indent=2)

@@ -28,9 +28,9 @@ import torch
 from diffusers import WanPipeline
 from safetensors.torch import load_file
 
+from benchmarks.micro.sets import AUDIT_SEED, LIGHT_SEED, STUDENT_SEED, TEACHER_SEED
 from benchmarks.micro.training import data
 from benchmarks.micro.training.adversarial import attack_clips, latent_clutter
-from benchmarks.micro.training.data import LIGHT_SEED, STUDENT_SEED, TEACHER_SEED
 from benchmarks.micro.training.alignment import alignment_loss, alignment_stream
 from benchmarks.micro.training.loop_clips import loop_clips, path_clips
 from benchmarks.micro.training.measure import load_student
@@ -271,8 +271,8 @@ def train_student_stage(out: Path, scale: Scale, dev: torch.device, workers: int
         transformer, text_encoder, tokenizer = new_student(seed=0)
         lr = 1e-3
 
-    held_out = teacher_set[: 64]  # never seen by the student; OOD half included
-    report = {"vae_label_agreement": label_agreement(lambda z: decode_frames(vae, z), vae, held_out, dev, workers)}
+    unseen = data.training_instances(("id", "ood"), 8, AUDIT_SEED)  # no component trains on them; OOD half included
+    report = {"vae_label_agreement": label_agreement(lambda z: decode_frames(vae, z), vae, unseen, dev, workers)}
     _log(json.dumps(report))
     raw = encode_clips(vae, torch.from_numpy(flat).to(dev))
     set_latent_stats(vae, raw)
@@ -315,8 +315,8 @@ def train_light_stage(out: Path, scale: Scale, dev: torch.device, workers: int) 
     latents = normalise(vae, encode_clips(vae, clips))
     decoder = fit_light_decoder(latents, clips)
     save_light_decoder(decoder, out / "student")
-    held_out = data.training_instances(("id", "ood"), 8, TEACHER_SEED)  # never seen by the light decoder
-    report = {"light_label_agreement": label_agreement(lambda z: light_decode(decoder, z), vae, held_out, dev,
+    unseen = data.training_instances(("id", "ood"), 8, AUDIT_SEED)  # no component trains on them
+    report = {"light_label_agreement": label_agreement(lambda z: light_decode(decoder, z), vae, unseen, dev,
                                                        workers),
               "light_stage_seconds": time.perf_counter() - started}
     _log(json.dumps(report))
