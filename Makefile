@@ -18,7 +18,7 @@ comma := ,
 SHARDING = $(if $(filter-out 1,$(SHARDS)),hydra/launcher=local_cpus num_shards=$(SHARDS) 'shard=range(0,$(SHARDS))',)
 MULTIRUN = $(if $(or $(findstring $(comma),$(METHOD)),$(SHARDING)),--multirun,)
 
-.PHONY: setup eval test readme-check data clean-runs bench-gpu train-micro
+.PHONY: setup eval test readme-check data clean-runs bench-gpu bench-e2e train-micro
 
 # Where `make data` puts each benchmark (the bench configs' data_dir points here).
 HUB_ruler := hexmSeeU/RULER-Bench
@@ -67,6 +67,13 @@ endif
 BENCH_GPU_ARGS ?=
 bench-gpu: setup
 	$(BIN)/python scripts/bench_gpu.py $(BENCH_GPU_ARGS)
+
+# Every method through python -m harness.eval at the paper's shapes on one GPU, on random-weight checkpoints in the
+# real layouts and RULER/VBVR-format fixtures (issue 32); run scripts/pack_e2e_wheels.sh first where the GPU
+# machine lacks packages. Writes results/perf/e2e/ (or $OUT).
+BENCH_E2E_ARGS ?=
+bench-e2e:
+	scripts/bench_e2e.sh $(BENCH_E2E_ARGS)
 
 # Train the micro VAE, student, light decoder and teacher (one GPU, ~12 min) and swap them into benchmarks/micro/weights.
 train-micro: setup
