@@ -70,13 +70,10 @@ def method_needs_teacher(cfg: DictConfig) -> bool:
 
 
 def validate_run_settings(cfg: DictConfig) -> None:
-    """The run-level values a schema type cannot bound, checked before anything loads."""
+    """The run-level values a schema type cannot bound, checked before anything loads (the shard range is
+    checked where shards are cut: ``harness.sharding.select_shard``)."""
     if cfg.limit is not None and cfg.limit < 1:
         raise UserError(f"limit={cfg.limit}: give the number of instances to run (>= 1), or null for all")
-    if cfg.num_shards < 1:
-        raise UserError(f"num_shards must be >= 1, got {cfg.num_shards}")
-    if not 0 <= cfg.shard < cfg.num_shards:
-        raise UserError(f"shard={cfg.shard} is out of range for num_shards={cfg.num_shards} (valid: 0..{cfg.num_shards - 1})")
 
 
 def generation_view(cfg: DictConfig) -> dict[str, Any]:
