@@ -18,6 +18,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import get_object
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from harness.sharding import check_shard
 from harness.types import UserError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -70,10 +71,10 @@ def method_needs_teacher(cfg: DictConfig) -> bool:
 
 
 def validate_run_settings(cfg: DictConfig) -> None:
-    """The run-level values a schema type cannot bound, checked before anything loads (the shard range is
-    checked where shards are cut: ``harness.sharding.select_shard``)."""
+    """The run-level values a schema type cannot bound, checked before anything is loaded or written."""
     if cfg.limit is not None and cfg.limit < 1:
         raise UserError(f"limit={cfg.limit}: give the number of instances to run (>= 1), or null for all")
+    check_shard(cfg.shard, cfg.num_shards)
 
 
 def generation_view(cfg: DictConfig) -> dict[str, Any]:
