@@ -11,18 +11,21 @@
 #
 # Packages for the device machine: run `scripts/pack_e2e_wheels.sh` HERE first (needs PyPI): it writes
 # .whl/site.tar.xz (diffusers 0.42.1, transformers 5.23.0, hydra-core, omegaconf, antlr4, ftfy, openai and its
-# pydantic/jiter/distro/sniffio, PyAV, the VBVR-EvalKit wheel; ~36 MB), which this script unpacks to /tmp/site.
+# pydantic/jiter/distro/sniffio, PyAV, the VBVR-EvalKit wheel; ~36 MB), which this script unpacks to build/site.
 # Call it with the `run` tool with carry [".whl"]. Plain .whl/*.whl files are installed too (pip --target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
-if [ -f .whl/site.tar.xz ]; then
-  mkdir -p /tmp && tar -C /tmp -xJf .whl/site.tar.xz
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
+# Every .whl/*.tar.xz unpacks into build/site, which a warm device machine keeps between calls: the packages
+# need more than one call's 64 MiB carry (the device's OpenCV 5 fails VBVR's check, and OpenCV 4 alone is
+# 41 MB), so a first call carries .whl/site.tar.xz and a second one .whl-cv/opencv.tar.xz (pack script's header).
+for pack in .whl*/*.tar.xz; do
+  [ -f "$pack" ] && mkdir -p build && tar -C build -xJf "$pack"
+done
+[ -d build/site ] && export PYTHONPATH=$PWD/build/site${PYTHONPATH:+:$PYTHONPATH}
 if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target build/site .whl/*.whl
+  export PYTHONPATH=$PWD/build/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && [ ! -d .whl ] && PY=.venv/bin/python

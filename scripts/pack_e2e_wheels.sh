@@ -2,10 +2,15 @@
 # Packs the Python packages scripts/bench_e2e.sh needs on the device machine (it has torch, triton, numpy,
 # safetensors, tokenizers, huggingface-hub, peft, httpx, anyio, filelock, opencv-python-headless, ...: KINDS.md)
 # into .whl/site.tar.xz: the wheels, unpacked and xz-compressed (62 MB of wheels -> ~36 MB, under the 64 MiB
-# the working tree may carry). Run here, in the repo root (needs PyPI):  scripts/pack_e2e_wheels.sh
+# the working tree may carry), and OpenCV 4 into .whl-cv/opencv.tar.xz (~41 MB: the device's OpenCV 5 fails VBVR's
+# check, and both packs together exceed one call's carry, so a first call carries .whl and a second .whl-cv;
+# scripts/bench_e2e.sh unpacks each into build/site, which a warm machine keeps). Run here, in the repo root
+# (needs PyPI):  scripts/pack_e2e_wheels.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo /.whl/ >> "$(git rev-parse --git-common-dir)/info/exclude"
+for d in /.whl/ /.whl-cv/; do
+  grep -qx "$d" "$(git rev-parse --git-common-dir)/info/exclude" 2>/dev/null || echo "$d" >> "$(git rev-parse --git-common-dir)/info/exclude"
+done
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
@@ -21,4 +26,8 @@ cp "$VBVR" "$tmp/whl/"
 for w in "$tmp"/whl/*.whl; do python3 -m zipfile -e "$w" "$tmp/site"; done
 mkdir -p .whl && rm -f .whl/*.whl .whl/site.tar.xz
 tar -C "$tmp" -cf - site | xz -T0 -6 > .whl/site.tar.xz
-ls -la .whl/site.tar.xz
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux_2_28_x86_64 -d "$tmp/cv" 'opencv-python-headless<5'
+python3 -m zipfile -e "$tmp"/cv/*.whl "$tmp/cvsite/site"
+mkdir -p .whl-cv && tar -C "$tmp/cvsite" -cf - site | xz -T0 -6 > .whl-cv/opencv.tar.xz
+ls -la .whl/site.tar.xz .whl-cv/opencv.tar.xz

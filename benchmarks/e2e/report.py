@@ -143,7 +143,8 @@ def write(out: Path, *, runs_root: Path, commands: list[dict], checkpoints: dict
             if run is None:
                 continue
             stats = run_stats(run)
-            rows.append({"bench": bench, "method": method, "expected": EXPECTED[bench],
+            expected = min(EXPECTED[bench], settings.get("limit") or EXPECTED[bench])
+            rows.append({"bench": bench, "method": method, "expected": expected,
                          **{k: v for k, v in stats.items() if k != "records"}})
         run_dirs = [found[(bench, m)] for m in settings["methods"] if (bench, m) in found]
         if run_dirs:
