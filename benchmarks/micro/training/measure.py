@@ -50,10 +50,11 @@ from harness.config import CONF_DIR, component_kwargs
 from harness.students.wan import WanStudent
 from harness.teachers import QwenVLTeacher
 from harness.types import Queries
-from harness.method import MethodContext, derive_seed
+from harness.method import MethodContext
+from harness.seeding import derive_seed
 from harness.stats import cluster_bootstrap, paired_difference
 from harness.teacher_audit import concordance
-from harness.video import clip_to_frames, frames_to_clip
+from harness.frames import clip_to_frames, frames_to_clip
 from harness.vlmteach import VlmTeach
 from harness.vlmteach.loss import multi_vqa_loss, weigh_questions
 
