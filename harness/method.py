@@ -23,6 +23,9 @@ class MethodContext:
 
 class Method(abc.ABC):
     needs_teacher: ClassVar[bool] = False
+    # A module that audits this method's runs in the results tables (harness.results.audit); it must import without
+    # torch. The runner writes its name into the run's manifests, so tables find it without importing the method.
+    audit: ClassVar[str | None] = None
 
     @abc.abstractmethod
     def run(self, instance: Instance, ctx: MethodContext) -> MethodOutput: ...
