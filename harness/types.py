@@ -89,7 +89,8 @@ class Benchmark(Protocol):
     reference_table: ClassVar[str | None]
 
     @staticmethod
-    def official_aggregate(records: list[dict[str, Any]], *, expected_ids: list[str] | None = None) -> dict[str, Any] | None:
+    def official_aggregate(records: list[dict[str, Any]], *,
+                           expected_ids: list[str] | None = None) -> dict[str, Any] | None:
         """The benchmark's own headline numbers from a run's records (its paper's formula), or None where it has
         none; ``expected_ids`` are the instances the run planned, where known, so missing ones can be counted.
         Asked of the class at table time (harness.results.benchmark): its module must import without torch."""

@@ -112,7 +112,8 @@ def verdict_rows(records: list[dict[str, Any]], frozen_records: list[dict[str, A
 
 def rows(run: RunResults, companions: list[RunResults],
          levels: dict[str, Callable[[dict[str, Any]], str]]) -> list[dict[str, Any]]:
-    """The audit's rows for ``run`` (harness.results.audit), its start read against a frozen run among ``companions``."""
+    """The audit's rows for ``run`` (harness.results.audit); the loop's start is read against a frozen run among
+    ``companions``."""
     frozen = next((r.records for r in companions if r.method == FROZEN), [])
     return verdict_rows(run.records, frozen, levels)
 
