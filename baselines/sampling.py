@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.method import Method, MethodContext, derive_seed, generate_clip, uniform_frame_indices
+from harness.frames import clip_to_frames, uniform_frame_indices
+from harness.method import Method, MethodContext, generate_clip
+from harness.seeding import derive_seed
 from harness.teachers.clock import frame_clock
 from harness.types import Instance, MethodOutput, ScoringError
-from harness.video import clip_to_frames, write_mp4
+from harness.video import write_mp4
 
 
 def candidate_seeds(seed: int, count: int) -> list[int]:

@@ -45,7 +45,8 @@ from PIL import Image
 from baselines.prompt_backends import ApiVlm, PromptVlm, TeacherVlm, check_backend, trace_on_error
 from baselines.prompt_parsing import parse_choice, parse_prompt_reply
 from baselines.sampling import candidate_seeds
-from harness.method import Method, MethodContext, derive_seed, generate_clip
+from harness.method import Method, MethodContext, generate_clip
+from harness.seeding import derive_seed
 from harness.types import Instance, MethodOutput, UserError
 
 SELECTIONS = ("first_seed", "vlm_pick")

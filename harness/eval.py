@@ -30,7 +30,7 @@ EXIT_INCOMPLETE = 3
 
 
 def run(cfg: DictConfig) -> Path:
-    from harness.aggregate import write_run_tables
+    from harness.results.summary import write_run_tables
     from harness.runner import Runner
     from harness.sinks import make_sink
 

@@ -6,7 +6,7 @@
     manifest.json | manifest-<i>of<n>.json   planned instance ids of one shard
     records.jsonl | records-<i>of<n>.jsonl   one JSON line per attempt (last line per instance wins)
     videos/<benchmark's official layout>.mp4
-    summary.json  table.md  table.csv        derived by harness.aggregate
+    summary.json  table.md  table.csv        derived by harness.results
 
 A run with one shard uses the plain names; a sharded run writes one manifest and one records file
 per shard, so shards never write to the same file. Merging reads them all.

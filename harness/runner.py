@@ -26,9 +26,10 @@ from omegaconf import DictConfig, OmegaConf
 from harness import records as rec
 from harness.config import Stage, component_kwargs, config_hash, method_needs_teacher, score_hash, validate_run_settings
 from harness.fingerprint import weights_fingerprint
-from harness.method import MethodContext, derive_seed
+from harness.method import MethodContext
 from harness.progress import Progress
 from harness.rundir import RunDir, atomic_write_text, file_sha256
+from harness.seeding import derive_seed
 from harness.shard_lock import shard_lock
 from harness.sharding import select_shard
 from harness.types import Benchmark, Instance, Score, ScoringError, UserError
@@ -192,6 +193,7 @@ class Runner:
             "instance_ids": [i.id for i in instances],
             # lets tables count a missing instance in its task/category/split rows
             "instance_groups": {i.id: {"task": i.task, "category": i.category, "split": i.split} for i in instances},
+            "audit": self.method.audit,
         }
         atomic_write_text(self.run.manifest_path(self.shard, self.num_shards), json.dumps(manifest, indent=1))
         return instances

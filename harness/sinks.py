@@ -101,8 +101,9 @@ class WandbSink:
             rows = [[_cell(r, c) for c in INSTANCE_COLUMNS] for _, r in sorted(records.items())]
             tables = {"instances": wandb.Table(columns=list(INSTANCE_COLUMNS), data=rows),
                       "summary_table": _wandb_table(table_df)}
-            if summary.get("teacher_verdicts"):  # a vlmteach run's teacher audit (harness.teacher_audit)
-                tables["teacher_verdicts"] = _wandb_table(pd.DataFrame(summary["teacher_verdicts"]))
+            for name, audit_rows in summary["audits"].items():  # the method's own audit (harness.results.audit)
+                if audit_rows:
+                    tables[name] = _wandb_table(pd.DataFrame(audit_rows))
             run.log(tables)
             for i, path in enumerate(videos[: self.max_videos]):
                 run.log({f"video/{i}": wandb.Video(str(path), format="mp4", caption=Path(path).stem)})

@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     total = len(statuses) + len(lost)
     print(f"{done} of {total} runs complete")
     if args.tables:
-        from harness.aggregate import write_run_tables
+        from harness.results.summary import write_run_tables
 
         for status in statuses:
             if status.complete:

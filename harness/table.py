@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.aggregate import compare, reference_names
+from harness.results.compare import compare
+from harness.results.reference import reference_names
 from harness.types import UserError
 
 __all__ = ["compare", "find_run_dirs", "main"]
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default="frozen", help="method label every row is compared with (default: frozen)")
     parser.add_argument("--reference", action="append", default=None,
                         help=f"paper table to print beside the runs (repeatable): {', '.join(reference_names())}; "
-                             "default: the matching table for vbvr / ruler")
+                             "default: the table each benchmark declares (vbvr, ruler)")
     parser.add_argument("--out", type=Path, default=None, help="also write compare.md and compare.csv here")
     args = parser.parse_args(argv)
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -85,6 +85,15 @@ class Benchmark(Protocol):
     # Keys of the bench config that decide scores, not videos (a judge, a scorer patch): they form the score
     # hash, so videos can be generated now and scored later with other settings (harness.config).
     score_settings: tuple[str, ...]
+    # The paper table (results/reference/<name>.csv) that comparisons show beside this benchmark's runs, or None.
+    reference_table: ClassVar[str | None]
+
+    @staticmethod
+    def official_aggregate(records: list[dict[str, Any]], *,
+                           expected_ids: list[str] | None = None) -> dict[str, Any] | None:
+        """The benchmark's own headline numbers from a run's records (its paper's formula), or None where it has
+        none; ``expected_ids`` are the instances the run planned, where known, so missing ones can be counted.
+        Asked of the class at table time (harness.results.benchmark): its module must import without torch."""
 
     def instances(self) -> list[Instance]:
         """All instances selected by the benchmark config, sorted by id."""

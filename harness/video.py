@@ -8,24 +8,10 @@ from pathlib import Path
 
 import av
 import numpy as np
-import torch
 
 
 class CorruptVideoError(ValueError):
     """The file is missing, empty or cannot be decoded as a video."""
-
-
-def frames_to_clip(frames: torch.Tensor) -> np.ndarray:
-    """Frames [T, 3, H, W] in [0, 1] -> uint8 clip [T, H, W, 3]."""
-    if frames.ndim != 4 or frames.shape[1] != 3:
-        raise ValueError(f"expected frames [T, 3, H, W], got {tuple(frames.shape)}")
-    clip = (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
-    return clip.permute(0, 2, 3, 1).cpu().numpy()
-
-
-def clip_to_frames(clip: np.ndarray) -> torch.Tensor:
-    """uint8 clip [T, H, W, 3] -> frames [T, 3, H, W] in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(clip)).permute(0, 3, 1, 2).float() / 255.0
 
 
 def write_mp4(path: str | Path, clip: np.ndarray, fps: int, crf: int = 0) -> None:

@@ -23,7 +23,8 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
 from harness.config import CONF_DIR, component_kwargs  # noqa: E402
-from harness.method import MethodContext, derive_seed  # noqa: E402
+from harness.method import MethodContext  # noqa: E402
+from harness.seeding import derive_seed  # noqa: E402
 
 
 def main() -> None:

@@ -34,20 +34,38 @@ def make_record(iid: str, method: str, status: str = rec.STATUS_OK, score: float
     )
 
 
+class SynthBenchmark:
+    """The synthetic benchmark's class as a run's config.yaml names it (``write_run(bench_target=...)``):
+    no official aggregation and no paper table, unless a test gives it one."""
+
+    name = "synth"
+    reference_table = None
+
+    @staticmethod
+    def official_aggregate(records, *, expected_ids=None):
+        return None
+
+
+SYNTH_TARGET = f"{__name__}.SynthBenchmark"
+
+
 def write_run(path: Path, method: str, scores: dict[str, float], *, errors: set[str] = frozenset(),
               unscored: set[str] = frozenset(), missing: set[str] = frozenset(), num_shards: int = 1,
               seconds: float = 2.0, steps: int = 0, ids: list[str] = IDS, bench: str = "synth",
-              fields: dict[str, dict] | None = None, seed: int = 0) -> RunDir:
+              fields: dict[str, dict] | None = None, seed: int = 0, bench_target: str | None = None,
+              audit: str | None = None) -> RunDir:
     """A run of ``method``: ``scores`` for ok instances; the others errored, unscored or missing.
-    ``fields`` sets other record fields per instance id (trace, scores, seed)."""
+    ``fields`` sets other record fields per instance id (trace, scores, seed). ``bench_target`` is the
+    benchmark class config.yaml names, ``audit`` the method's audit the manifests name (harness.runner)."""
     run = RunDir(path)
     path.mkdir(parents=True, exist_ok=True)
-    run.config_path.write_text(f"seed: {seed}\nnum_shards: {num_shards}\n")
+    bench_line = f"bench:\n  _target_: {bench_target}\n" if bench_target else ""
+    run.config_path.write_text(f"seed: {seed}\nnum_shards: {num_shards}\n{bench_line}")
     chash = f"hash-{method}"
     for shard in range(num_shards):
         mine = select_shard(ids, shard, num_shards)
         manifest = {"bench": bench, "method": method, "config_hash": chash, "shard": shard,
-                    "num_shards": num_shards, "instance_ids": mine}
+                    "num_shards": num_shards, "instance_ids": mine, "audit": audit}
         run.manifest_path(shard, num_shards).write_text(json.dumps(manifest))
         for iid in mine:
             if iid in missing:

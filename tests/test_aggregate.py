@@ -1,25 +1,30 @@
-"""Records in, tables out (harness.aggregate) on a synthetic benchmark with known numbers."""
+"""Records in, tables out (harness.results) on a synthetic benchmark with known numbers."""
 
 import json
+import subprocess
 import sys
-import types
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from agg_fixtures import IDS, TASKS, frozen_scores, make_record, task_of, write_run
+from agg_fixtures import IDS, SYNTH_TARGET, TASKS, SynthBenchmark, frozen_scores, make_record, task_of, write_run
 
-from harness import aggregate
 from harness import records as rec
-from harness.aggregate import compare, load_reference, match_key, write_run_tables
+from harness.results.compare import compare
+from harness.results.reference import load_reference, match_key
+from harness.results.summary import write_run_tables
 from harness.rundir import RunDir
+from harness.types import UserError
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _row(summary, level, group):
     return next(r for r in summary["rows"] if r["level"] == level and r["group"] == group)
 
 
-def test_means_per_level_and_errors_excluded(tmp_path, no_official):
+def test_means_per_level_and_errors_excluded(tmp_path):
     scores = frozen_scores()
     err = "synth/a1/0"
     write_run(tmp_path, "frozen", scores, errors={err}, unscored={"synth/b1/3"})
@@ -49,7 +54,7 @@ def test_means_per_level_and_errors_excluded(tmp_path, no_official):
     assert len(csv) == len(frame) == len(summary["rows"])
 
 
-def test_cost_columns(tmp_path, no_official):
+def test_cost_columns(tmp_path):
     write_run(tmp_path, "vlmteach", frozen_scores(), seconds=69.0, steps=16)
     summary, markdown, _ = write_run_tables(tmp_path)
     overall = _row(summary, "overall", "all")
@@ -57,7 +62,7 @@ def test_cost_columns(tmp_path, no_official):
     assert "| 69.0 | 16.0 |" in markdown
 
 
-def test_incomplete_run_is_flagged(tmp_path, no_official):
+def test_incomplete_run_is_flagged(tmp_path):
     missing = {"synth/a2/0", "synth/a2/1", "synth/b1/2"}
     write_run(tmp_path, "frozen", frozen_scores(), missing=missing, errors={"synth/a3/0"})
     summary, markdown, _ = write_run_tables(tmp_path)
@@ -69,7 +74,7 @@ def test_incomplete_run_is_flagged(tmp_path, no_official):
     assert _row(summary, "task", "a2")["n_expected"] is None
 
 
-def test_unplanned_records_are_flagged_and_left_out_of_the_means(tmp_path, no_official):
+def test_unplanned_records_are_flagged_and_left_out_of_the_means(tmp_path):
     """A re-used directory holding records of a former, larger set: only the planned instances count."""
     scores = frozen_scores()
     run = write_run(tmp_path, "frozen", scores)
@@ -83,7 +88,7 @@ def test_unplanned_records_are_flagged_and_left_out_of_the_means(tmp_path, no_of
     assert "**INCOMPLETE: 1 unplanned (not in the means)**" in markdown and summary["complete"] is False
 
 
-def test_instance_groups_in_manifest_give_per_group_expected(tmp_path, no_official):
+def test_instance_groups_in_manifest_give_per_group_expected(tmp_path):
     run = write_run(tmp_path, "frozen", frozen_scores(), missing={"synth/a2/0"})
     manifest = json.loads(run.manifest_path().read_text())
     manifest["instance_groups"] = {i: {"task": task_of(i), "category": TASKS[task_of(i)][0],
@@ -94,14 +99,14 @@ def test_instance_groups_in_manifest_give_per_group_expected(tmp_path, no_offici
     assert (a2["n"], a2["n_expected"]) == (3, 4)
 
 
-def test_complete_run(tmp_path, no_official):
+def test_complete_run(tmp_path):
     write_run(tmp_path, "frozen", frozen_scores())
     summary, markdown, _ = write_run_tables(tmp_path)
     assert summary["complete"] is True and "complete (16 instances)" in markdown
     assert "INCOMPLETE" not in markdown
 
 
-def test_one_task_category_still_appears_with_an_interval(tmp_path, no_official):
+def test_one_task_category_still_appears_with_an_interval(tmp_path):
     write_run(tmp_path, "frozen", frozen_scores())
     summary, _, _ = write_run_tables(tmp_path)
     b = _row(summary, "category", "B")  # B holds the single task b1
@@ -109,7 +114,7 @@ def test_one_task_category_still_appears_with_an_interval(tmp_path, no_official)
     assert b["ci_low"] < b["mean"] < b["ci_high"]
 
 
-def test_merge_one_vs_four_shards_gives_identical_summary(tmp_path, no_official):
+def test_merge_one_vs_four_shards_gives_identical_summary(tmp_path):
     scores = frozen_scores()
     one = write_run(tmp_path / "one", "frozen", scores, errors={"synth/a3/1"})
     # the sharded layout also holds an earlier failed attempt that a retry superseded
@@ -132,7 +137,7 @@ def test_merge_one_vs_four_shards_gives_identical_summary(tmp_path, no_official)
     assert (one.path / "summary.json").read_bytes() == before
 
 
-def test_paired_difference_against_baseline(tmp_path, no_official):
+def test_paired_difference_against_baseline(tmp_path):
     base = frozen_scores()
     gain = {"a1": 0.3, "a2": 0.1, "a3": 0.2, "b1": -0.1}
     method = {i: s + gain[task_of(i)] for i, s in base.items()}
@@ -152,7 +157,7 @@ def test_paired_difference_against_baseline(tmp_path, no_official):
     assert markdown.index("| frozen |") < markdown.index("| vlmteach |")  # baseline first
 
 
-def test_paired_difference_per_split_and_category_is_tabled(tmp_path, no_official):
+def test_paired_difference_per_split_and_category_is_tabled(tmp_path):
     base = frozen_scores()
     gain = {"a1": 0.3, "a2": 0.1, "a3": 0.2, "b1": -0.1}  # split id: a1, a2; ood: a3, b1; category B: b1
     write_run(tmp_path / "frozen", "frozen", base, errors={"synth/a1/0"})
@@ -168,14 +173,14 @@ def test_paired_difference_per_split_and_category_is_tabled(tmp_path, no_officia
     assert "| frozen" not in section  # the baseline has no column against itself
 
 
-def test_missing_baseline_gives_note_and_no_diff(tmp_path, no_official):
+def test_missing_baseline_gives_note_and_no_diff(tmp_path):
     write_run(tmp_path / "vlm", "vlmteach", frozen_scores())
     markdown, frame = compare([tmp_path / "vlm"], baseline="frozen")
     assert "baseline 'frozen' not among these runs: no paired difference column" in markdown
     assert "Δ vs" not in markdown and "diff_mean" not in frame.columns
 
 
-def test_pass_at_k_is_marked_oracle_everywhere(tmp_path, no_official):
+def test_pass_at_k_is_marked_oracle_everywhere(tmp_path):
     write_run(tmp_path / "frozen", "frozen", frozen_scores())
     write_run(tmp_path / "pk", "pass_at_k", {i: s + 0.05 for i, s in frozen_scores().items()})
     summary, run_md, run_frame = write_run_tables(tmp_path / "pk")
@@ -189,19 +194,19 @@ def test_pass_at_k_is_marked_oracle_everywhere(tmp_path, no_official):
 def test_official_aggregation_is_called_and_shown(tmp_path, monkeypatch):
     seen = {}
 
-    def official_aggregate(records, expected_ids=None):
+    def official_aggregate(records, *, expected_ids=None):
         seen["statuses"] = sorted(r["status"] for r in records)
         seen["expected"] = expected_ids
         return {"overall": 0.4321, "by_split": {"id": 0.5}, "notes": ["task-specific mode"]}
 
-    module = types.ModuleType("benchmarks.synth")
-    module.official_aggregate = official_aggregate
-    monkeypatch.setitem(sys.modules, "benchmarks.synth", module)
-    write_run(tmp_path, "frozen", frozen_scores(), errors={"synth/a1/1"}, missing={"synth/a2/3"})
+    monkeypatch.setattr(SynthBenchmark, "official_aggregate", staticmethod(official_aggregate))
+    write_run(tmp_path, "frozen", frozen_scores(), errors={"synth/a1/1"}, missing={"synth/a2/3"},
+              bench_target=SYNTH_TARGET)
     summary, markdown, _ = write_run_tables(tmp_path)
     assert seen["statuses"].count("error") == 1 and len(seen["statuses"]) == 15  # errors reach it too
     assert seen["expected"] == IDS  # the manifest, so it can count the missing instance
     assert summary["official"]["overall"] == 0.4321
+    assert f"### Official aggregation ({SYNTH_TARGET}.official_aggregate)" in markdown
     assert "- overall: 0.432" in markdown and "- by_split.id: 0.500" in markdown
     assert "- note: task-specific mode" in markdown
     compared, _ = compare([tmp_path])
@@ -209,23 +214,46 @@ def test_official_aggregation_is_called_and_shown(tmp_path, monkeypatch):
 
 
 def test_failing_official_aggregation_is_reported_not_hidden(tmp_path, monkeypatch):
-    module = types.ModuleType("benchmarks.synth")
-    module.official_aggregate = lambda records: 1 / 0
-    monkeypatch.setitem(sys.modules, "benchmarks.synth", module)
-    write_run(tmp_path, "frozen", frozen_scores())
+    monkeypatch.setattr(SynthBenchmark, "official_aggregate", staticmethod(lambda records, *, expected_ids: 1 / 0))
+    write_run(tmp_path, "frozen", frozen_scores(), bench_target=SYNTH_TARGET)
     summary, markdown, _ = write_run_tables(tmp_path)
     assert "ZeroDivisionError" in summary["official"]["error"] and "ZeroDivisionError" in markdown
 
 
-def test_no_benchmark_package_means_no_official_section(tmp_path):
-    write_run(tmp_path, "frozen", frozen_scores(), bench="nonexistent_bench_xyz")
+def test_a_run_whose_config_names_no_benchmark_class_has_no_official_section(tmp_path):
+    write_run(tmp_path, "frozen", frozen_scores())
     summary, markdown, _ = write_run_tables(tmp_path)
     assert summary["official"] is None and "Official aggregation" not in markdown
 
 
-def test_vbvr_run_gets_paper_rows_by_default(tmp_path, no_official):
+def test_a_benchmark_class_that_cannot_be_imported_is_reported_and_the_run_still_compared(tmp_path):
+    write_run(tmp_path, "frozen", frozen_scores(), bench_target="benchmarks.gone.GoneBenchmark")
+    summary, markdown, _ = write_run_tables(tmp_path)
+    assert "cannot import its benchmark benchmarks.gone.GoneBenchmark" in summary["official"]["error"]
+    assert "cannot import" in markdown
+    compared, frame = compare([tmp_path])
+    assert "| frozen |" in compared and set(frame.source) == {"run"}  # no paper table declared
+
+
+def test_the_benchmarks_declare_their_results_and_import_without_torch():
+    """Tables ask the class (never built) for its paper table and official aggregation, without torch."""
+    code = ("import sys; from benchmarks.micro import MicroBenchmark; from benchmarks.ruler import RulerBenchmark; "
+            "from benchmarks.vbvr import VbvrBenchmark; import harness.vlmteach.teacher_audit; "
+            "assert 'torch' not in sys.modules, 'torch imported'; "
+            "print(MicroBenchmark.reference_table, RulerBenchmark.reference_table, VbvrBenchmark.reference_table, "
+            "MicroBenchmark.official_aggregate([], expected_ids=None), "
+            "sorted(RulerBenchmark.official_aggregate([], expected_ids=[]))[:2], "
+            "VbvrBenchmark.official_aggregate([], expected_ids=[])['n_expected'])")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split(maxsplit=4)[:4] == ["None", "ruler_table4", "vbvr_table1", "None"]
+    assert proc.stdout.rstrip().endswith(" 0")
+
+
+def test_vbvr_run_gets_paper_rows_by_default(tmp_path):
     ids_split = {"a1": "In-Domain_50", "a2": "In-Domain_50", "a3": "Out-of-Domain_50", "b1": "Out-of-Domain_50"}
-    run = write_run(tmp_path / "frozen", "frozen", frozen_scores(), bench="vbvr")
+    run = write_run(tmp_path / "frozen", "frozen", frozen_scores(), bench="vbvr",
+                    bench_target="benchmarks.vbvr.VbvrBenchmark")
     for path in run.records_files():  # VBVR-style split names must still meet the paper's ID / OOD
         rows = [json.loads(line) for line in path.read_text().splitlines()]
         path.write_text("".join(json.dumps({**r, "split": ids_split[r["task"]]}) + "\n" for r in rows))
@@ -261,5 +289,5 @@ def test_reference_tables_are_consistent_transcriptions():
     assert len(t3) == 17 and np.allclose(t3["all"], (t3["id"] + t3["ood"]) / 2, atol=0.0015)
     t4 = load_reference("ruler_table4")
     assert t4.groupby("model").size().eq(6).all() and t4.model.nunique() == 7
-    with pytest.raises(aggregate.UserError, match="available: ruler_table2"):
+    with pytest.raises(UserError, match="available: ruler_table2"):
         load_reference("nope")

@@ -8,7 +8,8 @@ from hydra.utils import instantiate
 from baselines.sampling import BestOfN
 from benchmarks.micro import generate_instances
 from harness.config import CONF_DIR
-from harness.method import MethodContext, uniform_frame_indices
+from harness.frames import uniform_frame_indices
+from harness.method import MethodContext
 from harness.types import Queries
 
 

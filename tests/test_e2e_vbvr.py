@@ -48,3 +48,12 @@ def test_the_sweep_prints_table_one_with_the_papers_rows_and_paired_differences(
         mean = json.loads((run.path / "summary.json").read_text())["rows"][0]["mean"]
         label = "pass_at_k (oracle)" if method == "pass_at_k" else method
         assert f"| {label} | {mean:.3f} [" in output
+
+
+def test_the_vlmteach_run_declares_its_teacher_audit_and_only_its_table_shows_it(comparison):
+    _, runs = comparison
+    for method, run in runs.items():
+        manifest = json.loads((run.path / "manifest.json").read_text())
+        audited = method == "vlmteach"
+        assert (manifest["audit"] == "harness.vlmteach.teacher_audit") == audited, method
+        assert ("the teacher's verdicts in" in (run.path / "table.md").read_text()) == audited, method

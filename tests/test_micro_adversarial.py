@@ -21,9 +21,9 @@ from benchmarks.micro.training.pipeline import (
     yes_no_stream,
 )
 from benchmarks.micro.training.train_light_decoder import FILE as LIGHT_FILE
+from harness.frames import clip_to_frames, frames_to_clip
 from harness.students.patch_linear import PatchLinearDecoder
 from harness.teachers import QwenVLTeacher
-from harness.video import clip_to_frames, frames_to_clip
 
 
 @pytest.fixture(scope="module")

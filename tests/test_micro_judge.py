@@ -15,9 +15,9 @@ from benchmarks.micro.scorer import score_clip
 from benchmarks.micro.training import data
 from benchmarks.micro.training.measure import load_student
 from benchmarks.micro.world import CELL, CORE_SPAN, PALETTE
+from harness.frames import clip_to_frames, frames_to_clip
 from harness.method import MethodContext
 from harness.types import Instance, UserError
-from harness.video import clip_to_frames, frames_to_clip
 from harness.vlmteach.method import VlmTeach
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -50,13 +50,13 @@ from benchmarks.micro.training.train_student import (
 from benchmarks.micro.training.train_teacher import new_teacher, synthesis_loss, yes_no_loss
 from benchmarks.micro.weights_teacher import build_tokenizer
 from harness.config import CONF_DIR, component_kwargs
-from harness.method import derive_seed
+from harness.seeding import derive_seed
 from harness.types import Queries
 from harness.vlmteach.loss import weigh_questions
 from harness.vlmteach.method import VlmTeach
 from harness.teachers import QwenVLTeacher
 from harness.teachers.queries import parse_queries
-from harness.video import clip_to_frames, frames_to_clip
+from harness.frames import clip_to_frames, frames_to_clip
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,9 @@ from benchmarks.micro import generate_instances
 from benchmarks.ruler.fixtures import FakeChatServer
 from harness.chat_api import ChatApiError
 from harness.config import CONF_DIR, component_kwargs, method_needs_teacher
-from harness.method import MethodContext, derive_seed, generate_clip
+from harness.method import MethodContext, generate_clip
 from harness.runner import Runner
+from harness.seeding import derive_seed
 from harness.sinks import NullSink
 from harness.types import UserError
 

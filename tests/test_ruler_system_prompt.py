@@ -14,7 +14,8 @@ from benchmarks.ruler import ApiJudge, RulerBenchmark, system_prompt
 from benchmarks.ruler.download import fetch_system_prompt
 from benchmarks.ruler.fixtures import STAND_IN_PROMPT, FakeChatServer, write_tiny_release
 from harness import records as rec
-from harness.aggregate import compare, write_run_tables
+from harness.results.compare import compare
+from harness.results.summary import write_run_tables
 from harness.rundir import RunDir
 from harness.sinks import WandbSink
 from harness.types import UserError
@@ -89,7 +90,7 @@ def test_download_writes_only_the_pinned_bytes(tmp_path, monkeypatch):
 def write_ruler_run(path: Path, method: str, details: dict) -> Path:
     run = RunDir(path)
     path.mkdir(parents=True)
-    run.config_path.write_text(f"seed: 0\nmethod:\n  label: {method}\n")
+    run.config_path.write_text(f"seed: 0\nmethod:\n  label: {method}\nbench:\n  _target_: benchmarks.ruler.RulerBenchmark\n")
     ids = ["ruler/chess/0", "ruler/physics/1"]
     manifest = {"bench": "ruler", "method": method, "config_hash": f"h-{method}", "shard": 0, "num_shards": 1,
                 "instance_ids": ids}

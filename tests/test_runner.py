@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from harness import records as rec
-from harness.aggregate import write_run_tables
+from harness.results.summary import write_run_tables
 from harness.config import CONF_DIR
 from harness.runner import Runner
 from harness.sinks import NullSink

@@ -1,6 +1,6 @@
 import pytest
 
-from harness.method import derive_seed
+from harness.seeding import derive_seed
 from harness.sharding import select_shard
 from harness.types import UserError
 

@@ -12,7 +12,7 @@ import torch
 from diffusers import UniPCMultistepScheduler, WanImageToVideoPipeline, WanPipeline
 from test_student_wan import make_instance, micro, ti2v, ti2v_dir  # noqa: F401  (ti2v_dir: the fixture)
 
-from harness.method import derive_seed
+from harness.seeding import derive_seed
 
 PROMPT = "move the “red” agent to the green target"  # curly quotes: the cleaning differs with and without ftfy
 NEGATIVE = "blurry static"

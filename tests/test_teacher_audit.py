@@ -1,4 +1,5 @@
-"""The teacher audit (harness.teacher_audit): acceptances and concordances from a vlmteach run's records."""
+"""The teacher audit (harness.vlmteach.teacher_audit): acceptances and concordances from a vlmteach run's records,
+rendered by the results tables because the method declares it."""
 
 import itertools
 
@@ -6,9 +7,12 @@ import numpy as np
 import pytest
 from agg_fixtures import IDS, frozen_scores, loop_fields, write_run
 
-from harness import aggregate
-from harness.aggregate import compare, load_run, write_run_tables
-from harness.teacher_audit import concordance, verdict_rows
+from harness.results.compare import compare
+from harness.results.rows import LEVELS
+from harness.results.runs import load_run
+from harness.results.summary import write_run_tables
+from harness.vlmteach.method import VlmTeach
+from harness.vlmteach.teacher_audit import concordance, verdict_rows
 
 
 def _pairwise(truths, verdicts, strata):
@@ -43,7 +47,8 @@ def _loop_run(tmp_path, frozen):
     """A vlmteach run (agg_fixtures.loop_fields) beside a frozen one; synth/b1/0 errored in the loop, and
     synth/a1/3's frozen twin has another seed."""
     scores = {iid: s + 0.1 for iid, s in frozen.items()}
-    write_run(tmp_path / "vlm", "vlmteach", scores, fields=loop_fields(frozen, scores), errors={"synth/b1/0"})
+    write_run(tmp_path / "vlm", "vlmteach", scores, fields=loop_fields(frozen, scores), errors={"synth/b1/0"},
+              audit=VlmTeach.audit)
     goal_fields = {iid: {"scores": {"goal": float(int(iid[-1]) % 2)}} for iid in IDS}
     goal_fields["synth/a1/3"]["seed"] = 8
     write_run(tmp_path / "frozen", "frozen", frozen, fields=goal_fields)
@@ -54,7 +59,7 @@ def test_verdict_rows_read_acceptance_and_rankings_from_records(tmp_path):
     frozen = frozen_scores()
     scores = _loop_run(tmp_path, frozen)
     rows = verdict_rows(load_run(tmp_path / "vlm").records, load_run(tmp_path / "frozen").records,
-                        {"overall": aggregate.LEVELS["overall"], "split": aggregate.LEVELS["split"]})
+                        {"overall": LEVELS["overall"], "split": LEVELS["split"]})
     overall = next(r for r in rows if r["group"] == "all")
     ok = [i for i in IDS if i != "synth/b1/0"]  # the errored instance is not audited, trace or not
     accepted = [scores[i] for i in ok if int(i[-1]) < 2]
@@ -74,7 +79,7 @@ def _accepted_and_rest(scores):
             f"{np.mean([scores[i] for i in ok if int(i[-1]) >= 2]):.3f}")
 
 
-def test_comparison_prints_the_audit_for_loop_runs_only(tmp_path, no_official):
+def test_comparison_prints_the_audit_for_loop_runs_only(tmp_path):
     accepted, rest = _accepted_and_rest(_loop_run(tmp_path, frozen_scores()))
     write_run(tmp_path / "bon", "best_of_n", frozen_scores())
     markdown, _ = compare([tmp_path / "vlm", tmp_path / "frozen", tmp_path / "bon"])
@@ -84,11 +89,19 @@ def test_comparison_prints_the_audit_for_loop_runs_only(tmp_path, no_official):
     assert row == f"| all | 15 | 14 | 7 (47%) | {accepted} | {rest} | 1.000 | 0.000 | 1.000 | 0.500 |"
 
 
-def test_a_run_table_audits_its_loop_without_the_start(tmp_path, no_official):
+def test_a_run_table_audits_its_loop_without_the_start(tmp_path):
     accepted, rest = _accepted_and_rest(_loop_run(tmp_path, frozen_scores()))
     summary, markdown, _ = write_run_tables(tmp_path / "vlm")
-    assert summary["teacher_verdicts"][0]["n_start"] == 0  # no frozen run to read the start against
+    assert summary["audits"]["teacher_verdicts"][0]["n_start"] == 0  # no frozen run to read the start against
     section = markdown.split("### synth: the teacher's verdicts in vlmteach")[1]
     header, row = [line for line in section.splitlines() if line.startswith("| ")][:2]
     assert header.split(" | ")[-2:] == ["loss ~ score: end", "goal ~ goal: end |"]
     assert row == f"| all | 15 | 7 (47%) | {accepted} | {rest} | 0.000 | 0.500 |"
+
+
+def test_a_method_that_declares_no_audit_is_not_audited_whatever_its_traces(tmp_path):
+    frozen = frozen_scores()
+    scores = {iid: s + 0.1 for iid, s in frozen.items()}
+    write_run(tmp_path / "vlm", "vlmteach", scores, fields=loop_fields(frozen, scores))  # no audit in the manifest
+    summary, markdown, _ = write_run_tables(tmp_path / "vlm")
+    assert summary["audits"] == {} and "the teacher's verdicts" not in markdown

@@ -12,7 +12,7 @@ from transformers import Qwen2_5_VLProcessor, Qwen3VLProcessor
 from transformers.video_utils import VideoMetadata
 
 from benchmarks.micro import generate_instances
-from harness.method import uniform_frame_indices
+from harness.frames import uniform_frame_indices
 from harness.teachers import QwenVLTeacher
 from harness.teachers.clock import consecutive_clock, frame_clock
 from harness.teachers.preprocess import video_pixels

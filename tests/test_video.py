@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.video import CorruptVideoError, clip_to_frames, frames_to_clip, read_mp4, video_fps, write_mp4
+from harness.frames import clip_to_frames, frames_to_clip
+from harness.video import CorruptVideoError, read_mp4, video_fps, write_mp4
 
 
 def _clip(t=9, h=32, w=32, seed=0):

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from harness.frames import uniform_frame_indices as uniform_indices
 from harness.types import Queries
-from harness.method import uniform_frame_indices as uniform_indices
 from harness.vlmteach.frames import select_frames
 from harness.vlmteach.loss import multi_vqa_loss, weigh_questions
 

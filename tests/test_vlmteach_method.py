@@ -10,7 +10,8 @@ from hydra.utils import instantiate
 
 from benchmarks.micro import generate_instances
 from harness.config import CONF_DIR, component_kwargs
-from harness.method import MethodContext, derive_seed, generate_clip
+from harness.method import MethodContext, generate_clip
+from harness.seeding import derive_seed
 from harness.types import Queries
 from harness.vlmteach import OptimisationDiverged, VlmTeach
 from harness.vlmteach.frames import select_frames

@@ -9,10 +9,11 @@ import pytest
 from agg_fixtures import frozen_scores, loop_fields, write_run
 from omegaconf import OmegaConf
 
-from harness.aggregate import write_run_tables
+from harness.results.summary import write_run_tables
 from harness.rundir import RunDir
 from harness.sinks import NullSink, WandbSink, make_sink
 from harness.video import write_mp4
+from harness.vlmteach.method import VlmTeach
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "logger"
 
@@ -91,14 +92,14 @@ def test_wandb_sink_logs_a_vlmteach_runs_teacher_audit(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_DIR", raising=False)
     frozen = frozen_scores()
     scores = {iid: s + 0.1 for iid, s in frozen.items()}
-    run = write_run(tmp_path / "run", "vlmteach", scores, fields=loop_fields(frozen, scores))
+    run = write_run(tmp_path / "run", "vlmteach", scores, fields=loop_fields(frozen, scores), audit=VlmTeach.audit)
     sink = make_sink(OmegaConf.load(CONF / "wandb.yaml"))
     sink.start(run.path, {"seed": 0}, "audit")
     summary, _, table_df = write_run_tables(run.path)
     sink.finish(run.path, summary, table_df, [])
     table = _table(_offline_run(run.path), "teacher_verdicts")
     rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
-    assert len(rows) == len(summary["teacher_verdicts"])
+    assert len(rows) == len(summary["audits"]["teacher_verdicts"])
     overall = next(r for r in rows if r["group"] == "all")
     assert (overall["n"], overall["n_accepted"], overall["loss_end"]) == (16, 8, 0.0)
     assert overall["loss_start"] is None  # no frozen run beside it: an empty cell, not NaN or 0

@@ -1,5 +1,5 @@
 """The end-to-end report: per benchmark and method, seconds per instance (generation, scoring, total) and peak
-GPU memory from the run records, the comparison tables (``harness.aggregate.compare``), one line per instance
+GPU memory from the run records, the comparison tables (``harness.results.compare``), one line per instance
 failure, and the out-of-memory probe's verdict. Written as ``e2e_<device>.md`` and ``.json`` (plus the log)."""
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def write(out: Path, *, runs_root: Path, commands: list[dict], checkpoints: dict, settings: dict, log: Path) -> bool:
-    from harness.aggregate import compare
+    from harness.results.compare import compare
 
     found = find_runs(runs_root) if runs_root.is_dir() else {}
     rows, tables = [], {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from benchmarks.ruler.aggregate import official_aggregate
 from benchmarks.ruler.data import HUB_ID, RulerItem, check_media, load_items
@@ -31,6 +31,8 @@ class RulerBenchmark:
 
     name = "ruler"
     score_settings = ("judge",)  # bench config keys that decide scores, not videos (harness.config.score_hash)
+    reference_table = "ruler_table4"
+    official_aggregate = staticmethod(official_aggregate)  # eval/cal_acc.py, safe on category subsets
 
     def __init__(
         self,
@@ -97,9 +99,6 @@ class RulerBenchmark:
                 "reasoning": reasoning_text(verdict.raw),
             },
         )
-
-    def aggregate(self, records: Iterable[dict[str, Any]], expected_ids: Iterable[str] | None = None) -> dict[str, Any]:
-        return official_aggregate(records, expected_ids)
 
     def _selected(self, item: RulerItem) -> bool:
         return (self.categories is None or item.category in self.categories) and (self.tasks is None or item.task in self.tasks)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 from benchmarks.vbvr import data
+from benchmarks.vbvr.aggregate import official_aggregate
 from benchmarks.vbvr import tasks as task_table
 from benchmarks.vbvr.official import OfficialScorer
 from benchmarks.vbvr.protocol import GenerationProtocol
@@ -22,6 +23,8 @@ class VbvrBenchmark:
 
     name = "vbvr"
     score_settings = ("patch_safe_distance",)  # bench config keys that decide scores, not videos
+    reference_table = "vbvr_table1"
+    official_aggregate = staticmethod(official_aggregate)  # run_evaluation.py's means, honest about missing samples
 
     def __init__(
         self,

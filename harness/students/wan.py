@@ -26,13 +26,13 @@ from diffusers.utils import is_ftfy_available
 from diffusers.video_processor import VideoProcessor
 from transformers import AutoTokenizer
 
-from harness.method import derive_seed
 from harness.loading import resolve_device, resolve_dtype, resolve_model_dir
-from harness.students.fp8 import fp8_base_layers
-from harness.students.lora import LoraSpec, attach_lora, batched_lora, reset_lora
+from harness.seeding import derive_seed
 from harness.students.first_frame import FIRST_FRAME_FITS, fit_first_frame
-from harness.students.schedules import check_dmd_timesteps, scheduler_schedule
+from harness.students.fp8 import fp8_base_layers
 from harness.students.light_decoder import build_light_decoder
+from harness.students.lora import LoraSpec, attach_lora, batched_lora, reset_lora
+from harness.students.schedules import check_dmd_timesteps, scheduler_schedule
 from harness.types import Conditioning, Instance, UserError
 
 SAMPLERS = ("dmd", "scheduler")

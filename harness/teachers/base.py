@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.method import derive_seed
+from harness.seeding import derive_seed
 from harness.teachers.shared_prefix import compile_decoder_layers
 from harness.teachers.queries import (
     build_synthesis_prompt,

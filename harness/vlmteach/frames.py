@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.method import uniform_frame_indices
+from harness.frames import uniform_frame_indices
 
 
 def select_frames(frames: torch.Tensor, k: int) -> tuple[torch.Tensor, list[int]]:

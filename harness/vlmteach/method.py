@@ -11,10 +11,11 @@ from typing import Any, Literal
 
 import torch
 
-from harness.method import Method, MethodContext, derive_seed
+from harness.frames import frames_to_clip
+from harness.method import Method, MethodContext
+from harness.seeding import derive_seed
 from harness.teachers.clock import frame_clock
 from harness.types import Conditioning, Instance, MethodOutput, Queries, Student, Teacher
-from harness.video import frames_to_clip
 from harness.vlmteach.frames import select_frames
 from harness.vlmteach.loss import WeightedQuestions, multi_vqa_loss, weigh_questions
 
@@ -48,6 +49,7 @@ class VlmTeach(Method):
     """
 
     needs_teacher = True
+    audit = "harness.vlmteach.teacher_audit"  # how far its teacher can be trusted, from its traces
 
     def __init__(
         self,

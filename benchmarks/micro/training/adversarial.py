@@ -25,7 +25,7 @@ from benchmarks.micro.training.train_teacher import answer_ids, yes_no_inputs
 from harness.students.patch_linear import PatchLinearDecoder
 from harness.teachers import QwenVLTeacher
 from harness.types import Instance
-from harness.video import frames_to_clip
+from harness.frames import frames_to_clip
 
 GOAL_WEIGHT = 0.5  # vlmteach's lambda
 

@@ -22,7 +22,7 @@ from benchmarks.micro.training import data
 from benchmarks.micro.training.adversarial import yes_loss
 from harness.teachers import QwenVLTeacher
 from harness.types import Instance
-from harness.video import clip_to_frames
+from harness.frames import clip_to_frames
 
 MIN_DISTANCE = 1e-4  # pixel MSE to the correct video below which a clip is the correct video: no way to point
 

@@ -28,11 +28,11 @@ import torch
 
 from benchmarks.micro.training import data
 from benchmarks.micro.training.adversarial import yes_loss
-from harness.method import derive_seed
+from harness.seeding import derive_seed
 from harness.students.wan import WanStudent
 from harness.teachers import QwenVLTeacher
 from harness.types import Conditioning, Instance
-from harness.video import clip_to_frames, frames_to_clip
+from harness.frames import clip_to_frames, frames_to_clip
 from harness.vlmteach.method import OPTIMIZERS, OptimisationDiverged, VlmTeach
 
 # A descent's loss on the light-decoded one-step predictions of its batch (one clip [T, 3, H, W] per

@@ -50,10 +50,11 @@ from harness.config import CONF_DIR, component_kwargs
 from harness.students.wan import WanStudent
 from harness.teachers import QwenVLTeacher
 from harness.types import Queries
-from harness.method import MethodContext, derive_seed
+from harness.method import MethodContext
+from harness.seeding import derive_seed
 from harness.stats import cluster_bootstrap, paired_difference
-from harness.teacher_audit import concordance
-from harness.video import clip_to_frames, frames_to_clip
+from harness.vlmteach.teacher_audit import concordance
+from harness.frames import clip_to_frames, frames_to_clip
 from harness.vlmteach import VlmTeach
 from harness.vlmteach.loss import multi_vqa_loss, weigh_questions
 
@@ -205,7 +206,7 @@ def question_reading(student_dir: Path, teacher_dir: Path, per_cell: int, set_na
     """Where vlmteach's loop starts: how the teacher reads the frozen one-step prediction (light-decoded, the noise
     ``make eval`` draws), question by question (template questions), against the scorer's labels of that
     prediction and of the frozen final video; and how its loss ranks the final videos' scores within each cell
-    (harness.teacher_audit.concordance), beside a check teacher that answers from the final video's labels."""
+    (harness.vlmteach.teacher_audit.concordance), beside a check teacher that answers from the final video's labels."""
     _, chosen = dev_subset(per_cell, set_name)
     student = load_student(student_dir)
     teacher = QwenVLTeacher.from_pretrained(path=str(teacher_dir), device="cpu")

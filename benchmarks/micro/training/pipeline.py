@@ -61,10 +61,10 @@ from benchmarks.micro.training.train_vae import (
 )
 from benchmarks.micro.weights_teacher import SIZES
 from benchmarks.micro.world import NUM_FRAMES
-from harness.method import derive_seed, uniform_frame_indices
+from harness.frames import frames_to_clip, uniform_frame_indices
+from harness.seeding import derive_seed
 from harness.students.patch_linear import PatchLinearDecoder
 from harness.teachers import QwenVLTeacher
-from harness.video import frames_to_clip
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 P_CORRECT = 0.15  # how often the student follows the instruction on its own

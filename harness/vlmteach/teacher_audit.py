@@ -28,8 +28,12 @@ from typing import Any, Callable
 from scipy.stats import somersd
 
 from harness.records import STATUS_OK
+from harness.results.render import fmt, md_table
+from harness.results.runs import RunResults
 
+NAME = "teacher_verdicts"  # harness.results.audit: the rows' key in summary.json and the W&B table's name
 GOAL = "goal"  # the question role (harness.vlmteach) and the benchmark check it is read against
+FROZEN = "frozen"  # the method whose videos are the untouched student's: the loop's start is read against them
 
 NOTE = (
     "accepted: the loop stopped early (loss <= tau) on the teacher's yes; score: mean benchmark score of the "
@@ -104,3 +108,32 @@ def verdict_rows(records: list[dict[str, Any]], frozen_records: list[dict[str, A
                 "goal_start": start[GOAL], "goal_end": end[GOAL],
             })
     return rows
+
+
+def rows(run: RunResults, companions: list[RunResults],
+         levels: dict[str, Callable[[dict[str, Any]], str]]) -> list[dict[str, Any]]:
+    """The audit's rows for ``run`` (harness.results.audit); the loop's start is read against a frozen run among
+    ``companions``."""
+    frozen = next((r.records for r in companions if r.method == FROZEN), [])
+    return verdict_rows(run.records, frozen, levels)
+
+
+def markdown(bench: str, label: str, verdicts: list[dict[str, Any]]) -> list[str]:
+    """Acceptances and how the verdicts rank the videos. The loop's start is shown only beside a frozen run,
+    whose videos it is read against."""
+    start = any(row["n_start"] for row in verdicts)
+    rankings = {"loss": "loss ~ score"}
+    if any(row["goal_start"] is not None or row["goal_end"] is not None for row in verdicts):
+        rankings["goal"] = "goal ~ goal"
+    header = ["group", "n"] + (["n paired"] if start else []) + ["accepted", "score if accepted", "score otherwise"]
+    for name in rankings.values():
+        header += [f"{name}: start", "end"] if start else [f"{name}: end"]
+    body = []
+    for row in verdicts:
+        cells = [row["group"], str(row["n"])] + ([str(row["n_start"])] if start else [])
+        cells += [f"{row['n_accepted']} ({row['n_accepted'] / row['n']:.0%})", fmt(row["score_accepted"]),
+                  fmt(row["score_rest"])]
+        for key in rankings:
+            cells += [fmt(row[key + "_start"]), fmt(row[key + "_end"])] if start else [fmt(row[key + "_end"])]
+        body.append(cells)
+    return [f"### {bench}: the teacher's verdicts in {label}", ""] + md_table(header, body) + ["", f"- {NOTE}", ""]

@@ -1,0 +1,99 @@
+"""A run directory read for tables: the latest record per planned instance, and how complete the run is."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from omegaconf import OmegaConf
+
+from harness.records import STATUS_OK
+from harness.rundir import Completeness, RunDir
+from harness.types import UserError
+
+ORACLE_PREFIX = "pass_at_k"
+
+
+def display_method(label: str) -> str:
+    return f"{label} (oracle)" if label.startswith(ORACLE_PREFIX) else label
+
+
+@dataclass
+class RunResults:
+    path: Path
+    bench: str
+    method: str
+    config_hash: str
+    records: list[dict[str, Any]]  # latest record per instance, sorted by id
+    completeness: Completeness
+    has_manifest: bool
+    membership: dict[str, dict[str, str]]  # planned id -> {task, category, split}, where known
+    seed: int | None = None  # the run's base seed (config.yaml), None where unknown
+    bench_target: str | None = None  # the benchmark's class (config.yaml's bench._target_), None where unknown
+    audit: str | None = None  # the module that audits this method's runs (harness.results.audit), if it has one
+
+    @property
+    def flag(self) -> str:
+        """'complete' or 'INCOMPLETE: 3 missing, 1 error, ...'."""
+        c = self.completeness
+        if not self.has_manifest:
+            return "INCOMPLETE: no manifest (n expected unknown)"
+        parts = [
+            f"{len(ids)} {what}"
+            for ids, what in [(c.missing, "missing"), (c.errored, "error"), (c.unscored, "unscored"),
+                              (c.duplicated, "duplicated"), (c.unplanned, "unplanned (not in the means)"),
+                              (c.missing_shards, "shard(s) never started")]
+            if ids
+        ]
+        return "INCOMPLETE: " + ", ".join(parts) if parts else "complete"
+
+    @property
+    def complete(self) -> bool:
+        return self.has_manifest and self.completeness.complete
+
+    @property
+    def expected_ids(self) -> list[str] | None:
+        """The instances the manifests plan; None without a manifest."""
+        return self.completeness.planned if self.has_manifest else None
+
+
+def load_run(path: str | Path) -> RunResults:
+    run = RunDir(path)
+    manifests = run.manifests() if run.path.is_dir() else []
+    if not manifests and not (run.path.is_dir() and run.records_files()):
+        raise UserError(f"{run.path} is not a run directory (no manifest*.json or records*.jsonl)")
+    latest = run.latest_records()
+    completeness = run.completeness()
+    # A record no manifest plans (say, of a former evaluation set in a re-used directory) is flagged, and kept
+    # out of the means: it is not part of the run the manifests describe.
+    left_out = set(completeness.unplanned) if manifests else set()
+    records = [latest[i] for i in sorted(latest) if i not in left_out]
+    not_finite = [r["instance_id"] for r in records if r["status"] == STATUS_OK and not math.isfinite(r["score"])]
+    if not_finite:  # written before the runner recorded these as errors
+        raise UserError(f"{run.path} has ok records with a non-finite score: {', '.join(not_finite[:10])}; "
+                        "re-run the run's command (or its shards): it scores them again")
+
+    def single(field: str, values: Iterable[str]) -> str:
+        found = sorted(set(values))
+        if len(found) > 1:
+            raise UserError(f"{run.path} mixes {field}s {found}: one run directory holds one (bench, method, config)")
+        return found[0] if found else ""
+
+    bench = single("bench", [r["bench"] for r in records] + [m["bench"] for m in manifests if "bench" in m])
+    method = single("method", [r["method"] for r in records] + [m["method"] for m in manifests if "method" in m])
+    chash = single("config hash", [r["config_hash"] for r in records if r["config_hash"]]
+                   + [m["config_hash"] for m in manifests if "config_hash" in m])
+    audit = single("audit", [m["audit"] for m in manifests if m.get("audit")]) or None
+    membership = {iid: _groups_of(r) for iid, r in latest.items() if iid not in left_out}
+    for manifest in manifests:  # optional per-instance groups, so missing instances count per group
+        for iid, groups in manifest.get("instance_groups", {}).items():
+            membership[iid] = _groups_of(groups)
+    config = OmegaConf.load(run.config_path) if run.config_path.is_file() else OmegaConf.create()
+    return RunResults(run.path, bench, method, chash, records, completeness, bool(manifests), membership,
+                      seed=config.get("seed"), bench_target=OmegaConf.select(config, "bench._target_"), audit=audit)
+
+
+def _groups_of(row: dict[str, Any]) -> dict[str, str]:
+    return {"task": row["task"], "category": row["category"], "split": row["split"]}
