@@ -59,7 +59,6 @@ from safetensors.torch import save_file  # noqa: E402
 from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, T5Config, T5EncoderModel  # noqa: E402
 
 from benchmarks.micro import vocabulary as student_words  # noqa: E402
-from benchmarks.micro import weights_student, weights_teacher  # noqa: E402
 from harness.method import MethodContext  # noqa: E402
 from harness.students.fp8 import fp8_base_layers  # noqa: E402
 from harness.students.taehv import TAEHVDecoder  # noqa: E402
@@ -72,6 +71,7 @@ from harness.types import Instance  # noqa: E402
 from harness.vlmteach import VlmTeach  # noqa: E402
 from harness.vlmteach.frames import select_frames  # noqa: E402
 from harness.vlmteach.loss import multi_vqa_loss, weigh_questions  # noqa: E402
+from lab.micro import weights_student, weights_teacher  # noqa: E402
 
 PROMPT = "Move the red ball to the green square without touching the walls."
 # The warm-up's prompt differs in length from the timed one, as instances of a benchmark do: a path
