@@ -35,7 +35,6 @@ from harness.types import UserError
 SUMMARY_SCHEMA = 1
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "results" / "reference"
 DEFAULT_REFERENCE = {"vbvr": "vbvr_table1", "ruler": "ruler_table4"}
-ORACLE_PREFIX = "pass_at_k"
 FROZEN = "frozen"  # the method whose videos are the untouched student's (the teacher audit's start)
 
 # level name -> group key of one record
@@ -61,8 +60,8 @@ STATS_NOTE = (
 )
 
 
-def display_method(label: str) -> str:
-    return f"{label} (oracle)" if label.startswith(ORACLE_PREFIX) else label
+def display_method(label: str, oracle: bool) -> str:
+    return f"{label} (oracle)" if oracle else label
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -79,6 +78,7 @@ class RunResults:
     has_manifest: bool
     membership: dict[str, dict[str, str]]  # planned id -> {task, category, split}, where known
     seed: int | None = None  # the run's base seed (config.yaml), None where unknown
+    oracle: bool = False  # its method reads the answer key (the records' ``oracle``, from Method.is_oracle)
 
     @property
     def flag(self) -> str:
@@ -131,7 +131,8 @@ def load_run(path: str | Path) -> RunResults:
         for iid, groups in manifest.get("instance_groups", {}).items():
             membership[iid] = _groups_of(groups)
     seed = OmegaConf.load(run.config_path).get("seed") if run.config_path.is_file() else None
-    return RunResults(run.path, bench, method, chash, records, completeness, bool(manifests), membership, seed)
+    return RunResults(run.path, bench, method, chash, records, completeness, bool(manifests), membership, seed,
+                      oracle=any(r["oracle"] for r in records))
 
 
 def _groups_of(row: dict[str, Any]) -> dict[str, str]:
@@ -313,7 +314,7 @@ def run_summary(run: RunResults) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "run_dir": str(run.path),
         "bench": run.bench,
         "method": run.method,
-        "oracle": run.method.startswith(ORACLE_PREFIX),
+        "oracle": run.oracle,
         "config_hash": run.config_hash,
         "complete": run.complete,
         "flag": run.flag,
@@ -329,7 +330,7 @@ def run_summary(run: RunResults) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 def run_markdown(run: RunResults, summary: dict[str, Any]) -> str:
-    head = f"## {run.bench} / {display_method(run.method)} — {run.path.name}"
+    head = f"## {run.bench} / {display_method(run.method, run.oracle)} — {run.path.name}"
     flag = f"**{run.flag}**" if not run.complete else f"complete ({len(run.completeness.planned)} instances)"
     body = [
         [row["level"], row["group"], _fmt(row["mean"]), f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]",
@@ -341,7 +342,7 @@ def run_markdown(run: RunResults, summary: dict[str, Any]) -> str:
     lines += _md_table(["level", "group", "mean", "95% CI", "n", "n expected", "err", "unscored", "s/inst", "steps"], body)
     lines += [""] + _official_md(summary["official"], run.bench)
     if summary["teacher_verdicts"]:
-        lines += _verdicts_md(run.bench, display_method(run.method), summary["teacher_verdicts"])
+        lines += _verdicts_md(run.bench, display_method(run.method, run.oracle), summary["teacher_verdicts"])
     return "\n".join(lines + [STATS_NOTE, ""])
 
 
@@ -350,7 +351,7 @@ def write_run_tables(run_dir: str | Path) -> tuple[dict[str, Any], str, pd.DataF
     run = load_run(run_dir)
     summary, rows = run_summary(run)
     markdown = run_markdown(run, summary)
-    frame = pd.DataFrame(rows).assign(bench=run.bench, method=display_method(run.method),
+    frame = pd.DataFrame(rows).assign(bench=run.bench, method=display_method(run.method, run.oracle),
                                       warnings="; ".join(summary["warnings"]))
     atomic_write_text(run.path / "summary.json", json.dumps(summary, indent=1, sort_keys=True, default=_jsonable) + "\n")
     atomic_write_text(run.path / "table.md", markdown)
@@ -409,7 +410,7 @@ def _label_runs(runs: list[RunResults], warned: set[Path] = frozenset()) -> dict
     counts: dict[str, int] = {}
     for r in runs:
         counts[r.method] = counts.get(r.method, 0) + 1
-    return {r.path: display_method(r.method) + (f" @{r.path.name}" if counts[r.method] > 1 else "")
+    return {r.path: display_method(r.method, r.oracle) + (f" @{r.path.name}" if counts[r.method] > 1 else "")
             + (" [NOT COMPARABLE: see warning]" if r.path in warned else "") for r in runs}
 
 

@@ -242,15 +242,15 @@ def run_path(name: str, student: WanStudent, teacher: QwenVLTeacher, instance: I
     start = sync(device)
     out = method.run(instance, ctx)
     total = sync(device) - start
-    per_step = [s["seconds"] for s in out.trace["per_step"] if "seconds" in s]
+    per_step = [s.seconds for s in out.trace.per_step if s.seconds is not None]
     per_step = per_step[1:] or per_step  # the first pays lazy inits
     result = {
         "path": name, "shared_prefix": teacher.shared_prefix, "steps": out.steps, "instance_s": total,
         "warmup_s": warmup_s,
         "s_per_step_mean": statistics.mean(per_step) if per_step else None,
         "s_per_step_median": statistics.median(per_step) if per_step else None,
-        "timings": out.timings, "questions": len(out.trace["loss_questions"]),
-        "frames_decoded": out.trace["frames_decoded"], "step_breakdown": breakdown,
+        "timings": out.timings, "questions": len(out.trace.loss_questions),
+        "frames_decoded": out.trace.frames_decoded, "step_breakdown": breakdown,
     }
     if device.type == "cuda":
         result["peak_gib"] = torch.cuda.max_memory_allocated(device) / GIB

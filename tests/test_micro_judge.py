@@ -109,10 +109,10 @@ def test_vlmteach_under_the_judge_is_judged_on_its_own_one_step_prediction(judge
     method = VlmTeach(num_steps=2, early_stop=False, lr=1e-3)
     out = method.run(x, MethodContext(student=student, teacher=judge, bench=None, seed=7))
     questions = [q.text for q in questions_for(x)][:4]
-    assert out.trace["loss_questions"] == questions
+    assert out.trace.loss_questions == questions
     cond = student.encode(x)
     noise = student.make_noise(cond, 7)
     with torch.no_grad():
         first = student.decode(student.predict_x0(cond, noise, student.sigmas[0]), light=True)
-    np.testing.assert_allclose(out.trace["per_step"][0]["p_yes"], judge.p_yes(first, questions), rtol=1e-5)
-    assert out.trace["per_step"][-1]["p_yes"] != out.trace["per_step"][0]["p_yes"]
+    np.testing.assert_allclose(out.trace.per_step[0].p_yes, judge.p_yes(first, questions), rtol=1e-5)
+    assert out.trace.per_step[-1].p_yes != out.trace.per_step[0].p_yes

@@ -21,6 +21,7 @@ from harness.method import derive_seed
 from harness.types import Queries
 from harness.vlmteach.loss import weigh_questions
 from harness.vlmteach.method import VlmTeach
+from harness.vlmteach.trace import VlmTeachTrace
 from harness.teachers import QwenVLTeacher
 from harness.teachers.queries import parse_queries
 from harness.video import clip_to_frames, frames_to_clip
@@ -308,11 +309,13 @@ def test_loop_clips_run_each_instance_as_its_own_vlmteach_loop(instances):
     for i, x in enumerate(picked):
         seen: dict[int, torch.Tensor] = {}
         goal, *process = (q.text for q in questions_for(x))
-        trace: dict = {"per_step": []}
+        queries, lora_seed = Queries(goal=goal, process=process), derive_seed(5, "lora", i)
+        weighted = weigh_questions(queries, 0.5)
+        trace = VlmTeachTrace.start(queries, "fixed", weighted, "first", lora_seed)
         cond = student.encode(x)
         VlmTeach(lr=1e-3, early_stop=False, num_steps=3).optimise(
-            student, teacher, cond, student.make_noise(cond, derive_seed(5, "loop", i)), 5, derive_seed(5, "lora", i),
-            weigh_questions(Queries(goal=goal, process=process), 0.5), trace, observe=seen.__setitem__)
+            student, teacher, cond, student.make_noise(cond, derive_seed(5, "loop", i)), 5, lora_seed, weighted, trace,
+            observe=seen.__setitem__)
         moved = (seen[3].clamp(0, 1) - seen[0].clamp(0, 1)).abs().mean()
         assert moved > 2e-2  # three updates against the teacher move the prediction
         torch.testing.assert_close(frames[i].float(), seen[0].clamp(0, 1), atol=2e-3, rtol=0)
@@ -322,7 +325,7 @@ def test_loop_clips_run_each_instance_as_its_own_vlmteach_loop(instances):
         # tenth of how far the loop moved, whereas another instance's adapter would put it ~0.37 away.
         assert (frames[2 + i].float() - seen[3].clamp(0, 1)).abs().mean() < moved / 10
         for row, step, tolerance in ((i, 0, 1e-3), (2 + i, 3, 5e-3)):  # the same, for the teacher's answer
-            assert p_goal[row].item() == pytest.approx(trace["per_step"][step]["p_yes"][0], abs=tolerance)
+            assert p_goal[row].item() == pytest.approx(trace.per_step[step].p_yes[0], abs=tolerance)
     for clip, owner, label in zip(frames, owners, labels):
         np.testing.assert_array_equal(label, data.question_labels(picked[owner], frames_to_clip(clip.float())))
 

@@ -158,7 +158,7 @@ def _clip_per_instance(params: list[torch.Tensor], max_norm: float | None, step:
     """Each adapter's gradient clipped by its own total norm, as ``VlmTeach`` clips one adapter's."""
     norms = torch.stack([p.grad.flatten(1).square().sum(1) for p in params]).sum(0).sqrt()  # [N]
     if not torch.isfinite(norms).all():
-        raise OptimisationDiverged(f"loop clips: gradient norm {norms.tolist()} at step {step}", {"per_step": []})
+        raise OptimisationDiverged(f"loop clips: gradient norm {norms.tolist()} at step {step}")
     if max_norm is None:
         return
     coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # torch's clip_grads_with_norm_ formula

@@ -53,6 +53,7 @@ from harness.teacher_audit import concordance
 from harness.video import clip_to_frames, frames_to_clip
 from harness.vlmteach import VlmTeach
 from harness.vlmteach.loss import multi_vqa_loss, weigh_questions
+from harness.vlmteach.trace import VlmTeachTrace
 from lab.micro import WEIGHTS
 from lab.micro.training import data
 from lab.micro.training.adversarial import yes_loss
@@ -337,7 +338,8 @@ def attack(student_dir: Path, teacher_dir: Path, per_cell: int, lr: float | None
     rows = []
     for x in chosen:
         seed = derive_seed(0, x.id)
-        weighted = weigh_questions(teacher.synthesize_queries(x, max_process=method.max_process), method.goal_weight)
+        queries = teacher.synthesize_queries(x, max_process=method.max_process)
+        weighted = weigh_questions(queries, method.goal_weight)
         cond = student.encode(x)
         noise = student.make_noise(cond, seed)
         light: list[dict] = []
@@ -346,17 +348,17 @@ def attack(student_dir: Path, teacher_dir: Path, per_cell: int, lr: float | None
             if step in (0, steps):
                 light.append(score_clip(x, frames_to_clip(frames.float())).scores)
 
-        trace: dict = {"per_step": []}
+        lora_seed = derive_seed(seed, "lora")
+        trace = VlmTeachTrace.start(queries, "teacher", weighted, method.opt_step, lora_seed)
         try:
-            method.optimise(student, teacher, cond, noise, seed, derive_seed(seed, "lora"), weighted, trace,
-                            observe=observe)
+            method.optimise(student, teacher, cond, noise, seed, lora_seed, weighted, trace, observe=observe)
             with torch.no_grad():
                 x0 = student.predict_x0(cond, noise, student.sigmas[0])
                 vae = score_clip(x, frames_to_clip(student.decode(x0))).scores
                 final = score_clip(x, frames_to_clip(student.decode(student.sample(cond, noise, seed)))).scores
         finally:
             student.reset_lora(seed)
-        p_yes = [step["p_yes"][0] for step in trace["per_step"]]
+        p_yes = [step.p_yes[0] for step in trace.per_step]
         rows.append({"id": x.id, "goal_p_yes": [p_yes[0], p_yes[-1]],
                      "goal_light": [light[0]["goal"], light[-1]["goal"]], "goal_vae": vae["goal"],
                      "goal_final": final["goal"], "solved_light": light[-1]["solved"], "solved_final": final["solved"]})
@@ -387,8 +389,10 @@ def gradient_alignment(student_dir: Path, teacher_dir: Path, per_cell: int, loop
         student.reset_lora(seed)
         if loop_steps:
             goal, *process = (q.text for q in questions_for(x))
-            loop.optimise(student, teacher, cond, noise, seed, derive_seed(seed, "lora"),
-                          weigh_questions(Queries(goal=goal, process=process), loop.goal_weight), {"per_step": []})
+            queries, lora_seed = Queries(goal=goal, process=process), derive_seed(seed, "lora")
+            weighted = weigh_questions(queries, loop.goal_weight)
+            trace = VlmTeachTrace.start(queries, "fixed", weighted, loop.opt_step, lora_seed)
+            loop.optimise(student, teacher, cond, noise, seed, lora_seed, weighted, trace)
         params = student.lora_parameters()
         latents = student.predict_x0(cond, noise, student.sigmas[0])
         frames = student.decode(latents, light=True)
