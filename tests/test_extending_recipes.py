@@ -7,13 +7,12 @@ import re
 import shlex
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
 
 from harness.config import CONF_DIR
 from harness.runner import Runner
 from harness.sinks import NullSink
 from harness.video import read_mp4
+from tests.cli import compose_runner
 
 DOC = CONF_DIR.parent / "docs" / "extending.md"
 FILE_BLOCK = re.compile(r"^```\w+ file=(\S+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
@@ -38,13 +37,7 @@ def run_recipe(tmp_path, monkeypatch):
         for path, text in files.items():
             (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / path).write_text(text)
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=[*overrides, f"output_root={tmp_path}/runs", "progress=false"],
-                          return_hydra_config=True)
-        choices = dict(cfg.hydra.runtime.choices)
-        with open_dict(cfg):
-            del cfg["hydra"]
-        runner = Runner(cfg, choices)
+        runner = compose_runner(tmp_path / "runs", *overrides)
         records = runner.execute(NullSink()).latest_records()
         assert len(records) == 2 and all(r["status"] == "ok" for r in records.values()), records
         return runner, records

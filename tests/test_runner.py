@@ -8,28 +8,17 @@ import sys
 import time
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
 
 from harness import records as rec
 from harness.aggregate import write_run_tables
 from harness.config import CONF_DIR
-from harness.runner import Runner
 from harness.sinks import NullSink
 from harness.types import UserError
 from harness.video import read_mp4
+from tests.cli import compose_runner
 
 ROOT = CONF_DIR.parent
 DOUBLE = "tests.runner_doubles.FailWhileMarked"
-
-
-def compose_runner(tmp_path, *overrides):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"output_root={tmp_path}", "progress=false", *overrides], return_hydra_config=True)
-    choices = dict(cfg.hydra.runtime.choices)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return Runner(cfg, choices)
 
 
 def run(tmp_path, *overrides):
