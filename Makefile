@@ -77,9 +77,9 @@ bench-e2e:
 
 # Train the micro VAE, student, light decoder and teacher (one GPU, ~12 min) and swap them into benchmarks/micro/weights.
 train-micro: setup
-	$(BIN)/python -m benchmarks.micro.training.pipeline --out build/micro-trained --scale full
-	$(BIN)/python -m benchmarks.micro.training.pipeline --install build/micro-trained
-	$(BIN)/python -m benchmarks.micro.training.measure --out build/micro-trained/measure.json
+	$(BIN)/python -m lab.micro.training.pipeline --out build/micro-trained --scale full
+	$(BIN)/python -m lab.micro.training.pipeline --install build/micro-trained
+	$(BIN)/python -m lab.micro.training.measure --out build/micro-trained/measure.json
 
 clean-runs:
 	rm -rf results/runs

@@ -17,7 +17,7 @@ import numpy as np
 
 from harness.chat_api import ChatClient, image_part, text_part
 from harness.method import Method, MethodContext
-from harness.types import UserError
+from harness.types import MethodFailed, Trace, UserError
 
 
 class TeacherVlm:
@@ -75,11 +75,9 @@ def check_backend(method: Method, vlm: PromptVlm) -> None:
 
 
 @contextlib.contextmanager
-def trace_on_error(trace: dict[str, Any]) -> Iterator[None]:
-    """Attach the trace so far to an escaping exception: the runner records it with the error."""
+def trace_on_error(trace: Trace) -> Iterator[None]:
+    """An escaping exception becomes a ``MethodFailed`` with the trace so far: the runner records it with the error."""
     try:
         yield
     except Exception as exc:
-        if not hasattr(exc, "trace"):
-            exc.trace = trace
-        raise
+        raise MethodFailed(exc, trace) from exc

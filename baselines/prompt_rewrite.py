@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from baselines.prompt_backends import ApiVlm, PromptVlm, TeacherVlm, check_backend, trace_on_error
 from baselines.prompt_parsing import parse_prompt_reply
 from harness.method import Method, MethodContext, generate_clip
-from harness.types import Instance, MethodOutput
+from harness.types import Instance, MethodOutput, Trace
 
 INSTRUCTION = (
     "You write prompts for a video generation model. {source} The video must carry out this task:\n"
@@ -23,6 +25,21 @@ INSTRUCTION = (
 )
 SOURCE_I2V = "The video starts from the image shown."
 SOURCE_T2V = "The video is generated from text alone."
+
+
+@dataclass
+class PromptRewriteTrace(Trace):
+    """The VLM asked, the request (text and image names), its reply and the prompt the student generated from:
+    the original one where the reply was unusable (``fallback``)."""
+
+    vlm: dict[str, Any]
+    original_prompt: str
+    request: dict[str, Any]
+    reply: str | None = None
+    prompt: str | None = None
+    fallback: bool | None = None
+    vlm_calls: int = 1
+    generations: int = 1
 
 
 def rewrite_request(task: str, *, has_image: bool, max_words: int) -> str:
@@ -45,14 +62,14 @@ class PromptRewrite(Method):
         start = time.perf_counter()
         images = [instance.first_frame] if instance.first_frame is not None else []
         request = rewrite_request(instance.prompt, has_image=bool(images), max_words=self.max_words)
-        trace = {"vlm": self.vlm.describe(), "original_prompt": instance.prompt,
-                 "request": {"text": request, "images": ["first_frame"] * len(images)}}
+        trace = PromptRewriteTrace(vlm=self.vlm.describe(), original_prompt=instance.prompt,
+                                   request={"text": request, "images": ["first_frame"] * len(images)})
         with trace_on_error(trace):
-            reply = self.vlm.ask(ctx, request, images)
+            trace.reply = self.vlm.ask(ctx, request, images)
         rewritten = time.perf_counter()
-        parsed = parse_prompt_reply(reply, min_words=self.min_words)
-        prompt = parsed if parsed is not None else instance.prompt
-        trace.update(reply=reply, prompt=prompt, fallback=parsed is None, vlm_calls=1, generations=1)
+        parsed = parse_prompt_reply(trace.reply, min_words=self.min_words)
+        prompt = trace.prompt = parsed if parsed is not None else instance.prompt
+        trace.fallback = parsed is None
         clip = generate_clip(ctx.student, dataclasses.replace(instance, prompt=prompt), ctx.seed)
         timings = {"rewrite_s": rewritten - start, "final_s": time.perf_counter() - rewritten}
         return MethodOutput(clip=clip, trace=trace, timings=timings, steps=2)

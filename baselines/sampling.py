@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,33 @@ from harness.frames import clip_to_frames, uniform_frame_indices
 from harness.method import Method, MethodContext, generate_clip
 from harness.seeding import derive_seed
 from harness.teachers.clock import frame_clock
-from harness.types import Instance, MethodOutput, ScoringError
+from harness.types import Instance, MethodOutput, Queries, ScoringError, Trace
 from harness.video import write_mp4
+
+
+@dataclass
+class SelectionTrace(Trace):
+    """The candidates' seeds and which one was returned."""
+
+    seeds: list[int]
+    chosen: int
+
+
+@dataclass
+class ScorerSelection(SelectionTrace):
+    """Pass@k's: the benchmark's score of each candidate (None where it could not score it, with the error)."""
+
+    candidate_scores: list[float | None]
+    candidate_errors: list[str | None]
+
+
+@dataclass
+class TeacherSelection(SelectionTrace):
+    """Best-of-n's: the teacher's questions, its P(Yes) per candidate and question, and their means."""
+
+    queries: Queries
+    p_yes: list[list[float]]
+    mean_p_yes: list[float]
 
 
 def candidate_seeds(seed: int, count: int) -> list[int]:
@@ -32,6 +58,8 @@ def _generate_candidates(ctx: MethodContext, instance: Instance, count: int) -> 
 
 class PassAtK(Method):
     """Oracle selection (the paper's Pass@N): an upper bound, since it reads the answer key."""
+
+    is_oracle = True
 
     def __init__(self, *, k: int = 5):
         if k < 1:
@@ -58,7 +86,7 @@ class PassAtK(Method):
         if not valid:
             raise ScoringError(f"pass_at_k: no candidate could be scored: {errors}")
         best = max(valid, key=lambda j: scores[j])
-        trace = {"oracle": True, "seeds": seeds, "candidate_scores": scores, "candidate_errors": errors, "chosen": best}
+        trace = ScorerSelection(seeds=seeds, chosen=best, candidate_scores=scores, candidate_errors=errors)
         timings = {"sampling_s": generated - start, "selection_s": time.perf_counter() - generated}
         return MethodOutput(clip=clips[best], trace=trace, timings=timings, steps=self.k)
 
@@ -88,10 +116,7 @@ class BestOfN(Method):
                 p_yes.append([float(p) for p in ctx.teacher.p_yes(frames[indices], queries.all, clock)])
         means = [float(np.mean(p)) for p in p_yes]
         best = int(np.argmax(means))
-        trace = {
-            "queries": {"goal": queries.goal, "process": queries.process, "fallback": queries.fallback, "raw": queries.raw},
-            "seeds": seeds, "p_yes": p_yes, "mean_p_yes": means, "chosen": best,
-        }
+        trace = TeacherSelection(seeds=seeds, chosen=best, queries=queries, p_yes=p_yes, mean_p_yes=means)
         timings = {"synthesis_s": synthesized - start, "sampling_s": generated - synthesized,
                    "selection_s": time.perf_counter() - generated}
         return MethodOutput(clip=clips[best], trace=trace, timings=timings, steps=self.n)

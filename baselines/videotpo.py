@@ -37,6 +37,7 @@ import dataclasses
 import io
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,7 @@ from baselines.prompt_parsing import parse_choice, parse_prompt_reply
 from baselines.sampling import candidate_seeds
 from harness.method import Method, MethodContext, generate_clip
 from harness.seeding import derive_seed
-from harness.types import Instance, MethodOutput, UserError
+from harness.types import Instance, MethodOutput, Trace, UserError
 
 SELECTIONS = ("first_seed", "vlm_pick")
 CRITIC_VIEWS = ("stacked", "frames")
@@ -82,6 +83,54 @@ REWRITE = (
 )
 
 
+@dataclass
+class Exchange:
+    """One request to the VLM and its reply (None until it answers: a failure leaves the request)."""
+
+    request: str
+    reply: str | None = None
+
+
+@dataclass
+class Critique(Exchange):
+    images: list[str] = field(default_factory=list)  # names of the images sent
+    chosen: int | None = None  # vlm_pick: the candidate it named (0-based)
+    choice_fallback: bool | None = None  # vlm_pick: its preference was unparsable, candidate 1 taken
+
+
+@dataclass
+class Rewrite(Exchange):
+    prompt: str | None = None  # the next prompt: the current one where the reply was unusable (``fallback``)
+    fallback: bool | None = None
+
+
+@dataclass
+class TpoRound:
+    round: int
+    prompt: str
+    seeds: list[int]
+    critique: Critique | None = None
+    edit: Exchange | None = None
+    rewrite: Rewrite | None = None
+
+    def exchanges(self) -> int:
+        return sum(x is not None for x in (self.critique, self.edit, self.rewrite))
+
+
+@dataclass
+class VideoTpoTrace(Trace):
+    vlm: dict[str, Any]
+    original_prompt: str
+    selection: str
+    critic_view: str
+    rounds: list[TpoRound] = field(default_factory=list)
+    final_prompt: str | None = None
+    chosen: int | None = None
+    seed: int | None = None
+    vlm_calls: int = 0
+    generations: int = 0
+
+
 class VideoTpo(Method):
     """Rounds of generate-critique-edit-rewrite; the VLM is the run's teacher."""
 
@@ -111,22 +160,22 @@ class VideoTpo(Method):
 
     def run(self, instance: Instance, ctx: MethodContext) -> MethodOutput:
         timings = dict.fromkeys(("sampling_s", "critique_s", "edit_s", "rewrite_s"), 0.0)
-        rounds: list[dict[str, Any]] = []
         picks = self.selection == "vlm_pick"
-        trace: dict[str, Any] = {
-            "vlm": self.vlm.describe(), "original_prompt": instance.prompt, "rounds": rounds,
-            "selection": "preferred candidate of the last round's critique" if picks
+        trace = VideoTpoTrace(
+            vlm=self.vlm.describe(), original_prompt=instance.prompt,
+            selection="preferred candidate of the last round's critique" if picks
             else "the final prompt's first seed (TiViBench's Pass@1)",
-            "critic_view": self.critic_view,
-        }
+            critic_view=self.critic_view,
+        )
+        rounds = trace.rounds
         prompt = instance.prompt
         with trace_on_error(trace):
             for r in range(self.rounds):
-                step: dict[str, Any] = {"round": r, "prompt": prompt, "seeds": self.round_seeds(ctx.seed, r)}
+                step = TpoRound(round=r, prompt=prompt, seeds=self.round_seeds(ctx.seed, r))
                 rounds.append(step)
                 with _timed(timings, "sampling_s"):
                     task = dataclasses.replace(instance, prompt=prompt)
-                    clips = [generate_clip(ctx.student, task, s) for s in step["seeds"]]
+                    clips = [generate_clip(ctx.student, task, s) for s in step.seeds]
                 last = r == self.rounds - 1
                 if last and not picks:
                     break
@@ -138,41 +187,41 @@ class VideoTpo(Method):
                     self._edit(ctx, step, instance.prompt)
                 with _timed(timings, "rewrite_s"):
                     self._rewrite(ctx, step, instance.prompt)
-                prompt = step["rewrite"]["prompt"]
-        chosen = rounds[-1]["critique"]["chosen"] if picks else 0
-        calls = sum(key in step for step in rounds for key in ("critique", "edit", "rewrite"))
+                prompt = step.rewrite.prompt
+        chosen = rounds[-1].critique.chosen if picks else 0
+        calls = sum(step.exchanges() for step in rounds)
         generations = self.rounds * self.width
-        trace.update(final_prompt=prompt, chosen=chosen, seed=rounds[-1]["seeds"][chosen], vlm_calls=calls,
-                     generations=generations)
+        trace.final_prompt, trace.chosen, trace.seed = prompt, chosen, rounds[-1].seeds[chosen]
+        trace.vlm_calls, trace.generations = calls, generations
         return MethodOutput(clip=clips[chosen], trace=trace, timings=timings, steps=calls + generations)
 
     # Each exchange enters the round's trace before the VLM is asked, so a failure leaves the request.
-    def _critique(self, ctx: MethodContext, step: dict[str, Any], task: str, clips: list[np.ndarray]) -> None:
+    def _critique(self, ctx: MethodContext, step: TpoRound, task: str, clips: list[np.ndarray]) -> None:
         picks = self.selection == "vlm_pick"
         layout = LAYOUT[self.critic_view].format(count=len(clips))
-        request = CRITIQUE.format(task=task, prompt=step["prompt"], layout=layout, ending=NAME_THE_BEST if picks else "")
+        request = CRITIQUE.format(task=task, prompt=step.prompt, layout=layout, ending=NAME_THE_BEST if picks else "")
         if self.critic_view == "stacked":
             images, names = [stacked_view(clips)], ["stacked_first_then_last_frames"]
         else:
             images = [frame for clip in clips for frame in (clip[0], clip[-1])]
             names = [f"candidate{j + 1}_{end}" for j in range(len(clips)) for end in ("first", "last")]
-        out = step["critique"] = {"request": request, "images": names}
-        out["reply"] = self.vlm.ask(ctx, request, images)
+        out = step.critique = Critique(request=request, images=names)
+        out.reply = self.vlm.ask(ctx, request, images)
         if picks:
-            choice = parse_choice(out["reply"], len(clips)) if len(clips) > 1 else 0
-            out.update(chosen=0 if choice is None else choice, choice_fallback=choice is None)
+            choice = parse_choice(out.reply, len(clips)) if len(clips) > 1 else 0
+            out.chosen, out.choice_fallback = 0 if choice is None else choice, choice is None
 
-    def _edit(self, ctx: MethodContext, step: dict[str, Any], task: str) -> None:
-        request = EDIT.format(task=task, prompt=step["prompt"], critique=step["critique"]["reply"])
-        out = step["edit"] = {"request": request}
-        out["reply"] = self.vlm.ask(ctx, request)
+    def _edit(self, ctx: MethodContext, step: TpoRound, task: str) -> None:
+        request = EDIT.format(task=task, prompt=step.prompt, critique=step.critique.reply)
+        out = step.edit = Exchange(request=request)
+        out.reply = self.vlm.ask(ctx, request)
 
-    def _rewrite(self, ctx: MethodContext, step: dict[str, Any], task: str) -> None:
-        request = REWRITE.format(task=task, prompt=step["prompt"], edit=step["edit"]["reply"], max_words=self.max_words)
-        out = step["rewrite"] = {"request": request}
-        out["reply"] = self.vlm.ask(ctx, request)
-        parsed = parse_prompt_reply(out["reply"], min_words=self.min_words)
-        out.update(prompt=step["prompt"] if parsed is None else parsed, fallback=parsed is None)
+    def _rewrite(self, ctx: MethodContext, step: TpoRound, task: str) -> None:
+        request = REWRITE.format(task=task, prompt=step.prompt, edit=step.edit.reply, max_words=self.max_words)
+        out = step.rewrite = Rewrite(request=request)
+        out.reply = self.vlm.ask(ctx, request)
+        parsed = parse_prompt_reply(out.reply, min_words=self.min_words)
+        out.prompt, out.fallback = step.prompt if parsed is None else parsed, parsed is None
 
 
 def stacked_view(clips: list[np.ndarray]) -> np.ndarray:

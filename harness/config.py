@@ -66,8 +66,14 @@ def component_kwargs(cfg: DictConfig, group: str) -> DictConfig:
     return OmegaConf.create(OmegaConf.to_container(cfg[group], resolve=True))
 
 
+def method_class(cfg: DictConfig) -> type:
+    """The method's class (``method._target_``, a ``harness.method.Method``): it declares whether the run needs a
+    teacher and whether the method is an oracle."""
+    return get_object(cfg.method._target_)
+
+
 def method_needs_teacher(cfg: DictConfig) -> bool:
-    return bool(_declared(OmegaConf.to_container(cfg.method), "needs_teacher", False))
+    return method_class(cfg).needs_teacher
 
 
 def validate_run_settings(cfg: DictConfig) -> None:
@@ -118,7 +124,7 @@ def _resolved(cfg: DictConfig) -> dict[str, Any]:
 
 def _declared(node: Any, attribute: str, default: Any) -> Any:
     """A class attribute of a component's ``_target_`` (a benchmark's score settings, a judge's transport
-    settings, a method's need for a teacher): the component declares it, the config does not repeat it."""
+    settings): the component declares it, the config does not repeat it."""
     target = node.get("_target_") if isinstance(node, dict) else None
     return getattr(get_object(target), attribute, default) if target else default
 

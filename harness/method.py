@@ -22,7 +22,10 @@ class MethodContext:
 
 
 class Method(abc.ABC):
-    needs_teacher: ClassVar[bool] = False
+    """A method declares, on its class, what the runner needs to know before it builds anything."""
+
+    needs_teacher: ClassVar[bool] = False  # the runner loads the run's teacher (and hashes its config) only then
+    is_oracle: ClassVar[bool] = False  # reads the answer key (the benchmark's scorer): an upper bound, marked in tables
     # A module that audits this method's runs in the results tables (harness.results.audit); it must import without
     # torch. The runner writes its name into the run's manifests, so tables find it without importing the method.
     audit: ClassVar[str | None] = None

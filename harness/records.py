@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
 from harness.types import UserError
 
-SCHEMA_VERSION = 1
+# 2: the benchmark's score details sit beside the scores (1 kept them in the trace), and the record says whether
+# its method is an oracle (1: only pass@k's trace said so).
+SCHEMA_VERSION = 2
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
@@ -37,12 +39,14 @@ class Record:
     error_stage: str | None = None  # generate | score, where the error happened
     score: float | None = None  # headline per-instance score; None unless status == ok
     scores: dict[str, float] = field(default_factory=dict)
+    score_details: dict[str, Any] = field(default_factory=dict)  # the benchmark's Score.details (judge, versions)
     video: str | None = None  # path relative to the run directory
     video_bytes: int | None = None  # size and digest of the video as written: a later change or loss is detected
     video_sha256: str | None = None
     timings: dict[str, float] = field(default_factory=dict)  # total_s, generate_s, score_s, ...
     steps: int = 0  # optimisation steps / extra samples (cost column)
-    trace: dict[str, Any] = field(default_factory=dict)
+    trace: dict[str, Any] = field(default_factory=dict)  # the method's trace (harness.types.Trace) as a dict
+    oracle: bool = False  # the method reads the answer key (harness.method.Method.is_oracle)
     config_hash: str = ""  # the generation hash: what decided the video (harness.config.config_hash)
     score_hash: str = ""  # what decided the score: the scorer's or judge's settings (harness.config.score_hash)
     versions: dict[str, str] = field(default_factory=dict)
@@ -51,6 +55,22 @@ class Record:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, default=_json_default)
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> Record:
+        """A record read back, typed; a line of an earlier schema is brought to this one first."""
+        row = upgrade(row)
+        return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in row})
+
+
+def upgrade(row: dict[str, Any]) -> dict[str, Any]:
+    """A record line of any schema in this schema's layout, so every reader sees one layout."""
+    if row.get("schema_version", 1) >= 2:
+        return row
+    trace = dict(row.get("trace") or {})
+    details = trace.pop("score_details", {})
+    oracle = bool(trace.pop("oracle", False))  # pass@k's trace said so
+    return {**row, "trace": trace, "score_details": details, "oracle": oracle, "schema_version": SCHEMA_VERSION}
 
 
 def _json_default(obj: Any) -> Any:
@@ -108,7 +128,7 @@ def _parse(line: str, path: Path, number: int) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         problem = f"not JSON: {exc.msg} at column {exc.colno}"
     if problem is None:
-        return row
+        return upgrade(row)
     raise CorruptRecordsError(
         f"unreadable records file {path.name}, line {number} ({problem}; the line starts {line.strip()[:80]!r}) "
         f"in {path.parent}: delete that line (or repair it) and run again; an instance whose record is gone is "

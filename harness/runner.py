@@ -32,7 +32,7 @@ from harness.rundir import RunDir, atomic_write_text, file_sha256
 from harness.seeding import derive_seed
 from harness.shard_lock import shard_lock
 from harness.sharding import select_shard
-from harness.types import Benchmark, Instance, Score, ScoringError, UserError
+from harness.types import Benchmark, Instance, MethodFailed, Score, ScoringError, UserError
 from harness.versions import collect_versions
 from harness.video import CorruptVideoError, temp_prefix, write_mp4
 
@@ -252,12 +252,14 @@ class Runner:
             instance_id=instance.id, bench=self.bench.name, task=instance.task, category=instance.category,
             split=instance.split, method=self.method_label, seed=seed, status=rec.STATUS_ERROR,
             config_hash=self.chash, score_hash=self.score_hash, versions=self.versions, shard=f"{self.shard}/{self.num_shards}",
+            oracle=type(self.method).is_oracle,
         )
         start = time.perf_counter()
         video_problem = self.run.video_problem(previous) if previous and previous.get("video") else "no video recorded"
         if video_problem is None:  # reuse: a deferred or failed score, or an ok record scored again
-            record = replace(record, video=str(relpath), **_fingerprint(video), trace=previous.get("trace", {}),
-                             steps=previous.get("steps", 0), timings=dict(previous.get("timings", {})))
+            prior = rec.Record.from_dict(previous)
+            record = replace(record, video=str(relpath), **_fingerprint(video), trace=prior.trace, steps=prior.steps,
+                             timings=dict(prior.timings))
         elif self.cfg.stage == Stage.score:
             return replace(record, error=f"nothing to score: {video_problem}; generate it again with stage=all "
                                          "(the same command otherwise)", error_stage="score")
@@ -280,14 +282,17 @@ class Runner:
             out = self.method.run(instance, ctx)
             write_mp4(video, out.clip, fps=instance.fps)
         except Exception as exc:  # any per-instance failure is recorded, never dropped
-            if self.cfg.fail_fast or isinstance(exc, UserError):
+            failure, partial = (exc.cause, exc.trace.to_dict()) if isinstance(exc, MethodFailed) else (exc, {})
+            if isinstance(failure, UserError):
+                raise failure from None
+            if self.cfg.fail_fast:
                 raise
             timings = {"generate_s": time.perf_counter() - start, **peak_gpu_memory()}
-            _free_accelerator_memory(exc)
-            return replace(record, error=_describe(exc), error_stage="generate", timings=timings,
-                           trace=getattr(exc, "trace", {}))
+            _free_accelerator_memory(failure)
+            return replace(record, error=_describe(failure), error_stage="generate", timings=timings, trace=partial)
         timings = {**out.timings, "generate_s": time.perf_counter() - start, **peak_gpu_memory()}
-        return replace(record, video=str(relpath), **_fingerprint(video), trace=out.trace, steps=out.steps, timings=timings)
+        trace = out.trace.to_dict() if out.trace is not None else {}
+        return replace(record, video=str(relpath), **_fingerprint(video), trace=trace, steps=out.steps, timings=timings)
 
     def _score(self, instance: Instance, video: Path, record: rec.Record, start: float) -> rec.Record:
         t0 = time.perf_counter()
@@ -305,9 +310,9 @@ class Runner:
             return replace(record, error=_describe(exc), error_stage="score", timings=timings)
         timings = {**record.timings, "score_s": time.perf_counter() - t0}
         timings["total_s"] = timings.get("generate_s", 0.0) + timings["score_s"]
-        trace = {**record.trace, **({"score_details": score.details} if score.details else {})}
         return replace(record, status=rec.STATUS_OK, error=None, error_stage=None, score=float(score.score),
-                       scores={k: float(v) for k, v in score.scores.items()}, timings=timings, trace=trace)
+                       scores={k: float(v) for k, v in score.scores.items()}, score_details=score.details,
+                       timings=timings)
 
 
 def _make_dir(path: Path, output_root: str) -> None:

@@ -10,7 +10,7 @@ Conventions used everywhere:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -61,18 +61,36 @@ class Queries:
         return [self.goal, *self.process]
 
 
+class Trace:
+    """What a method records about one instance (its own dataclass: vlmteach's steps, a selection, the prompt
+    exchanges); it is stored as a dict of its fields in the record's ``trace``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class MethodOutput:
-    """What a method returns for one instance: the final clip, a trace and cost counters."""
+    """What a method returns for one instance: the final clip, its trace and cost counters."""
 
     clip: np.ndarray
-    trace: dict[str, Any] = field(default_factory=dict)
+    trace: Trace | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
     steps: int = 0  # optimisation steps or extra samples: the cost column besides seconds
 
 
 class ScoringError(RuntimeError):
     """A scorer or judge could not produce a score (bad response, API failure, missing GT)."""
+
+
+class MethodFailed(RuntimeError):
+    """A method failed on one instance. The runner records ``cause`` as the error and keeps ``trace``, what the
+    method had recorded up to the failure."""
+
+    def __init__(self, cause: Exception, trace: Trace):
+        super().__init__(str(cause))
+        self.cause = cause
+        self.trace = trace
 
 
 class UserError(RuntimeError):
@@ -151,5 +169,8 @@ class Teacher(Protocol):
         """-log P("Yes") per question, shape [Q], differentiable w.r.t. ``frames``. ``clock`` (a transformers
         ``VideoMetadata``, ``harness.teachers.clock.frame_clock``) says when the frames were taken: the
         source clip's fps and their indices in it."""
+
+    def p_yes(self, frames: torch.Tensor, questions: list[str], clock: Any = None) -> list[float]:
+        """P("Yes") per question, exp(-``yes_nll``) without gradients: what a selection by the teacher reads."""
 
     def generate(self, prompt: str, images: list[np.ndarray] | None = None, max_new_tokens: int = 128) -> str: ...

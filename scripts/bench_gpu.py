@@ -59,7 +59,6 @@ from safetensors.torch import save_file  # noqa: E402
 from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, T5Config, T5EncoderModel  # noqa: E402
 
 from benchmarks.micro import vocabulary as student_words  # noqa: E402
-from benchmarks.micro import weights_student, weights_teacher  # noqa: E402
 from harness.method import MethodContext  # noqa: E402
 from harness.students.fp8 import fp8_base_layers  # noqa: E402
 from harness.students.taehv import TAEHVDecoder  # noqa: E402
@@ -72,6 +71,7 @@ from harness.types import Instance  # noqa: E402
 from harness.vlmteach import VlmTeach  # noqa: E402
 from harness.vlmteach.frames import select_frames  # noqa: E402
 from harness.vlmteach.loss import multi_vqa_loss, weigh_questions  # noqa: E402
+from lab.micro import weights_student, weights_teacher  # noqa: E402
 
 PROMPT = "Move the red ball to the green square without touching the walls."
 # The warm-up's prompt differs in length from the timed one, as instances of a benchmark do: a path
@@ -242,15 +242,15 @@ def run_path(name: str, student: WanStudent, teacher: QwenVLTeacher, instance: I
     start = sync(device)
     out = method.run(instance, ctx)
     total = sync(device) - start
-    per_step = [s["seconds"] for s in out.trace["per_step"] if "seconds" in s]
+    per_step = [s.seconds for s in out.trace.per_step if s.seconds is not None]
     per_step = per_step[1:] or per_step  # the first pays lazy inits
     result = {
         "path": name, "shared_prefix": teacher.shared_prefix, "steps": out.steps, "instance_s": total,
         "warmup_s": warmup_s,
         "s_per_step_mean": statistics.mean(per_step) if per_step else None,
         "s_per_step_median": statistics.median(per_step) if per_step else None,
-        "timings": out.timings, "questions": len(out.trace["loss_questions"]),
-        "frames_decoded": out.trace["frames_decoded"], "step_breakdown": breakdown,
+        "timings": out.timings, "questions": len(out.trace.loss_questions),
+        "frames_decoded": out.trace.frames_decoded, "step_breakdown": breakdown,
     }
     if device.type == "cuda":
         result["peak_gib"] = torch.cuda.max_memory_allocated(device) / GIB

@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from benchmarks.micro.sets import TEACHER_BENCH_SEED  # noqa: E402
-from benchmarks.micro.training import data  # noqa: E402
-from benchmarks.micro.training.adversarial import yes_loss  # noqa: E402
 from harness.frames import clip_to_frames  # noqa: E402
 from harness.teachers import QwenVLTeacher  # noqa: E402
+from lab.micro.training import data  # noqa: E402
+from lab.micro.training.adversarial import yes_loss  # noqa: E402
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "benchmarks" / "micro" / "weights" / "teacher"
 

@@ -24,13 +24,14 @@ def task_of(iid: str) -> str:
 
 
 def make_record(iid: str, method: str, status: str = rec.STATUS_OK, score: float | None = None,
-                seconds: float = 2.0, steps: int = 0, chash: str = "", bench: str = "synth") -> rec.Record:
+                seconds: float = 2.0, steps: int = 0, chash: str = "", bench: str = "synth",
+                oracle: bool = False) -> rec.Record:
     category, split = TASKS[task_of(iid)]
     return rec.Record(
         instance_id=iid, bench=bench, task=task_of(iid), category=category, split=split, method=method,
         seed=7, status=status, score=score if status == rec.STATUS_OK else None,
         error="boom" if status == rec.STATUS_ERROR else None, timings={"total_s": seconds}, steps=steps,
-        config_hash=chash or f"hash-{method}", video=f"videos/{iid}.mp4",
+        config_hash=chash or f"hash-{method}", video=f"videos/{iid}.mp4", oracle=oracle,
     )
 
 
@@ -53,8 +54,8 @@ def write_run(path: Path, method: str, scores: dict[str, float], *, errors: set[
               unscored: set[str] = frozenset(), missing: set[str] = frozenset(), num_shards: int = 1,
               seconds: float = 2.0, steps: int = 0, ids: list[str] = IDS, bench: str = "synth",
               fields: dict[str, dict] | None = None, seed: int = 0, bench_target: str | None = None,
-              audit: str | None = None) -> RunDir:
-    """A run of ``method``: ``scores`` for ok instances; the others errored, unscored or missing.
+              audit: str | None = None, oracle: bool = False) -> RunDir:
+    """A run of ``method`` (an oracle or not): ``scores`` for ok instances; the others errored, unscored or missing.
     ``fields`` sets other record fields per instance id (trace, scores, seed). ``bench_target`` is the
     benchmark class config.yaml names, ``audit`` the method's audit the manifests name (harness.runner)."""
     run = RunDir(path)
@@ -71,7 +72,7 @@ def write_run(path: Path, method: str, scores: dict[str, float], *, errors: set[
             if iid in missing:
                 continue
             status = rec.STATUS_ERROR if iid in errors else rec.STATUS_GENERATED if iid in unscored else rec.STATUS_OK
-            record = make_record(iid, method, status, scores.get(iid), seconds, steps, chash, bench)
+            record = make_record(iid, method, status, scores.get(iid), seconds, steps, chash, bench, oracle)
             rec.append(run.records_path(shard, num_shards), replace(record, **(fields or {}).get(iid, {})))
     return run
 

@@ -10,7 +10,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+
 from harness.config import CONF_DIR
+from harness.runner import Runner
 
 ROOT = CONF_DIR.parent
 # The benchmarks' generation size for the micro student and teacher (the micro world's own shape).
@@ -27,6 +31,17 @@ def run_cli(*argv: str, expect: int | None = 0, cwd: Path = ROOT, timeout: float
     if expect is not None and proc.returncode != expect:
         raise AssertionError(f"{' '.join(argv)} exited {proc.returncode}, expected {expect}:\n{proc.stdout[-6000:]}")
     return proc
+
+
+def compose_runner(output_root: Path, *overrides: str) -> Runner:
+    """The runner ``python -m harness.eval`` would build for ``overrides``, in this process (the override check aside)."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"output_root={output_root}", "progress=false", *overrides],
+                      return_hydra_config=True)
+    choices = dict(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return Runner(cfg, choices)
 
 
 def harness_eval(*overrides: str, expect: int | None = 0) -> subprocess.CompletedProcess:

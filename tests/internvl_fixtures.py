@@ -10,7 +10,7 @@ from tokenizers import AddedToken
 from transformers import InternVLConfig, InternVLForConditionalGeneration
 from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
 
-from benchmarks.micro import weights_teacher as micro
+from lab.micro import weights_teacher as micro
 
 IMAGE_TOKENS = ["<img>", "</img>", "<IMG_CONTEXT>", "<video>"]
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]

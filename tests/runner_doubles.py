@@ -3,22 +3,33 @@ while a marker file exists (so a re-run with the same config can succeed)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from baselines.frozen import Frozen
 from benchmarks.micro import MicroBenchmark
 from harness.chat_api import EndpointUnreachable
 from harness.method import MethodContext
-from harness.types import Instance, MethodOutput, Score
+from harness.types import Instance, MethodFailed, MethodOutput, Score, Trace
+
+
+@dataclass
+class Attempt(Trace):
+    instance_id: str
 
 
 class FailWhileMarked(Frozen):
+    """Fails as a method does: a ``MethodFailed`` with what it had recorded (its attempt) and the error."""
+
     def __init__(self, *, fail_ids: list[str], marker: str):
         self.fail_ids, self.marker = set(fail_ids), Path(marker)
 
     def run(self, instance: Instance, ctx: MethodContext) -> MethodOutput:
         if instance.id in self.fail_ids and self.marker.exists():
-            raise RuntimeError(f"injected failure for {instance.id}")
+            try:
+                raise RuntimeError(f"injected failure for {instance.id}")
+            except RuntimeError as exc:
+                raise MethodFailed(exc, Attempt(instance.id)) from exc
         return super().run(instance, ctx)
 
 

@@ -14,7 +14,7 @@ from transformers import (
     Qwen3VLForConditionalGeneration,
 )
 
-from benchmarks.micro import weights_teacher as micro
+from lab.micro import weights_teacher as micro
 
 TOKEN_IDS = dict(image_token_id=micro.IMAGE_PAD_ID, video_token_id=micro.VIDEO_PAD_ID,
                  vision_start_token_id=micro.VISION_START_ID, vision_end_token_id=micro.VISION_END_ID)

@@ -182,7 +182,7 @@ def test_missing_baseline_gives_note_and_no_diff(tmp_path):
 
 def test_pass_at_k_is_marked_oracle_everywhere(tmp_path):
     write_run(tmp_path / "frozen", "frozen", frozen_scores())
-    write_run(tmp_path / "pk", "pass_at_k", {i: s + 0.05 for i, s in frozen_scores().items()})
+    write_run(tmp_path / "pk", "pass_at_k", {i: s + 0.05 for i, s in frozen_scores().items()}, oracle=True)
     summary, run_md, run_frame = write_run_tables(tmp_path / "pk")
     assert summary["oracle"] is True and "pass_at_k (oracle)" in run_md
     assert set(run_frame.method) == {"pass_at_k (oracle)"}

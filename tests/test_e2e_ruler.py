@@ -53,7 +53,7 @@ def test_every_method_scores_every_instance_and_the_sweep_prints_the_papers_tabl
         records = run.latest_records()
         assert len(records) == N_SELECTED and all(r["status"] == "ok" for r in records.values()), method
         assert {r["method"] for r in records.values()} == {method}
-        assert all(r["trace"]["score_details"]["judge"] == "o3" for r in records.values())
+        assert all(r["score_details"]["judge"] == "o3" for r in records.values())
         summary = json.loads((run.path / "summary.json").read_text())
         assert summary["official"]["complete"] and summary["official"]["n_scored"] == N_SELECTED
     # Table II / IV layout with the paper's rows, the paired differences, and the official Overall per method.

@@ -33,7 +33,7 @@ def test_every_method_is_scored_by_the_official_scorers(comparison):
     for method, run in runs.items():
         records = run.latest_records()
         assert len(records) == 2 * len(TASKS) and {r["status"] for r in records.values()} == {"ok"}, method
-        details = [r["trace"]["score_details"] for r in records.values()]
+        details = [r["score_details"] for r in records.values()]
         assert {d["mode"] for d in details} == {"task_specific"}
         assert all(set(r["scores"]) == {"task_specific"} for r in records.values())
         assert json.loads((run.path / "summary.json").read_text())["official"]["n_scored"] == 2 * len(TASKS)

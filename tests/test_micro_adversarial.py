@@ -1,4 +1,4 @@
-"""Attacks on the micro teacher (``benchmarks.micro.training.adversarial``): the latents the attacker starts
+"""Attacks on the micro teacher (``lab.micro.training.adversarial``): the latents the attacker starts
 from are the clip's own, the attack raises the teacher's P(Yes) without touching the condition frame, and
 every attacked clip carries the scorer's labels; the pipeline adds them between training phases."""
 
@@ -10,20 +10,21 @@ import torch
 from safetensors.torch import load_file
 
 from benchmarks.micro import render_solution
-from benchmarks.micro.training import data
-from benchmarks.micro.training.adversarial import attack_clips, latent_clutter, to_latents, yes_loss
-from benchmarks.micro.training.measure import WEIGHTS
-from benchmarks.micro.training.pipeline import (
+from benchmarks.micro.questions import questions_for
+from harness.students.patch_linear import PatchLinearDecoder
+from harness.teachers import QwenVLTeacher
+from harness.frames import clip_to_frames, frames_to_clip
+from lab.micro.training import data
+from lab.micro.training.adversarial import attack_clips, latent_clutter, to_latents, yes_loss
+from lab.micro.training.measure import WEIGHTS
+from lab.micro.training.pipeline import (
     SCALES,
     _pad_labels,
     _with_adversarial_clips,
     train_teacher_stage,
     yes_no_stream,
 )
-from benchmarks.micro.training.train_light_decoder import FILE as LIGHT_FILE
-from harness.frames import clip_to_frames, frames_to_clip
-from harness.students.patch_linear import PatchLinearDecoder
-from harness.teachers import QwenVLTeacher
+from lab.micro.training.train_light_decoder import FILE as LIGHT_FILE
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,7 @@ def test_pipeline_rounds_attack_clips_the_scorer_rejects_and_append_them(instanc
     assert sorted(out_owner[4:4 + n].tolist()) == [0, 0, 0, 1, 1, 1]
     for o, clip, label in zip(out_owner[4:], out_frames[4:], out_labels[4:]):
         x = instances[int(o)]
-        np.testing.assert_array_equal(label[:len(data.questions(x))].numpy(),
+        np.testing.assert_array_equal(label[:len(questions_for(x))].numpy(),
                                       data.question_labels(x, frames_to_clip(clip.float())))
 
 
@@ -171,12 +172,12 @@ def test_yes_no_stream_relabels_cluttered_clips_and_needs_the_decoder(instances,
 def test_yes_no_stream_draws_the_asked_share_from_the_hard_clips(instances):
     """Clip 0 is correct (every answer yes), clip 1 the wrong target (goal no), of two instances with the
     same number of questions; marked hard, clip 1 fills the share of the batch asked for."""
-    chosen = [x for x in instances if len(data.questions(x)) == len(data.questions(instances[0]))][:2]
+    chosen = [x for x in instances if len(questions_for(x)) == len(questions_for(instances[0]))][:2]
     clips = [render_solution(chosen[0], "correct"), render_solution(chosen[1], "wrong_target")]
     frames = torch.from_numpy(np.stack(clips)).permute(0, 1, 4, 2, 3).float() / 255
     labels = _pad_labels([data.question_labels(x, c) for x, c in zip(chosen, clips)])
     assert labels[0, 0] == 1 and labels[1, 0] == 0
-    questions = len(data.questions(chosen[0]))
+    questions = len(questions_for(chosen[0]))
 
     def goal_no_share(hard_share):
         stream = yes_no_stream(frames, torch.tensor([0, 1]), labels, chosen, clips=200, seed=0, blend=0.0,

@@ -12,13 +12,14 @@ from benchmarks.micro.corruptions import render_solution, variants
 from benchmarks.micro.dataset import generate_instances
 from benchmarks.micro.judge import ScorerJudge
 from benchmarks.micro.scorer import score_clip
-from benchmarks.micro.training import data
-from benchmarks.micro.training.measure import load_student
 from benchmarks.micro.world import CELL, CORE_SPAN, PALETTE
+from benchmarks.micro.questions import questions_for
 from harness.frames import clip_to_frames, frames_to_clip
 from harness.method import MethodContext
 from harness.types import Instance, UserError
 from harness.vlmteach.method import VlmTeach
+from lab.micro.training import data
+from lab.micro.training.measure import load_student
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +44,7 @@ def test_it_answers_as_the_scorer_on_every_variant_clean_and_degraded(judge, ins
     checked = 0
     for x in instances:
         queries = judge.synthesize_queries(x)
-        assert queries.all == [q.text for q in data.questions(x)][:4]
+        assert queries.all == [q.text for q in questions_for(x)][:4]
         for name in variants(x.task):
             frames = clip_to_frames(render_solution(x, name, seed=1))
             for clip_frames in (frames, data.degrade(frames[None], generator, max_blur=0.7, max_noise=0.03)[0]):
@@ -107,11 +108,11 @@ def test_vlmteach_under_the_judge_is_judged_on_its_own_one_step_prediction(judge
     student = load_student(ROOT / "benchmarks/micro/weights/student")
     method = VlmTeach(num_steps=2, early_stop=False, lr=1e-3)
     out = method.run(x, MethodContext(student=student, teacher=judge, bench=None, seed=7))
-    questions = [q.text for q in data.questions(x)][:4]
-    assert out.trace["loss_questions"] == questions
+    questions = [q.text for q in questions_for(x)][:4]
+    assert out.trace.loss_questions == questions
     cond = student.encode(x)
     noise = student.make_noise(cond, 7)
     with torch.no_grad():
         first = student.decode(student.predict_x0(cond, noise, student.sigmas[0]), light=True)
-    np.testing.assert_allclose(out.trace["per_step"][0]["p_yes"], judge.p_yes(first, questions), rtol=1e-5)
-    assert out.trace["per_step"][-1]["p_yes"] != out.trace["per_step"][0]["p_yes"]
+    np.testing.assert_allclose(out.trace.per_step[0].p_yes, judge.p_yes(first, questions), rtol=1e-5)
+    assert out.trace.per_step[-1].p_yes != out.trace.per_step[0].p_yes

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from benchmarks.micro import sets
-from benchmarks.micro.training import data, measure
 from harness.types import UserError
+from lab.micro.training import data, measure
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = sorted((ROOT / "benchmarks" / "micro" / "training").glob("*.py")) + sorted((ROOT / "scripts").glob("*.py"))
+SCRIPTS = sorted((ROOT / "lab" / "micro" / "training").glob("*.py")) + sorted((ROOT / "scripts").glob("*.py"))
 BYPASSES = {"generate_instances", "generate_set"}  # instance generation without the work-seed guard
 
 

@@ -15,11 +15,21 @@ from peft.tuners.lora import LoraLayer
 
 from benchmarks.micro import render_solution, score_clip, variants
 from benchmarks.micro.sets import TEACHER_SEED
-from benchmarks.micro.training import data
-from benchmarks.micro.training.alignment import alignment_loss, alignment_stream, gradient_cosine
-from benchmarks.micro.training.loop import fit
-from benchmarks.micro.training.loop_clips import graded_labels, loop_clips, path_clips
-from benchmarks.micro.training.measure import (
+from benchmarks.micro.questions import questions_for
+from harness.config import CONF_DIR, component_kwargs
+from harness.seeding import derive_seed
+from harness.types import Queries
+from harness.vlmteach.loss import weigh_questions
+from harness.vlmteach.method import VlmTeach
+from harness.vlmteach.trace import VlmTeachTrace
+from harness.teachers import QwenVLTeacher
+from harness.teachers.queries import parse_queries
+from harness.frames import clip_to_frames, frames_to_clip
+from lab.micro.training import data
+from lab.micro.training.alignment import alignment_loss, alignment_stream, gradient_cosine
+from lab.micro.training.loop import fit
+from lab.micro.training.loop_clips import graded_labels, loop_clips, path_clips
+from lab.micro.training.measure import (
     WEIGHTS,
     _loss,
     attack,
@@ -33,9 +43,9 @@ from benchmarks.micro.training.measure import (
     teacher_subset,
     vlmteach_lr,
 )
-from benchmarks.micro.training.pipeline import _pad_labels, install, main as pipeline_main, yes_no_stream
-from benchmarks.micro.training.robust import perturb_rows, robust_stream
-from benchmarks.micro.training.train_student import (
+from lab.micro.training.pipeline import _pad_labels, install, main as pipeline_main, yes_no_stream
+from lab.micro.training.robust import perturb_rows, robust_stream
+from lab.micro.training.train_student import (
     coherence_loss,
     embed,
     fit_end_state,
@@ -47,16 +57,8 @@ from benchmarks.micro.training.train_student import (
     target_behaviours,
     tokenize_prompts,
 )
-from benchmarks.micro.training.train_teacher import new_teacher, synthesis_loss, yes_no_loss
-from benchmarks.micro.weights_teacher import build_tokenizer
-from harness.config import CONF_DIR, component_kwargs
-from harness.seeding import derive_seed
-from harness.types import Queries
-from harness.vlmteach.loss import weigh_questions
-from harness.vlmteach.method import VlmTeach
-from harness.teachers import QwenVLTeacher
-from harness.teachers.queries import parse_queries
-from harness.frames import clip_to_frames, frames_to_clip
+from lab.micro.training.train_teacher import new_teacher, synthesis_loss, yes_no_loss
+from lab.micro.weights_teacher import build_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,7 @@ def test_labels_are_the_scorers_checks_on_the_same_clip(instances):
             clip = render_solution(instance, variant, seed=3)
             labels = data.question_labels(instance, clip)
             scores = score_clip(instance, clip).scores
-            qs = data.questions(instance)
+            qs = questions_for(instance)
             assert qs[0].role == "goal" and labels[0] == scores["goal"]
             for q, label in zip(qs, labels, strict=True):
                 assert label == min(scores[c] for c in q.checks)
@@ -97,7 +99,7 @@ def test_synthesis_reply_parses_back_to_the_questions_after_the_word_tokenizer(i
         assert tokenizer.unk_token_id not in ids, reply
         decoded = tokenizer.decode(ids)  # what greedy generation of exactly these tokens gives back
         queries = parse_queries(decoded, max_process=3)
-        want = [q.text.lower() for q in data.questions(instance)]
+        want = [q.text.lower() for q in questions_for(instance)]
         assert queries is not None and [q.lower() for q in queries.all] == want
 
 
@@ -218,7 +220,7 @@ def test_one_teacher_step_lowers_both_losses_on_a_fixed_batch(instances, tmp_pat
     teacher.model.requires_grad_(True).train()
     instance = instances[0]
     clip = torch.from_numpy(render_solution(instance, "wrong_target")).permute(0, 3, 1, 2).float() / 255
-    qs = [q.text for q in data.questions(instance)]
+    qs = [q.text for q in questions_for(instance)]
     labels = torch.from_numpy(data.question_labels(instance, render_solution(instance, "wrong_target")))
     videos = [clip[::2]] * len(qs)  # 9 frames
 
@@ -251,8 +253,8 @@ def test_install_swaps_both_folders_and_refuses_an_untrained_one(tmp_path):
 def test_frame_batched_encode_and_decode_equal_the_vaes_own_clip_path(instances):
     from diffusers import AutoencoderKLWan
 
-    from benchmarks.micro.training.train_vae import decode_frames, encode_clips, normalise, to_video
-    from benchmarks.micro.weights_student import DEFAULT_OUT
+    from lab.micro.training.train_vae import decode_frames, encode_clips, normalise, to_video
+    from lab.micro.weights_student import DEFAULT_OUT
 
     vae = AutoencoderKLWan.from_pretrained(DEFAULT_OUT / "vae")
     clips = torch.from_numpy(np.stack([render_solution(x) for x in instances[:3]]))
@@ -266,7 +268,7 @@ def test_frame_batched_encode_and_decode_equal_the_vaes_own_clip_path(instances)
 
 
 def test_vae_training_keeps_the_micro_vae_frame_wise():
-    from benchmarks.micro.training.train_vae import new_vae, train_vae
+    from lab.micro.training.train_vae import new_vae, train_vae
     from harness.students.wan import is_frame_wise
 
     vae = new_vae(seed=0)
@@ -278,7 +280,7 @@ def test_vae_training_keeps_the_micro_vae_frame_wise():
 
 
 def test_vae_loss_trains_the_linear_head_even_where_its_output_is_out_of_range():
-    from benchmarks.micro.training.train_vae import new_linear_head, new_vae, vae_loss
+    from lab.micro.training.train_vae import new_linear_head, new_vae, vae_loss
 
     vae = new_vae(seed=0)
     head = new_linear_head(vae)
@@ -306,12 +308,14 @@ def test_loop_clips_run_each_instance_as_its_own_vlmteach_loop(instances):
     torch.testing.assert_close(again, frames[0].float(), atol=2e-3, rtol=0)
     for i, x in enumerate(picked):
         seen: dict[int, torch.Tensor] = {}
-        goal, *process = (q.text for q in data.questions(x))
-        trace: dict = {"per_step": []}
+        goal, *process = (q.text for q in questions_for(x))
+        queries, lora_seed = Queries(goal=goal, process=process), derive_seed(5, "lora", i)
+        weighted = weigh_questions(queries, 0.5)
+        trace = VlmTeachTrace.start(queries, "fixed", weighted, "first", lora_seed)
         cond = student.encode(x)
         VlmTeach(lr=1e-3, early_stop=False, num_steps=3).optimise(
-            student, teacher, cond, student.make_noise(cond, derive_seed(5, "loop", i)), 5, derive_seed(5, "lora", i),
-            weigh_questions(Queries(goal=goal, process=process), 0.5), trace, observe=seen.__setitem__)
+            student, teacher, cond, student.make_noise(cond, derive_seed(5, "loop", i)), 5, lora_seed, weighted, trace,
+            observe=seen.__setitem__)
         moved = (seen[3].clamp(0, 1) - seen[0].clamp(0, 1)).abs().mean()
         assert moved > 2e-2  # three updates against the teacher move the prediction
         torch.testing.assert_close(frames[i].float(), seen[0].clamp(0, 1), atol=2e-3, rtol=0)
@@ -321,7 +325,7 @@ def test_loop_clips_run_each_instance_as_its_own_vlmteach_loop(instances):
         # tenth of how far the loop moved, whereas another instance's adapter would put it ~0.37 away.
         assert (frames[2 + i].float() - seen[3].clamp(0, 1)).abs().mean() < moved / 10
         for row, step, tolerance in ((i, 0, 1e-3), (2 + i, 3, 5e-3)):  # the same, for the teacher's answer
-            assert p_goal[row].item() == pytest.approx(trace["per_step"][step]["p_yes"][0], abs=tolerance)
+            assert p_goal[row].item() == pytest.approx(trace.per_step[step].p_yes[0], abs=tolerance)
     for clip, owner, label in zip(frames, owners, labels):
         np.testing.assert_array_equal(label, data.question_labels(picked[owner], frames_to_clip(clip.float())))
 
@@ -539,7 +543,7 @@ def test_load_student_overrides_only_the_lora_keys_it_is_given():
 def _rendered_rows(x) -> tuple[list[torch.Tensor], list[str], torch.Tensor]:
     clips, labels = data.variant_clips(x, np.random.default_rng(0))
     rows = [(clip_to_frames(c), q.text, float(label)) for c, labs in zip(clips[:2], labels[:2])
-            for q, label in zip(data.questions(x), labs)]
+            for q, label in zip(questions_for(x), labs)]
     videos, questions, targets = zip(*rows)
     return list(videos), list(questions), torch.tensor(targets)
 
@@ -606,7 +610,7 @@ def test_question_reading_reads_the_frozen_prediction_against_both_labels():
             light = student.decode(student.predict_x0(cond, noise, student.sigmas[0]), light=True)
             one_step.append(data.question_labels(x, frames_to_clip(light)))
             final.append(data.question_labels(x, frames_to_clip(student.decode(student.sample(cond, noise, seed)))))
-    for i, q in enumerate(data.questions(cell[0])):
+    for i, q in enumerate(questions_for(cell[0])):
         row = report["questions"][f"{cell[0].split}/{cell[0].task}/{q.role}:{'+'.join(q.checks)}"]
         assert row["n"] == 2
         assert row["yes_rate_one_step"] == pytest.approx(np.mean([labels[i] for labels in one_step]))

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from benchmarks.micro.training.train_light_decoder import fit_light_decoder, save_light_decoder
 from harness.students.light_decoder import build_light_decoder
 from harness.students.patch_linear import PatchLinearDecoder
 from harness.types import UserError
+from lab.micro.training.train_light_decoder import fit_light_decoder, save_light_decoder
 
 CHANNELS, PATCH = 16, 8
 

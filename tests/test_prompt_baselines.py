@@ -28,7 +28,7 @@ from harness.method import MethodContext, generate_clip
 from harness.runner import Runner
 from harness.seeding import derive_seed
 from harness.sinks import NullSink
-from harness.types import UserError
+from harness.types import MethodFailed, UserError
 
 SEED = 5
 NEW_PROMPT = "Move the yellow square right, then down, onto the red outlined cell."
@@ -127,16 +127,16 @@ def test_prompt_rewrite_api_rewritten_prompt_reaches_the_student(models, instanc
     assert np.array_equal(out.clip, generate_clip(models[0], dataclasses.replace(instance, prompt=NEW_PROMPT), SEED))
     (body,) = server.requests
     assert image_count(body) == 1 and instance.prompt in request_text(body)
-    assert out.trace["request"]["text"] == request_text(body) and out.trace["request"]["images"] == ["first_frame"]
-    assert out.trace["reply"] == reply and out.trace["prompt"] == NEW_PROMPT and out.trace["fallback"] is False
-    assert out.trace["original_prompt"] == instance.prompt
+    assert out.trace.request == {"text": request_text(body), "images": ["first_frame"]}
+    assert out.trace.reply == reply and out.trace.prompt == NEW_PROMPT and out.trace.fallback is False
+    assert out.trace.original_prompt == instance.prompt
     assert out.steps == 2 and set(out.timings) == {"rewrite_s", "final_s"}
 
 
 def test_prompt_rewrite_unusable_reply_keeps_the_prompt_and_is_flagged(models, instance, seen_prompts):
     with FakeChatServer(["```\n\n```"]) as server:
         out = run(ApiPromptRewrite(vlm=api(server)), models, instance)
-    assert out.trace["fallback"] is True and out.trace["prompt"] == instance.prompt
+    assert out.trace.fallback is True and out.trace.prompt == instance.prompt
     assert seen_prompts[-1] == instance.prompt
     assert np.array_equal(out.clip, generate_clip(models[0], instance, SEED))  # the frozen student's video
 
@@ -147,22 +147,23 @@ def test_prompt_rewrite_with_the_micro_teacher(models, instance, seen_prompts, m
     monkeypatch.setattr(teacher, "generate", lambda *a, **kw: calls.append((a, kw)) or generate(*a, **kw))
     # One token can never be a usable prompt: the fallback path runs whatever the teacher learnt.
     short = run(PromptRewrite(vlm=TeacherVlm(max_new_tokens=1)), models, instance)
-    assert short.trace["fallback"] is True and seen_prompts == [instance.prompt]
-    assert short.trace["vlm"] == {"backend": "teacher", "max_new_tokens": 1}
+    assert short.trace.fallback is True and seen_prompts == [instance.prompt]
+    assert short.trace.vlm == {"backend": "teacher", "max_new_tokens": 1}
     (args, kwargs), = calls
     assert np.array_equal(kwargs["images"][0], instance.first_frame) and kwargs["max_new_tokens"] == 1
     # At the configured length the trace matches its own reply, and the student gets the trace's prompt.
     full = run(instantiate(component_kwargs(compose_cfg("method=prompt_rewrite"), "method")), models, instance)
-    parsed = parse_prompt_reply(full.trace["reply"])
-    assert full.trace["fallback"] is (parsed is None)
-    assert full.trace["prompt"] == (parsed or instance.prompt) == seen_prompts[-1]
+    parsed = parse_prompt_reply(full.trace.reply)
+    assert full.trace.fallback is (parsed is None)
+    assert full.trace.prompt == (parsed or instance.prompt) == seen_prompts[-1]
 
 
 def test_api_failure_after_retries_raises_with_the_trace_so_far(models, instance, seen_prompts):
-    with FakeChatServer([500, 500, "never reached"]) as server, pytest.raises(ChatApiError) as err:
+    with FakeChatServer([500, 500, "never reached"]) as server, pytest.raises(MethodFailed) as err:
         run(ApiPromptRewrite(vlm=api(server)), models, instance)
+    assert isinstance(err.value.cause, ChatApiError)
     assert len(server.requests) == 2 and seen_prompts == []  # 1 try + 1 retry, no generation
-    assert err.value.trace["original_prompt"] == instance.prompt and "reply" not in err.value.trace
+    assert err.value.trace.original_prompt == instance.prompt and err.value.trace.reply is None
 
 
 # ------------------------------------------------------------------ videotpo
@@ -184,12 +185,12 @@ def test_videotpo_default_is_tivibench_pass_at_1_with_one_stacked_critic_image(m
     even when a critique prefers candidate 2, and the critic sees one 256x256 JPEG-q50 stacked image."""
     with FakeChatServer([CRITIQUE_2, "State the direction of each step.", NEW_PROMPT]) as server:
         out = run(ApiVideoTpo(vlm=api(server)), models, instance)
-    assert len(server.requests) == out.trace["vlm_calls"] == 3 and [image_count(b) for b in server.requests] == [1, 0, 0]
+    assert len(server.requests) == out.trace.vlm_calls == 3 and [image_count(b) for b in server.requests] == [1, 0, 0]
     assert seen_prompts == [instance.prompt] * 2 + [NEW_PROMPT] * 2 and out.steps == 3 + 4
     seeds = candidate_seeds(SEED, 2)
     final = dataclasses.replace(instance, prompt=NEW_PROMPT)
     assert np.array_equal(out.clip, generate_clip(models[0], final, seeds[0]))
-    assert out.trace["chosen"] == 0 and out.trace["seed"] == seeds[0] and "critique" not in out.trace["rounds"][-1]
+    assert out.trace.chosen == 0 and out.trace.seed == seeds[0] and out.trace.rounds[-1].critique is None
     first_round = [generate_clip(models[0], instance, s) for s in seeds]
     buf = io.BytesIO()
     Image.fromarray(tivibench_critic_image(first_round)).save(buf, format="JPEG", quality=50)
@@ -209,28 +210,28 @@ def test_videotpo_api_rounds_and_the_named_candidate_is_returned(models, instanc
     seeds = candidate_seeds(SEED, 2)
     expected = generate_clip(models[0], dataclasses.replace(instance, prompt=NEW_PROMPT), seeds[chosen])
     assert np.array_equal(out.clip, expected)
-    assert out.trace["chosen"] == chosen and out.trace["seed"] == seeds[chosen]
-    first, last = out.trace["rounds"]
+    assert out.trace.chosen == chosen and out.trace.seed == seeds[chosen]
+    first, last = out.trace.rounds
     assert [image_count(b) for b in server.requests] == [4, 0, 0, 4]
-    assert first["critique"]["request"] == request_text(server.requests[0])
-    assert first["critique"]["reply"] == CRITIQUE_2 and first["critique"]["chosen"] == 1
-    assert first["edit"]["reply"] == "State the direction of each step."
-    assert CRITIQUE_2 in first["edit"]["request"] and "State the direction" in first["rewrite"]["request"]
-    assert first["rewrite"]["prompt"] == NEW_PROMPT and first["rewrite"]["fallback"] is False
-    assert last["prompt"] == out.trace["final_prompt"] == NEW_PROMPT and NEW_PROMPT in request_text(server.requests[3])
-    assert "edit" not in last and "rewrite" not in last and last["critique"]["choice_fallback"] is False
-    assert first["seeds"] == last["seeds"] == seeds
-    assert out.steps == 4 + 4 and out.trace["vlm_calls"] == 4 and out.trace["generations"] == 4
+    assert first.critique.request == request_text(server.requests[0])
+    assert first.critique.reply == CRITIQUE_2 and first.critique.chosen == 1
+    assert first.edit.reply == "State the direction of each step."
+    assert CRITIQUE_2 in first.edit.request and "State the direction" in first.rewrite.request
+    assert first.rewrite.prompt == NEW_PROMPT and first.rewrite.fallback is False
+    assert last.prompt == out.trace.final_prompt == NEW_PROMPT and NEW_PROMPT in request_text(server.requests[3])
+    assert last.edit is None and last.rewrite is None and last.critique.choice_fallback is False
+    assert first.seeds == last.seeds == seeds
+    assert out.steps == 4 + 4 and out.trace.vlm_calls == 4 and out.trace.generations == 4
     assert set(out.timings) == {"sampling_s", "critique_s", "edit_s", "rewrite_s"} and min(out.timings.values()) > 0
 
 
 def test_videotpo_unparsable_critique_and_rewrite_fall_back_flagged(models, instance, seen_prompts):
     with FakeChatServer(["Both look similar.", "Be clearer.", "assistant " * 20, "Hard to say."]) as server:
         out = run(ApiVideoTpo(vlm=api(server), **VLM_PICK), models, instance)
-    first, last = out.trace["rounds"]
-    assert first["critique"]["choice_fallback"] is True and first["critique"]["chosen"] == 0
-    assert first["rewrite"]["fallback"] is True and out.trace["final_prompt"] == instance.prompt
-    assert last["critique"]["choice_fallback"] is True and out.trace["chosen"] == 0
+    first, last = out.trace.rounds
+    assert first.critique.choice_fallback is True and first.critique.chosen == 0
+    assert first.rewrite.fallback is True and out.trace.final_prompt == instance.prompt
+    assert last.critique.choice_fallback is True and out.trace.chosen == 0
     assert seen_prompts == [instance.prompt] * 4
     assert np.array_equal(out.clip, generate_clip(models[0], instance, SEED))  # candidate 1 = the frozen video
 
@@ -241,42 +242,43 @@ def test_rounds_and_width_set_the_cost(models, instance, seen_prompts, rounds, w
         out = run(ApiVideoTpo(vlm=api(server), rounds=rounds, width=width, same_seeds_each_round=False, **VLM_PICK),
                   models, instance)
     calls = rounds + 2 * (rounds - 1)
-    assert len(server.requests) == out.trace["vlm_calls"] == calls
-    assert len(seen_prompts) == out.trace["generations"] == rounds * width and out.steps == calls + rounds * width
+    assert len(server.requests) == out.trace.vlm_calls == calls
+    assert len(seen_prompts) == out.trace.generations == rounds * width and out.steps == calls + rounds * width
     assert [image_count(b) for b in server.requests if image_count(b)] == [2 * width] * rounds
-    assert out.trace["chosen"] == width - 1
-    seeds = [r["seeds"] for r in out.trace["rounds"]]
+    assert out.trace.chosen == width - 1
+    seeds = [r.seeds for r in out.trace.rounds]
     assert seeds[0] == candidate_seeds(SEED, width)
     assert all(s == candidate_seeds(derive_seed(SEED, "videotpo_round", r), width) for r, s in enumerate(seeds) if r)
     assert len({s for round_seeds in seeds for s in round_seeds}) == rounds * width  # fresh seeds each round
 
 
 def test_videotpo_api_failure_mid_round_raises_with_the_rounds_so_far(models, instance):
-    with FakeChatServer([CRITIQUE_2, 503, 503]) as server, pytest.raises(ChatApiError) as err:
+    with FakeChatServer([CRITIQUE_2, 503, 503]) as server, pytest.raises(MethodFailed) as err:
         run(ApiVideoTpo(vlm=api(server)), models, instance)
-    (first,) = err.value.trace["rounds"]
-    assert first["critique"]["reply"] == CRITIQUE_2 and "reply" not in first["edit"] and "rewrite" not in first
+    assert isinstance(err.value.cause, ChatApiError)
+    (first,) = err.value.trace.rounds
+    assert first.critique.reply == CRITIQUE_2 and first.edit.reply is None and first.rewrite is None
     assert len(server.requests) == 3
 
 
 def test_videotpo_with_the_micro_teacher(models, instance, seen_prompts):
     out = run(VideoTpo(vlm=TeacherVlm(max_new_tokens=1)), models, instance)
-    first, last = out.trace["rounds"]
-    assert first["rewrite"]["fallback"] is True and out.trace["final_prompt"] == instance.prompt
-    assert first["critique"]["images"] == ["stacked_first_then_last_frames"] and "critique" not in last
+    first, last = out.trace.rounds
+    assert first.rewrite.fallback is True and out.trace.final_prompt == instance.prompt
+    assert first.critique.images == ["stacked_first_then_last_frames"] and last.critique is None
     assert seen_prompts == [instance.prompt] * 4 and out.steps == 3 + 4
     assert np.array_equal(out.clip, generate_clip(models[0], instance, SEED))  # the first seed
 
 
 def test_videotpo_vlm_pick_with_the_micro_teacher(models, instance, seen_prompts):
     out = run(VideoTpo(vlm=TeacherVlm(max_new_tokens=1), **VLM_PICK), models, instance)
-    first, last = out.trace["rounds"]
+    first, last = out.trace.rounds
     for step in (first, last):  # the choice is whatever the one-token critique names, or the flagged default
-        choice = parse_choice(step["critique"]["reply"], 2)
-        assert step["critique"]["chosen"] == (0 if choice is None else choice)
-        assert step["critique"]["choice_fallback"] is (choice is None)
+        choice = parse_choice(step.critique.reply, 2)
+        assert step.critique.chosen == (0 if choice is None else choice)
+        assert step.critique.choice_fallback is (choice is None)
     assert seen_prompts == [instance.prompt] * 4 and out.steps == 8
-    expected = generate_clip(models[0], instance, candidate_seeds(SEED, 2)[out.trace["chosen"]])
+    expected = generate_clip(models[0], instance, candidate_seeds(SEED, 2)[out.trace.chosen])
     assert np.array_equal(out.clip, expected)
 
 
@@ -324,4 +326,4 @@ def test_runner_records_api_videotpo_and_an_api_failure_as_an_error(tmp_path):
     assert ok["status"] == "ok" and ok["method"] == "videotpo_api" and ok["steps"] == 7
     assert ok["trace"]["final_prompt"] == NEW_PROMPT and ok["trace"]["chosen"] == 0
     assert failed["status"] == "error" and failed["error_stage"] == "generate" and "HTTP 500" in failed["error"]
-    assert failed["trace"]["rounds"][0]["critique"]["request"] and "reply" not in failed["trace"]["rounds"][0]["critique"]
+    assert failed["trace"]["rounds"][0]["critique"]["request"] and failed["trace"]["rounds"][0]["critique"]["reply"] is None

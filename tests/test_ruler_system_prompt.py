@@ -99,7 +99,7 @@ def write_ruler_run(path: Path, method: str, details: dict) -> Path:
         record = rec.Record(instance_id=iid, bench="ruler", task=iid.split("/")[1], category=cat, split="test",
                             method=method, seed=0, status="ok", score=score,
                             scores={"IF": 1.0, "VC": 2.0, "VF": 1.0, "RC": 1.0},
-                            trace={"score_details": details}, config_hash=f"h-{method}")
+                            score_details=details, config_hash=f"h-{method}")
         rec.append(run.records_path(0, 1), record)
     return path
 

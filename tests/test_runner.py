@@ -8,28 +8,17 @@ import sys
 import time
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
 
 from harness import records as rec
 from harness.results.summary import write_run_tables
 from harness.config import CONF_DIR
-from harness.runner import Runner
 from harness.sinks import NullSink
 from harness.types import UserError
 from harness.video import read_mp4
+from tests.cli import compose_runner
 
 ROOT = CONF_DIR.parent
 DOUBLE = "tests.runner_doubles.FailWhileMarked"
-
-
-def compose_runner(tmp_path, *overrides):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"output_root={tmp_path}", "progress=false", *overrides], return_hydra_config=True)
-    choices = dict(cfg.hydra.runtime.choices)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return Runner(cfg, choices)
 
 
 def run(tmp_path, *overrides):
@@ -79,7 +68,8 @@ def test_errors_are_recorded_then_retried_alone(tmp_path):
     overrides = ["limit=3", f"method._target_={DOUBLE}", f"+method.fail_ids=[{bad}]", f"+method.marker={marker}", "run_name=flaky"]
     run_dir = run(tmp_path, *overrides)
     latest = run_dir.latest_records()
-    assert latest[bad]["status"] == "error" and "injected failure" in latest[bad]["error"]
+    assert latest[bad]["status"] == "error" and latest[bad]["error"].startswith(f"RuntimeError: injected failure for {bad}")
+    assert latest[bad]["trace"] == {"instance_id": bad}  # the failed method's trace so far
     assert latest[bad]["score"] is None and latest[bad]["error_stage"] == "generate"
     assert sum(r["status"] == "ok" for r in latest.values()) == 2
     marker.unlink()
@@ -87,6 +77,14 @@ def test_errors_are_recorded_then_retried_alone(tmp_path):
     lines = rec.read_lines(run_dir.records_path())
     assert [r["instance_id"] for r in lines].count(bad) == 2  # only the failed one was redone
     assert len(lines) == 4 and run_dir.latest_records()[bad]["status"] == "ok"
+
+
+def test_a_method_declared_an_oracle_is_recorded_and_tabled_as_one(tmp_path):
+    run_dir = run(tmp_path, "limit=1", "method=pass_at_k", "method.k=2")
+    (record,) = run_dir.latest_records().values()
+    assert record["oracle"] is True and record["trace"]["chosen"] in (0, 1) and len(record["trace"]["seeds"]) == 2
+    assert json.loads((run_dir.path / "summary.json").read_text())["oracle"] is True
+    assert "pass_at_k (oracle)" in (run_dir.path / "table.md").read_text()
 
 
 def test_records_of_another_config_are_refused(tmp_path):

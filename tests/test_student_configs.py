@@ -15,13 +15,13 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from benchmarks.micro import MicroBenchmark, render_solution, score_clip
-from benchmarks.micro.training.train_student import LATER_SIGMAS
-from benchmarks.micro.training.train_vae import encode_clips, normalise
 import harness.config  # noqa: F401  (registers the run schema that conf/config.yaml composes)
 from harness.frames import frames_to_clip
 from harness.students.patch_linear import PatchLinearDecoder
 from harness.students.wan import WanStudent
 from harness.types import UserError
+from lab.micro.training.train_student import LATER_SIGMAS
+from lab.micro.training.train_vae import encode_clips, normalise
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "student"
 

@@ -7,7 +7,7 @@ from diffusers import WanPipeline
 from safetensors.torch import load_file
 
 from benchmarks.micro import tokenize, vocabulary
-from benchmarks.micro.weights_student import DEFAULT_OUT, build_micro_student, build_tokenizer
+from lab.micro.weights_student import DEFAULT_OUT, build_micro_student, build_tokenizer
 
 WEIGHT_FILES = [
     "transformer/diffusion_pytorch_model.safetensors",

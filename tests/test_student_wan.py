@@ -12,11 +12,11 @@ from peft.tuners.lora import LoraLayer
 from transformers import T5Config, T5EncoderModel
 
 from benchmarks.micro import vocabulary
-from benchmarks.micro.weights_student import DEFAULT_OUT as MICRO_DIR
-from benchmarks.micro.weights_student import MAX_TEXT_LEN, build_tokenizer
 from harness.students.lora import ADAPTER_NAME
 from harness.students.wan import WanStudent, is_frame_wise
 from harness.types import Instance, UserError
+from lab.micro.weights_student import DEFAULT_OUT as MICRO_DIR
+from lab.micro.weights_student import MAX_TEXT_LEN, build_tokenizer
 
 LORA = dict(rank=4, scale=1.0, target_modules=["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"])
 

@@ -43,7 +43,7 @@ def test_compare_two_runs_with_reference_and_out(tmp_path):
 
 def test_folder_of_runs_is_searched(tmp_path, capsys):
     write_run(tmp_path / "synth" / "frozen" / "r", "frozen", frozen_scores())
-    write_run(tmp_path / "synth" / "pass_at_k" / "r", "pass_at_k", frozen_scores(), num_shards=2)
+    write_run(tmp_path / "synth" / "pass_at_k" / "r", "pass_at_k", frozen_scores(), num_shards=2, oracle=True)
     assert main([str(tmp_path), "--baseline", "frozen"]) == 0
     out = capsys.readouterr().out
     assert "| pass_at_k (oracle) |" in out and "| frozen |" in out

@@ -9,9 +9,9 @@ from hydra.utils import get_method, instantiate
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
-from benchmarks.micro import weights_teacher as micro
 from harness.teachers import QwenVLTeacher
 from harness.teachers.queries import fallback_queries
+from lab.micro import weights_teacher as micro
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "benchmarks/micro/weights/teacher"
@@ -74,7 +74,7 @@ def test_committed_micro_teacher_sees_32px_frames_unresized():
     assert (COMMITTED / "model.safetensors").stat().st_size < 3 * 2**20
     # A changed micro vocabulary needs a rebuilt (and retrained) teacher.
     assert teacher.tokenizer.get_vocab() == micro.build_tokenizer().get_vocab(), \
-        "rebuild: python -m benchmarks.micro.weights_teacher"
+        "rebuild: python -m lab.micro.weights_teacher"
 
 
 @pytest.mark.parametrize("name", ["micro", "qwen3_vl_4b", "qwen3_vl_8b", "qwen25_vl_7b"])

@@ -6,9 +6,9 @@ import pytest
 import torch
 from teacher_fixtures import write_tiny_teacher
 
-from benchmarks.micro.training.train_teacher import yes_no_inputs
 from harness.teachers import QwenVLTeacher
 from harness.teachers.packed_attention import NAME, packed_sdpa, use_packed_vision_attention
+from lab.micro.training.train_teacher import yes_no_inputs
 
 PREPROCESSOR = {"size": {"shortest_edge": 28 * 28, "longest_edge": 64 * 64 * 4}}
 QUESTIONS = ["Is the red agent on the green cell?", "Does the agent avoid the walls at all times?"]

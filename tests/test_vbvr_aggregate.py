@@ -29,7 +29,7 @@ def record(task: str, idx: int, score: float | None, status: str = "ok", details
         instance_id=tasks.instance_id(task, idx), bench="vbvr", task=task, category=tasks.category(task),
         split=split, method="frozen", seed=0, status=status, score=score if status == "ok" else None,
         error=None if status == "ok" else error, error_stage=None if status == "ok" else stage,
-        trace={"score_details": details} if details else {},
+        score_details=details or {},
     )
     return json.loads(r.to_json())  # exactly what a records.jsonl line holds
 
@@ -122,7 +122,7 @@ def test_notes_report_patch_opencv_protocol_and_commit() -> None:
     assert "OpenCV: 4.14.0" in notes and "generation protocol: official: GT frame count" in notes
     assert "differ from the pinned" not in notes
     mixed = full_run(details)
-    mixed[-1]["trace"]["score_details"] = {**details, "safe_distance_patch": "off", "vbvr_bench_commit": "abc"}
+    mixed[-1]["score_details"] = {**details, "safe_distance_patch": "off", "vbvr_bench_commit": "abc"}
     notes = "\n".join(official_aggregate(mixed)["notes"])
     assert "G-24 / G-54: applied, off" in notes and "commit(s) abc differ from the pinned 275472f" in notes
     assert "G-24 / G-54: unknown" in "\n".join(official_aggregate(full_run())["notes"])

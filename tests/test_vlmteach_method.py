@@ -12,8 +12,8 @@ from benchmarks.micro import generate_instances
 from harness.config import CONF_DIR, component_kwargs
 from harness.method import MethodContext, generate_clip
 from harness.seeding import derive_seed
-from harness.types import Queries
-from harness.vlmteach import OptimisationDiverged, VlmTeach
+from harness.types import MethodFailed, Queries
+from harness.vlmteach import OptimisationDiverged, VlmTeach, VlmTeachTrace
 from harness.vlmteach.frames import select_frames
 from harness.vlmteach.loss import weigh_questions
 
@@ -46,7 +46,7 @@ def run(method, models, instance, seed=SEED):
 
 def numbers(trace):
     """The trace without wall times, for exact comparisons."""
-    return [{k: v for k, v in step.items() if k != "seconds"} for step in trace["per_step"]]
+    return [(step.loss, step.p_yes, step.grad_norm) for step in trace.per_step]
 
 
 def lora_values(student):
@@ -69,7 +69,7 @@ def test_gradient_reaches_every_lora_weight_and_nothing_else_changes(models, ins
     out = run(VlmTeach(num_steps=2, early_stop=False, **FAST), models, instances[0])
     monkeypatch.undo()
 
-    assert out.steps == 2 and all(step["grad_norm"] > 0 for step in out.trace["per_step"][:2])
+    assert out.steps == 2 and all(step.grad_norm > 0 for step in out.trace.per_step[:2])
     initial = lora_values(student)  # the run resets the LoRA to its initial draw when it ends
     assert len(initial) == len(adapted["lora"]) > 0
     unchanged = [i for i, (a, b) in enumerate(zip(initial, adapted["lora"])) if torch.equal(a, b)]
@@ -106,31 +106,31 @@ def test_same_seed_same_trace_and_another_seed_another_noise(models, instances):
     first, again = run(method, models, instances[0]), run(method, models, instances[0])
     assert numbers(first.trace) == numbers(again.trace) and np.array_equal(first.clip, again.clip)
     other = run(method, models, instances[0], seed=SEED + 1)
-    assert other.trace["per_step"][0]["loss"] != first.trace["per_step"][0]["loss"]
+    assert other.trace.per_step[0].loss != first.trace.per_step[0].loss
 
 
 def test_early_stop_before_any_update_keeps_the_frozen_student(models, instances):
     student, _ = models
     out = run(VlmTeach(num_steps=3, tau=1e9, **FAST), models, instances[0])
-    assert out.steps == 0 and out.trace["stopped_early"] is True and len(out.trace["per_step"]) == 1
-    assert out.trace["final_loss"] == out.trace["per_step"][0]["loss"]
+    assert out.steps == 0 and out.trace.stopped_early is True and len(out.trace.per_step) == 1
+    assert out.trace.final_loss == out.trace.per_step[0].loss
     assert np.array_equal(out.clip, generate_clip(student, instances[0], SEED))  # same noise, zero LoRA
 
 
 def test_tau_zero_never_stops_early(models, instances):
     out = run(VlmTeach(num_steps=2, tau=0.0, **FAST), models, instances[0])
-    assert out.steps == 2 and out.trace["stopped_early"] is False
+    assert out.steps == 2 and out.trace.stopped_early is False
     # two updates, then one evaluation of the kept LoRA: the final loss is the kept LoRA's
-    assert len(out.trace["per_step"]) == 3 and "grad_norm" not in out.trace["per_step"][-1]
-    assert out.trace["final_loss"] == out.trace["per_step"][-1]["loss"]
-    assert out.trace["per_step"][-1]["loss"] != out.trace["per_step"][0]["loss"]
+    assert len(out.trace.per_step) == 3 and out.trace.per_step[-1].grad_norm is None
+    assert out.trace.final_loss == out.trace.per_step[-1].loss
+    assert out.trace.per_step[-1].loss != out.trace.per_step[0].loss
     assert set(out.timings) == {"synthesis_s", "encode_s", "optimise_s", "final_eval_s", "final_s"}
 
 
 def test_fixed_step_count_ignores_the_threshold(models, instances):
     out = run(VlmTeach(num_steps=3, early_stop=False, tau=1e9, **FAST), models, instances[0])
-    assert out.steps == 3 and out.trace["steps_used"] == 3 and out.trace["stopped_early"] is False
-    assert sum("grad_norm" in step for step in out.trace["per_step"]) == 3
+    assert out.steps == 3 and out.trace.steps_used == 3 and out.trace.stopped_early is False
+    assert sum(step.grad_norm is not None for step in out.trace.per_step) == 3
 
 
 def test_observe_sees_each_one_step_prediction_the_teacher_judges(models, instances, monkeypatch):
@@ -146,8 +146,10 @@ def test_observe_sees_each_one_step_prediction_the_teacher_judges(models, instan
         return original(frames, questions, clock)
 
     monkeypatch.setattr(teacher, "yes_nll", spy)
-    steps = method.optimise(student, teacher, cond, noise, SEED, 7, weigh_questions(Queries(**FIXED), 0.5),
-                            {"per_step": []}, observe=lambda step, frames: seen.append((step, frames.clone())))
+    weighted = weigh_questions(Queries(**FIXED), 0.5)
+    trace = VlmTeachTrace.start(Queries(**FIXED), "fixed", weighted, method.opt_step, 7)
+    steps = method.optimise(student, teacher, cond, noise, SEED, 7, weighted, trace,
+                            observe=lambda step, frames: seen.append((step, frames.clone())))
     assert steps == 2 and [step for step, _ in seen] == [0, 1, 2]  # after 0, 1 and 2 updates
     for (_, frames), shown in zip(seen, judged, strict=True):
         assert not frames.requires_grad
@@ -175,7 +177,7 @@ def test_lambda_decides_which_questions_the_teacher_answers(models, instances, m
     calls = spy_teacher(models[1], monkeypatch)
     out = run(VlmTeach(num_steps=1, early_stop=False, goal_weight=goal_weight, **FAST), models, instances[0])
     assert [questions for _, questions, _ in calls] == [expected, expected]
-    assert out.trace["loss_questions"] == expected and len(out.trace["final_p_yes"]) == len(expected)
+    assert out.trace.loss_questions == expected and len(out.trace.final_p_yes) == len(expected)
 
 
 @pytest.mark.parametrize("k, shown", [(5, 5), (12, 12), (24, 17)])
@@ -183,7 +185,7 @@ def test_k_sets_how_many_frames_the_teacher_sees(models, instances, monkeypatch,
     calls = spy_teacher(models[1], monkeypatch)
     out = run(VlmTeach(num_steps=0, num_frames=k, **FAST), models, instances[0])
     assert [n for n, _, _ in calls] == [shown]
-    assert out.trace["frames_decoded"] == 17 and len(out.trace["frame_indices"]) == shown
+    assert out.trace.frames_decoded == 17 and len(out.trace.frame_indices) == shown
 
 
 def test_the_teacher_is_told_the_true_clock_of_the_frames_it_sees(models, instances, monkeypatch):
@@ -193,15 +195,15 @@ def test_the_teacher_is_told_the_true_clock_of_the_frames_it_sees(models, instan
     out = run(VlmTeach(num_steps=0, num_frames=12, **FAST), models, instances[0])
     (_, _, clock), = calls
     assert clock.fps == instances[0].fps == 8 and clock.total_num_frames == 17
-    assert list(clock.frames_indices) == out.trace["frame_indices"] and out.trace["frames_fps"] == 8
+    assert list(clock.frames_indices) == out.trace.frame_indices and out.trace.frames_fps == 8
 
 
 def test_the_evaluation_after_the_last_update_is_its_own_cost(models, instances, monkeypatch):
     calls = spy_teacher(models[1], monkeypatch)
     out = run(VlmTeach(num_steps=2, early_stop=False, **FAST), models, instances[0])
     assert len(calls) == 3 and out.steps == 2  # two updates, then the kept LoRA is evaluated once more
-    assert out.timings["final_eval_s"] == out.trace["final_eval_s"] > 0
-    assert "seconds" not in out.trace["per_step"][-1]  # the extra evaluation is not an update
+    assert out.timings["final_eval_s"] == out.trace.final_eval_s > 0
+    assert out.trace.per_step[-1].seconds is None  # the extra evaluation is not an update
     stopped = run(VlmTeach(num_steps=2, tau=10.0, **FAST), models, instances[0])  # stops before any update
     assert stopped.steps == 0 and stopped.timings["final_eval_s"] == 0.0
 
@@ -228,9 +230,9 @@ def test_last_and_all_steps_judge_the_full_sample_and_differ_in_gradient(models,
         one_step = student.predict_x0(cond, student.make_noise(cond, SEED), student.sigmas[0])
     assert torch.allclose(last_x0, full, atol=1e-5) and torch.allclose(all_x0, full, atol=1e-5)
     assert torch.allclose(first_x0, one_step, atol=1e-5) and not torch.allclose(first_x0, full, atol=1e-3)
-    step0 = {mode: out.trace["per_step"][0] for mode, out in outs.items()}
-    assert step0["last"]["loss"] == pytest.approx(step0["all"]["loss"], abs=1e-5)
-    assert step0["last"]["grad_norm"] != pytest.approx(step0["all"]["grad_norm"], rel=1e-3)
+    step0 = {mode: out.trace.per_step[0] for mode, out in outs.items()}
+    assert step0["last"].loss == pytest.approx(step0["all"].loss, abs=1e-5)
+    assert step0["last"].grad_norm != pytest.approx(step0["all"].grad_norm, rel=1e-3)
 
 
 def test_nan_loss_raises_with_the_step_and_the_trace(models, instances, monkeypatch):
@@ -244,9 +246,10 @@ def test_nan_loss_raises_with_the_step_and_the_trace(models, instances, monkeypa
         return nll * float("nan") if len(calls) == 2 else nll
 
     monkeypatch.setattr(teacher, "yes_nll", nan_on_second_call)
-    with pytest.raises(OptimisationDiverged, match="loss is nan at step 1") as info:
+    with pytest.raises(MethodFailed, match="loss is nan at step 1") as info:
         run(VlmTeach(num_steps=3, early_stop=False, **FAST), models, instances[0])
-    assert len(info.value.trace["per_step"]) == 2 and info.value.trace["queries"]["goal"] == FIXED["goal"]
+    assert isinstance(info.value.cause, OptimisationDiverged)
+    assert len(info.value.trace.per_step) == 2 and info.value.trace.queries.goal == FIXED["goal"]
     # the student is left at its initial LoRA even after the failure
     after = lora_values(student)
     student.reset_lora(derive_seed(SEED, "lora"))
@@ -267,8 +270,9 @@ def test_nan_gradient_raises_before_the_update(models, instances, monkeypatch):
     teacher = models[1]
     original = teacher.yes_nll
     monkeypatch.setattr(teacher, "yes_nll", lambda frames, questions, clock=None: _NanGradient.apply(original(frames, questions, clock)))
-    with pytest.raises(OptimisationDiverged, match="gradient norm is nan at step 0"):
+    with pytest.raises(MethodFailed, match="gradient norm is nan at step 0") as info:
         run(VlmTeach(num_steps=2, early_stop=False, **FAST), models, instances[0])
+    assert isinstance(info.value.cause, OptimisationDiverged) and len(info.value.trace.per_step) == 1
 
 
 def test_unparseable_teacher_questions_are_marked_as_fallback(models, instances, monkeypatch):
@@ -276,7 +280,7 @@ def test_unparseable_teacher_questions_are_marked_as_fallback(models, instances,
     # Every reply of the teacher is malformed (no JSON, no question marks).
     monkeypatch.setattr(teacher, "_generate", lambda *args, **kwargs: '{"goal": "the square moves" , process')
     out = run(VlmTeach(num_steps=0, lr=1e-2), models, instances[0])
-    queries = out.trace["queries"]
-    assert queries["source"] == "teacher" and queries["fallback"] is True
-    assert "the square moves" in queries["raw"]
-    assert out.trace["loss_questions"] == [queries["goal"], *queries["process"]]
+    queries = out.trace.queries
+    assert out.trace.query_source == "teacher" and queries.fallback is True
+    assert "the square moves" in queries.raw
+    assert out.trace.loss_questions == [queries.goal, *queries.process]

@@ -3,7 +3,8 @@
 Layout: ``world`` (geometry, palette, drawing), ``tasks`` (families, prompts, plans), ``detect``
 (frames -> cell labels), ``scorer`` (rules -> Score), ``corruptions`` (ground-truth and wrong
 videos), ``dataset`` (generation and parquet I/O), ``make_data`` (the regeneration script),
-``benchmark`` (MicroBenchmark).
+``benchmark`` (MicroBenchmark), ``questions`` (what a teacher asks, tied to the scorer's checks),
+``judge`` (the oracle teacher). The models in ``weights`` are built and trained by ``lab.micro``.
 """
 
 from benchmarks.micro.benchmark import MicroBenchmark

@@ -1,6 +1,6 @@
 """A flawless teacher for the micro world: the scorer's own checks, made differentiable.
 
-``ScorerJudge`` writes the questions the micro teacher is trained to write (``training.data.questions``)
+``ScorerJudge`` writes the questions the micro teacher is trained to write (``questions.questions_for``)
 and answers each one from the frames with a soft version of ``scorer.score_clip``: a pixel's colour is a
 softmax over the palette (and "none", beyond the scorer's colour distance) by distance, a cell holds a
 colour when its core is clearly more than half that colour (a sigmoid of the fraction, with a margin),
@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from benchmarks.micro.detect import MAX_COLOR_DISTANCE
 from benchmarks.micro.scorer import MIN_SEEN_FRACTION
 from benchmarks.micro.tasks import cell
-from benchmarks.micro.training import data
 from benchmarks.micro.world import BACKGROUND, Cell, CELL, COLOR_NAMES, GRID, NUM_FRAMES, PALETTE, core_mask, outline_mask
+from benchmarks.micro.questions import questions_for
 from harness.types import Instance, Queries, UserError
 
 _PALETTE = torch.tensor([PALETTE[name] for name in COLOR_NAMES], dtype=torch.float32)  # [K, 3], 0..255
@@ -57,7 +57,7 @@ class ScorerJudge:
         if instance.bench != "micro":
             raise UserError(f"{instance.id}: the scorer judge answers micro-world instances only "
                             f"(bench {instance.bench!r}); use a VLM teacher for other benchmarks")
-        goal, *process = data.questions(instance)[:1 + max_process]
+        goal, *process = questions_for(instance)[:1 + max_process]
         self._instance, self._checks = instance, {q.text: q.checks for q in (goal, *process)}
         return Queries(goal=goal.text, process=[q.text for q in process],
                        raw=json.dumps({"goal": goal.text, "process": [q.text for q in process]}))

@@ -106,7 +106,7 @@ def official_aggregate(records: Iterable[dict[str, Any]], expected_ids: Iterable
 
 
 def _prompt_kind(record: dict[str, Any]) -> str:
-    details = (record.get("trace") or {}).get("score_details") or {}
+    details = record.get("score_details") or {}
     return details.get("system_prompt", "unrecorded")  # records before the choice existed used the paraphrase
 
 

@@ -16,7 +16,6 @@ import abc
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from benchmarks.ruler import system_prompt as prompts

@@ -120,7 +120,7 @@ def _notes(result: Mapping[str, Any], ok: list[Mapping[str, Any]]) -> list[str]:
         "their records stay errors with the scorer's message (scorer_failures). Other errors and missing videos "
         "are excluded and counted (upstream drops a missing video silently)."
     )
-    details = [(r.get("trace") or {}).get("score_details") or {} for r in ok]  # Score.details, as the runner stores it
+    details = [r.get("score_details") or {} for r in ok]  # Score.details, as the runner stores it
     patch = sorted({d.get("safe_distance_patch", "unknown") for d in details}) or ["unknown"]
     notes.append(
         "safe_distance import patch for G-24 / G-54: " + ", ".join(patch)

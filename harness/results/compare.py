@@ -23,7 +23,7 @@ def _label_runs(runs: list[RunResults], warned: set[Path] = frozenset()) -> dict
     counts: dict[str, int] = {}
     for r in runs:
         counts[r.method] = counts.get(r.method, 0) + 1
-    return {r.path: display_method(r.method) + (f" @{r.path.name}" if counts[r.method] > 1 else "")
+    return {r.path: display_method(r.method, r.oracle) + (f" @{r.path.name}" if counts[r.method] > 1 else "")
             + (" [NOT COMPARABLE: see warning]" if r.path in warned else "") for r in runs}
 
 

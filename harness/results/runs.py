@@ -13,11 +13,10 @@ from harness.records import STATUS_OK
 from harness.rundir import Completeness, RunDir
 from harness.types import UserError
 
-ORACLE_PREFIX = "pass_at_k"
 
 
-def display_method(label: str) -> str:
-    return f"{label} (oracle)" if label.startswith(ORACLE_PREFIX) else label
+def display_method(label: str, oracle: bool) -> str:
+    return f"{label} (oracle)" if oracle else label
 
 
 @dataclass
@@ -33,6 +32,7 @@ class RunResults:
     seed: int | None = None  # the run's base seed (config.yaml), None where unknown
     bench_target: str | None = None  # the benchmark's class (config.yaml's bench._target_), None where unknown
     audit: str | None = None  # the module that audits this method's runs (harness.results.audit), if it has one
+    oracle: bool = False  # its method reads the answer key (the records' ``oracle``, from Method.is_oracle)
 
     @property
     def flag(self) -> str:
@@ -92,7 +92,8 @@ def load_run(path: str | Path) -> RunResults:
             membership[iid] = _groups_of(groups)
     config = OmegaConf.load(run.config_path) if run.config_path.is_file() else OmegaConf.create()
     return RunResults(run.path, bench, method, chash, records, completeness, bool(manifests), membership,
-                      seed=config.get("seed"), bench_target=OmegaConf.select(config, "bench._target_"), audit=audit)
+                      seed=config.get("seed"), bench_target=OmegaConf.select(config, "bench._target_"), audit=audit,
+                      oracle=any(r["oracle"] for r in records))
 
 
 def _groups_of(row: dict[str, Any]) -> dict[str, str]:

@@ -19,7 +19,7 @@ from harness.results.audit import audit_of
 from harness.results.benchmark import official_aggregation, official_label, official_warnings
 from harness.results.render import STATS_NOTE, fmt, fmt_cost, md_table, official_md, warnings_md
 from harness.results.rows import main_levels, run_rows
-from harness.results.runs import ORACLE_PREFIX, RunResults, display_method, load_run
+from harness.results.runs import RunResults, display_method, load_run
 from harness.rundir import atomic_write_text
 
 SUMMARY_SCHEMA = 2  # 2: a method's audit rows under "audits" (were "teacher_verdicts")
@@ -34,7 +34,7 @@ def run_summary(run: RunResults) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "run_dir": str(run.path),
         "bench": run.bench,
         "method": run.method,
-        "oracle": run.method.startswith(ORACLE_PREFIX),
+        "oracle": run.oracle,
         "config_hash": run.config_hash,
         "complete": run.complete,
         "flag": run.flag,
@@ -50,7 +50,7 @@ def run_summary(run: RunResults) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 def run_markdown(run: RunResults, summary: dict[str, Any]) -> str:
-    head = f"## {run.bench} / {display_method(run.method)} — {run.path.name}"
+    head = f"## {run.bench} / {display_method(run.method, run.oracle)} — {run.path.name}"
     flag = f"**{run.flag}**" if not run.complete else f"complete ({len(run.completeness.planned)} instances)"
     body = [
         [row["level"], row["group"], fmt(row["mean"]), f"[{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]",
@@ -63,7 +63,7 @@ def run_markdown(run: RunResults, summary: dict[str, Any]) -> str:
     lines += [""] + official_md(summary["official"], official_label(run))
     if audit := audit_of(run):
         if rows := summary["audits"][audit.NAME]:
-            lines += audit.markdown(run.bench, display_method(run.method), rows)
+            lines += audit.markdown(run.bench, display_method(run.method, run.oracle), rows)
     return "\n".join(lines + [STATS_NOTE, ""])
 
 
@@ -80,7 +80,7 @@ def write_run_tables(run_dir: str | Path) -> tuple[dict[str, Any], str, pd.DataF
     run = load_run(run_dir)
     summary, rows = run_summary(run)
     markdown = run_markdown(run, summary)
-    frame = pd.DataFrame(rows).assign(bench=run.bench, method=display_method(run.method),
+    frame = pd.DataFrame(rows).assign(bench=run.bench, method=display_method(run.method, run.oracle),
                                       warnings="; ".join(summary["warnings"]))
     atomic_write_text(run.path / "summary.json", json.dumps(summary, indent=1, sort_keys=True, default=_jsonable) + "\n")
     atomic_write_text(run.path / "table.md", markdown)

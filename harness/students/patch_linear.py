@@ -2,7 +2,7 @@
 
 The micro world draws each grid cell as flat colour regions (an outline, a solid square), so a frame is
 linear in a few colours per cell; its VAE is trained with this head beside its decoder
-(``benchmarks.micro.training.train_vae``), and the loop decodes through it. A pixel loss through a linear
+(``lab.micro.training.train_vae``), and the loop decodes through it. A pixel loss through a linear
 decoder is a quadratic function of the latents, so descent heads for the latents of the frames it asks for;
 through neural light decoders it found off-data latents that draw nearly the right frames and make the
 wrong video (docs/micro-world.md). Checkpoint: ``proj.weight`` [3 * s * s, C, 1, 1] and ``proj.bias``.

@@ -127,7 +127,7 @@ class QwenVLTeacher(ChatTeacher):
         length (a cache sized per prompt would recompile per prompt length); ``None``: a dynamic cache, eager.
         """
         torch_dtype = resolve_dtype(dtype, config_key="teacher.dtype")
-        hint = " Build the micro teacher with `python -m benchmarks.micro.weights_teacher`." if "micro" in path else ""
+        hint = " Build the micro teacher with `python -m lab.micro.weights_teacher`." if "micro" in path else ""
         local = resolve_model_dir(path, config_key="teacher.path", marker="config.json", allow_patterns=_TEACHER_FILES, hint=hint)
         torch_device = resolve_device(device, config_key="teacher.device")
         config = AutoConfig.from_pretrained(local)

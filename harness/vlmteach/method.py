@@ -15,20 +15,17 @@ from harness.frames import frames_to_clip
 from harness.method import Method, MethodContext
 from harness.seeding import derive_seed
 from harness.teachers.clock import frame_clock
-from harness.types import Conditioning, Instance, MethodOutput, Queries, Student, Teacher
+from harness.types import Conditioning, Instance, MethodFailed, MethodOutput, Queries, Student, Teacher
 from harness.vlmteach.frames import select_frames
 from harness.vlmteach.loss import WeightedQuestions, multi_vqa_loss, weigh_questions
+from harness.vlmteach.trace import VlmTeachTrace
 
 OptStep = Literal["first", "last", "all"]
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
 
 class OptimisationDiverged(RuntimeError):
-    """The loss or its gradient is NaN/inf. ``trace`` holds the steps so far; the runner records it."""
-
-    def __init__(self, message: str, trace: dict[str, Any]):
-        super().__init__(message)
-        self.trace = trace
+    """The loss or its gradient is NaN/inf."""
 
 
 class VlmTeach(Method):
@@ -38,12 +35,7 @@ class VlmTeach(Method):
     Choices the paper leaves open are keys here (optimiser, betas, eps, weight decay, clipping) or
     in the student's ``lora`` config (rank, effective scale, targets, init).
 
-    Trace: ``queries`` (goal, process, fallback, raw, source), ``loss_questions`` / ``loss_roles`` /
-    ``loss_weights`` (what enters the loss), ``frames_decoded`` and ``frame_indices`` (what the
-    teacher sees), ``per_step`` (one entry per evaluation: loss, p_yes aligned with
-    ``loss_questions``, and for an update grad_norm and seconds; the last entry evaluates the LoRA
-    that is kept), ``steps_used``, ``stopped_early``, ``final_loss``, ``final_p_yes``, ``lora_seed``,
-    ``final_eval_s`` (the evaluation after the last update, its own cost; 0 when the loop stopped early).
+    Trace: ``VlmTeachTrace``. A failure raises ``MethodFailed`` with the trace so far.
     The teacher is told the frames' true time: the instance's fps and the shown frames' indices.
     Timings: synthesis_s, encode_s, optimise_s (the updates), final_eval_s, final_s.
     """
@@ -122,32 +114,21 @@ class VlmTeach(Method):
         timings["encode_s"] = time.perf_counter() - t0
 
         lora_seed = derive_seed(ctx.seed, "lora")
-        trace: dict[str, Any] = {
-            "queries": {
-                "goal": queries.goal,
-                "process": list(queries.process),
-                "fallback": queries.fallback,
-                "raw": queries.raw,
-                "source": "teacher" if self.fixed_queries is None else "fixed",
-            },
-            "loss_questions": weighted.questions,
-            "loss_roles": weighted.roles,
-            "loss_weights": weighted.weights,
-            "opt_step": self.opt_step,
-            "lora_seed": lora_seed,
-            "per_step": [],
-        }
+        source = "teacher" if self.fixed_queries is None else "fixed"
+        trace = VlmTeachTrace.start(queries, source, weighted, self.opt_step, lora_seed, frames_fps=instance.fps)
         try:
             t0 = time.perf_counter()
             steps = self.optimise(student, teacher, cond, noise, ctx.seed, lora_seed, weighted, trace, fps=instance.fps)
-            timings["final_eval_s"] = trace["final_eval_s"]
-            timings["optimise_s"] = time.perf_counter() - t0 - trace["final_eval_s"]
+            timings["final_eval_s"] = trace.final_eval_s
+            timings["optimise_s"] = time.perf_counter() - t0 - trace.final_eval_s
 
             t0 = time.perf_counter()
             with torch.no_grad():
                 latents = student.sample(cond, noise, seed=ctx.seed)
                 clip = frames_to_clip(student.decode(latents, light=False))
             timings["final_s"] = time.perf_counter() - t0
+        except Exception as exc:
+            raise MethodFailed(exc, trace) from exc
         finally:
             # Leave the student equal to its base model (LoRA B = 0) for whatever runs next.
             student.reset_lora(lora_seed)
@@ -162,68 +143,40 @@ class VlmTeach(Method):
         seed: int,
         lora_seed: int,
         weighted: WeightedQuestions,
-        trace: dict[str, Any],
+        trace: VlmTeachTrace,
         observe: Callable[[int, torch.Tensor], None] | None = None,
         fps: float | None = None,
     ) -> int:
-        """The loop of Algorithm 1 from a fresh LoRA; returns the number of updates and fills ``trace`` (a dict
-        with a ``per_step`` list) as it goes. ``observe(step, frames)``, if given, sees the light-decoded
-        one-step prediction [T, 3, H, W] (detached) after ``step`` updates, before the teacher does. ``fps``:
-        the clip's frame rate, told to the teacher with the shown frames' indices (a teacher with a fixed
-        presentation rate, such as the micro one, needs none)."""
+        """The loop of Algorithm 1 from a fresh LoRA; returns the number of updates and logs each evaluation in
+        ``trace`` as it goes. ``observe(step, frames)``, if given, sees the light-decoded one-step prediction
+        [T, 3, H, W] (detached) after ``step`` updates, before the teacher does. ``fps``: the clip's frame rate,
+        told to the teacher with the shown frames' indices (a teacher with a fixed presentation rate, such as
+        the micro one, needs none)."""
         student.reset_lora(lora_seed)  # in place: same modules, fresh weights
         params = student.lora_parameters()
         _check_trainable(student, teacher, params)
         optimizer = OPTIMIZERS[self.optimizer](params, **self.optimizer_kwargs)  # fresh moments per instance
 
-        updates, stopped_early, loss_value = 0, False, math.nan
-        trace["final_eval_s"] = 0.0
         # Iteration num_steps only evaluates: the trace then holds the loss of the LoRA that is kept.
         for step in range(self.num_steps + 1):
-            may_update = step < self.num_steps
             started = time.perf_counter()
-            with torch.set_grad_enabled(may_update):
-                x0_hat = self._predict_x0(student, cond, noise, seed)
-                decoded = student.decode(x0_hat, light=True)
+            with torch.set_grad_enabled(step < self.num_steps):
+                decoded = student.decode(self._predict_x0(student, cond, noise, seed), light=True)
                 if observe is not None:
                     observe(step, decoded.detach())
                 frames, indices = select_frames(decoded, self.num_frames)
                 clock = None if fps is None else frame_clock(fps, indices, decoded.shape[0])
                 nll = teacher.yes_nll(frames, weighted.questions, clock)
                 loss = multi_vqa_loss(nll, weighted.weights)
-            loss_value = float(loss.detach())
-            if step == 0:
-                trace["frames_decoded"], trace["frame_indices"] = int(decoded.shape[0]), indices
-                trace["frames_fps"] = fps
-            record: dict[str, Any] = {"loss": loss_value, "p_yes": torch.exp(-nll.detach().float()).tolist()}
-            trace["per_step"].append(record)
-            if not math.isfinite(loss_value):
-                raise OptimisationDiverged(f"vlmteach: loss is {loss_value} at step {step}", trace)
-            if self.early_stop and loss_value <= self.tau and may_update:
-                stopped_early = True  # checked before the update: the current LoRA is kept
-                break
-            if not may_update:
-                trace["final_eval_s"] = time.perf_counter() - started
-                break
-            if not loss.requires_grad:
-                raise RuntimeError(
-                    "vlmteach: the loss does not depend on the LoRA; the student's predict_x0/decode(light=True) "
-                    "and the teacher's yes_nll must keep the autograd graph"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            record["grad_norm"] = self._clip_gradients(params, step, loss_value, trace)
-            optimizer.step()
-            record["seconds"] = time.perf_counter() - started  # forward + backward + update
-            updates += 1
-
-        trace.update(
-            steps_used=updates,
-            stopped_early=stopped_early,
-            final_loss=loss_value,
-            final_p_yes=trace["per_step"][-1]["p_yes"],
-        )
-        return updates
+            logged = trace.log(float(loss.detach()), torch.exp(-nll.detach().float()).tolist(), decoded.shape[0], indices)
+            if not math.isfinite(logged.loss):
+                raise OptimisationDiverged(f"vlmteach: loss is {logged.loss} at step {step}")
+            if step == self.num_steps or (self.early_stop and logged.loss <= self.tau):
+                break  # checked before the update: the current LoRA is kept
+            logged.grad_norm = self._update(optimizer, params, loss, step)
+            logged.seconds = time.perf_counter() - started  # forward + backward + update
+        trace.finish(stopped_early=step < self.num_steps, last_eval_s=time.perf_counter() - started)
+        return step  # one update per evaluation before the last
 
     def _predict_x0(self, student: Student, cond: Conditioning, noise: torch.Tensor, seed: int) -> torch.Tensor:
         """The clean-latent estimate the teacher judges, per ``opt_step`` (paper §1.5 and Table III)."""
@@ -236,15 +189,25 @@ class VlmTeach(Method):
                 x = student.step(cond, x, k, seed)
         return student.step(cond, x, last, seed)
 
-    def _clip_gradients(self, params: list[torch.nn.Parameter], step: int, loss: float, trace: dict[str, Any]) -> float:
+    def _update(self, optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], loss: torch.Tensor,
+                step: int) -> float:
+        """One optimiser step on the LoRA; returns the gradient norm before clipping."""
+        if not loss.requires_grad:
+            raise RuntimeError(
+                "vlmteach: the loss does not depend on the LoRA; the student's predict_x0/decode(light=True) "
+                "and the teacher's yes_nll must keep the autograd graph"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
         grads = [p.grad for p in params if p.grad is not None]
         if not grads:
             raise RuntimeError("vlmteach: no LoRA parameter received a gradient; check the student's LoRA targets")
         norm = torch.nn.utils.get_total_norm(grads)
         if not torch.isfinite(norm):
-            raise OptimisationDiverged(f"vlmteach: gradient norm is {float(norm)} at step {step} (loss {loss})", trace)
+            raise OptimisationDiverged(f"vlmteach: gradient norm is {float(norm)} at step {step} (loss {loss.item()})")
         if self.grad_clip is not None:
             torch.nn.utils.clip_grads_with_norm_(params, self.grad_clip, norm)
+        optimizer.step()
         return float(norm)
 
 

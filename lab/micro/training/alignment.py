@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from benchmarks.micro.training import data
-from benchmarks.micro.training.adversarial import yes_loss
 from harness.teachers import QwenVLTeacher
 from harness.types import Instance
 from harness.frames import clip_to_frames
+from lab.micro.training import data
+from lab.micro.training.adversarial import yes_loss
 
 MIN_DISTANCE = 1e-4  # pixel MSE to the correct video below which a clip is the correct video: no way to point
 

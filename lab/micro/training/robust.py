@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 import torch
 
-from benchmarks.micro.training.train_teacher import yes_no_loss
 from harness.teachers import QwenVLTeacher
+from lab.micro.training.train_teacher import yes_no_loss
 
 STEPS = 3  # ascent steps per batch, each of 2.5 * epsilon / STEPS (Madry et al.'s ratio)
 SHARE = 0.5  # share of each batch's rows that are moved; the rest stay clean

@@ -1,12 +1,12 @@
 """Measure what the trained micro world can do, through the harness's own adapters.
 
-    python -m benchmarks.micro.training.measure [--student DIR] [--teacher DIR] [--per-family 4] [--out FILE]
-    python -m benchmarks.micro.training.measure --compare 3 [--lora-scale S] [--lora-targets M ...]  # methods
-    python -m benchmarks.micro.training.measure --oracle 1 [--oracle-frames last]  # can a LoRA reach the answer?
-    python -m benchmarks.micro.training.measure --free-descent 1 [--decoder vae] # can pixels lead latents there?
-    python -m benchmarks.micro.training.measure --attack 2 [--lr LR] [--attack-on teacher]  # is the teacher fooled?
-    python -m benchmarks.micro.training.measure --gradient-cosine 2 [--loop-steps K --lr LR]  # does its gradient point to the goal?
-    python -m benchmarks.micro.training.measure --questions 13  # how does it read the loop's start, per question?
+    python -m lab.micro.training.measure [--student DIR] [--teacher DIR] [--per-family 4] [--out FILE]
+    python -m lab.micro.training.measure --compare 3 [--lora-scale S] [--lora-targets M ...]  # methods
+    python -m lab.micro.training.measure --oracle 1 [--oracle-frames last]  # can a LoRA reach the answer?
+    python -m lab.micro.training.measure --free-descent 1 [--decoder vae] # can pixels lead latents there?
+    python -m lab.micro.training.measure --attack 2 [--lr LR] [--attack-on teacher]  # is the teacher fooled?
+    python -m lab.micro.training.measure --gradient-cosine 2 [--loop-steps K --lr LR]  # does its gradient point to the goal?
+    python -m lab.micro.training.measure --questions 13  # how does it read the loop's start, per question?
 
 On instances of a work seed (``sets.UNSEEN_SEED``, both splits) that no trained component has seen:
 - student: how often its final video (frozen, 4 steps) follows the instruction, its mean score, and the
@@ -41,11 +41,8 @@ from benchmarks.micro import MicroBenchmark
 from benchmarks.micro.detect import MAX_COLOR_DISTANCE
 from benchmarks.micro.scorer import score_clip
 from benchmarks.micro.sets import DEV, TEACHER_SEED, UNSEEN_SEED, selection_set
-from benchmarks.micro.training import data
-from benchmarks.micro.training.adversarial import yes_loss
-from benchmarks.micro.training.train_light_decoder import FILE as LIGHT_FILE
-from benchmarks.micro.training.train_vae import encode_clips, normalise
 from benchmarks.micro.world import PALETTE
+from benchmarks.micro.questions import questions_for
 from harness.config import CONF_DIR, component_kwargs
 from harness.students.wan import WanStudent
 from harness.teachers import QwenVLTeacher
@@ -57,8 +54,13 @@ from harness.vlmteach.teacher_audit import concordance
 from harness.frames import clip_to_frames, frames_to_clip
 from harness.vlmteach import VlmTeach
 from harness.vlmteach.loss import multi_vqa_loss, weigh_questions
+from harness.vlmteach.trace import VlmTeachTrace
+from lab.micro import WEIGHTS
+from lab.micro.training import data
+from lab.micro.training.adversarial import yes_loss
+from lab.micro.training.train_light_decoder import FILE as LIGHT_FILE
+from lab.micro.training.train_vae import encode_clips, normalise
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 STUDENT_CONFIG = CONF_DIR / "student" / "micro.yaml"
 _PALETTE = torch.tensor(list(PALETTE.values()), dtype=torch.float32)
 
@@ -122,7 +124,7 @@ def yes_no_accuracy(teacher: QwenVLTeacher, items) -> dict:
     hits = defaultdict(list)
     for instance, frames in items:
         labels = data.question_labels(instance, frames_to_clip(frames))
-        qs = data.questions(instance)
+        qs = questions_for(instance)
         p_yes = teacher.p_yes(frames, [q.text for q in qs])
         for q, label, p in zip(qs, labels, p_yes, strict=True):
             hits[f"{q.role}_label{int(label)}"].append(float((p > 0.5) == bool(label)))
@@ -134,7 +136,7 @@ def synthesis_match(teacher: QwenVLTeacher, instances) -> dict:
     parsed, exact = [], []
     for instance in instances:
         queries = teacher.synthesize_queries(instance, max_process=3)
-        want = [q.text.lower() for q in data.questions(instance)]
+        want = [q.text.lower() for q in questions_for(instance)]
         parsed.append(float(not queries.fallback))
         exact.append(float([q.lower() for q in queries.all] == want[: 1 + min(3, len(want) - 1)]))
     return {"parsed": float(np.mean(parsed)), "exact": float(np.mean(exact)), "n": len(instances)}
@@ -217,7 +219,7 @@ def question_reading(student_dir: Path, teacher_dir: Path, per_cell: int, set_na
         noise = student.make_noise(cond, seed)
         light = student.decode(student.predict_x0(cond, noise, student.sigmas[0]), light=True)
         final = frames_to_clip(student.decode(student.sample(cond, noise, seed)))
-        qs = data.questions(x)
+        qs = questions_for(x)
         p_yes = teacher.p_yes(light, [q.text for q in qs])
         one_step_labels, final_labels = data.question_labels(x, frames_to_clip(light)), data.question_labels(x, final)
         cell = f"{x.split}/{x.task}"
@@ -337,7 +339,8 @@ def attack(student_dir: Path, teacher_dir: Path, per_cell: int, lr: float | None
     rows = []
     for x in chosen:
         seed = derive_seed(0, x.id)
-        weighted = weigh_questions(teacher.synthesize_queries(x, max_process=method.max_process), method.goal_weight)
+        queries = teacher.synthesize_queries(x, max_process=method.max_process)
+        weighted = weigh_questions(queries, method.goal_weight)
         cond = student.encode(x)
         noise = student.make_noise(cond, seed)
         light: list[dict] = []
@@ -346,17 +349,17 @@ def attack(student_dir: Path, teacher_dir: Path, per_cell: int, lr: float | None
             if step in (0, steps):
                 light.append(score_clip(x, frames_to_clip(frames.float())).scores)
 
-        trace: dict = {"per_step": []}
+        lora_seed = derive_seed(seed, "lora")
+        trace = VlmTeachTrace.start(queries, "teacher", weighted, method.opt_step, lora_seed)
         try:
-            method.optimise(student, teacher, cond, noise, seed, derive_seed(seed, "lora"), weighted, trace,
-                            observe=observe)
+            method.optimise(student, teacher, cond, noise, seed, lora_seed, weighted, trace, observe=observe)
             with torch.no_grad():
                 x0 = student.predict_x0(cond, noise, student.sigmas[0])
                 vae = score_clip(x, frames_to_clip(student.decode(x0))).scores
                 final = score_clip(x, frames_to_clip(student.decode(student.sample(cond, noise, seed)))).scores
         finally:
             student.reset_lora(seed)
-        p_yes = [step["p_yes"][0] for step in trace["per_step"]]
+        p_yes = [step.p_yes[0] for step in trace.per_step]
         rows.append({"id": x.id, "goal_p_yes": [p_yes[0], p_yes[-1]],
                      "goal_light": [light[0]["goal"], light[-1]["goal"]], "goal_vae": vae["goal"],
                      "goal_final": final["goal"], "solved_light": light[-1]["solved"], "solved_final": final["solved"]})
@@ -386,9 +389,11 @@ def gradient_alignment(student_dir: Path, teacher_dir: Path, per_cell: int, loop
         correct = clip_to_frames(data.behaviour_clips(x)[0])
         student.reset_lora(seed)
         if loop_steps:
-            goal, *process = (q.text for q in data.questions(x))
-            loop.optimise(student, teacher, cond, noise, seed, derive_seed(seed, "lora"),
-                          weigh_questions(Queries(goal=goal, process=process), loop.goal_weight), {"per_step": []})
+            goal, *process = (q.text for q in questions_for(x))
+            queries, lora_seed = Queries(goal=goal, process=process), derive_seed(seed, "lora")
+            weighted = weigh_questions(queries, loop.goal_weight)
+            trace = VlmTeachTrace.start(queries, "fixed", weighted, loop.opt_step, lora_seed)
+            loop.optimise(student, teacher, cond, noise, seed, lora_seed, weighted, trace)
         params = student.lora_parameters()
         latents = student.predict_x0(cond, noise, student.sigmas[0])
         frames = student.decode(latents, light=True)

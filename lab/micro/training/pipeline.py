@@ -2,9 +2,9 @@
 clips that include the trained student's own light-decoded one-step predictions and final samples);
 write ``student/`` (with ``light_decoder/``) and ``teacher/`` folders.
 
-    python -m benchmarks.micro.training.pipeline --out DIR [--scale full|quick|toy] [--stages student,light,teacher]
-    python -m benchmarks.micro.training.pipeline --install DIR   # swap DIR/{student,teacher} into the repo
-    python -m benchmarks.micro.training.pipeline --out DIR --stages teacher --teacher-init T --adversarial-rounds 3
+    python -m lab.micro.training.pipeline --out DIR [--scale full|quick|toy] [--stages student,light,teacher]
+    python -m lab.micro.training.pipeline --install DIR   # swap DIR/{student,teacher} into the repo
+    python -m lab.micro.training.pipeline --out DIR --stages teacher --teacher-init T --adversarial-rounds 3
         # continue teacher T, alternating training with attacks on it (``adversarial``), labelled by the scorer
 
 Instances, batches and initialisations are seeded; each model also has a time cap (its learning rate
@@ -28,14 +28,21 @@ import torch
 from diffusers import WanPipeline
 from safetensors.torch import load_file
 
+from benchmarks.micro.questions import questions_for
 from benchmarks.micro.sets import AUDIT_SEED, LIGHT_SEED, STUDENT_SEED, TEACHER_SEED
-from benchmarks.micro.training import data
-from benchmarks.micro.training.adversarial import attack_clips, latent_clutter
-from benchmarks.micro.training.alignment import alignment_loss, alignment_stream
-from benchmarks.micro.training.loop_clips import loop_clips, path_clips
-from benchmarks.micro.training.measure import load_student
-from benchmarks.micro.training.robust import robust_stream
-from benchmarks.micro.training.train_student import (
+from benchmarks.micro.world import NUM_FRAMES
+from harness.frames import frames_to_clip, uniform_frame_indices
+from harness.seeding import derive_seed
+from harness.students.patch_linear import PatchLinearDecoder
+from harness.teachers import QwenVLTeacher
+from lab.micro import WEIGHTS
+from lab.micro.training import data
+from lab.micro.training.adversarial import attack_clips, latent_clutter
+from lab.micro.training.alignment import alignment_loss, alignment_stream
+from lab.micro.training.loop_clips import loop_clips, path_clips
+from lab.micro.training.measure import load_student
+from lab.micro.training.robust import robust_stream
+from lab.micro.training.train_student import (
     LATER_SIGMAS,
     embed,
     new_student,
@@ -44,14 +51,14 @@ from benchmarks.micro.training.train_student import (
     tokenize_prompts,
     train_student,
 )
-from benchmarks.micro.training.train_light_decoder import (
+from lab.micro.training.train_light_decoder import (
     FILE as LIGHT_FILE,
     fit_light_decoder,
     light_decode,
     save_light_decoder,
 )
-from benchmarks.micro.training.train_teacher import new_teacher, save_teacher, train_teacher
-from benchmarks.micro.training.train_vae import (
+from lab.micro.training.train_teacher import new_teacher, save_teacher, train_teacher
+from lab.micro.training.train_vae import (
     decode_frames,
     encode_clips,
     new_vae,
@@ -59,14 +66,8 @@ from benchmarks.micro.training.train_vae import (
     set_latent_stats,
     train_vae,
 )
-from benchmarks.micro.weights_teacher import SIZES
-from benchmarks.micro.world import NUM_FRAMES
-from harness.frames import frames_to_clip, uniform_frame_indices
-from harness.seeding import derive_seed
-from harness.students.patch_linear import PatchLinearDecoder
-from harness.teachers import QwenVLTeacher
+from lab.micro.weights_teacher import SIZES
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 P_CORRECT = 0.15  # how often the student follows the instruction on its own
 ADVERSARIAL_LRS = (0.05, 0.1, 0.2)  # Adam on the attacked latents (unit spread): nudges to cell-painting
 ADVERSARIAL_SNAPSHOTS = (5, 15, 40)  # attack steps after which the clip is kept (the loop runs 40)
@@ -185,7 +186,7 @@ def yes_no_stream(frames, owner, labels, instances, clips: int, seed: int, blend
     pools = None if hard is None else (torch.nonzero(~hard).flatten(), torch.nonzero(hard).flatten())
     counts = torch.bincount(owner, minlength=len(instances))
     starts = torch.cumsum(counts, 0) - counts
-    texts = [[q.text for q in data.questions(x)] for x in instances]
+    texts = [[q.text for q in questions_for(x)] for x in instances]
     while True:
         i = torch.randint(len(frames), (clips,), generator=generator)
         if pools is not None:

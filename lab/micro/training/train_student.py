@@ -20,15 +20,15 @@ from diffusers import UniPCMultistepScheduler, WanPipeline, WanTransformer3DMode
 from diffusers.pipelines.wan.pipeline_wan import prompt_clean
 from transformers import PreTrainedTokenizerFast, UMT5EncoderModel
 
-from benchmarks.micro.training.data import behaviour_from_noise
-from benchmarks.micro.training.loop import fit
-from benchmarks.micro.weights_student import (
+from benchmarks.micro import vocabulary
+from lab.micro.training.data import behaviour_from_noise
+from lab.micro.training.loop import fit
+from lab.micro.weights_student import (
     MAX_TEXT_LEN,
     TRANSFORMER_CONFIG,
     build_text_encoder,
     build_tokenizer,
 )
-from benchmarks.micro import vocabulary
 
 LATER_SIGMAS = (0.25, 0.1, 0.05)  # the micro sampler's re-noised levels (conf/student/micro.yaml)
 NUDGE_SIZES = (0.05, 0.4)  # L2 size range of coherence_loss's weight nudge (the weights' norm is about 90)

@@ -3,9 +3,9 @@ saved in transformers format so ``harness.teachers.QwenVLTeacher`` loads it like
 
 Micro frames are 32x32 (a 4x4 grid of 8x8 cells): vision patch 8 and merge 2 make one LLM token per
 2x2 cells, temporal patch 2 pairs frames, and the pixel budgets keep 32x32 frames at their size.
-The builder's weights are random; `benchmarks.micro.training` trains them and saves over the same folder.
+The builder's weights are random; `lab.micro.training` trains them and saves over the same folder.
 
-    python -m benchmarks.micro.weights_teacher [--out DIR] [--seed 0] [--size micro|small]
+    python -m lab.micro.weights_teacher [--out DIR] [--seed 0] [--size micro|small]
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen3VLConfi
 
 from benchmarks.micro import vocabulary as bench_vocabulary
 from harness.teachers.queries import build_synthesis_prompt, fallback_queries
+from lab.micro import WEIGHTS
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "weights" / "teacher"
+DEFAULT_OUT = WEIGHTS / "teacher"
 
 # Fixed ids: the model config refers to them.
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",

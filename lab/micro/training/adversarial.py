@@ -20,12 +20,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmarks.micro.training import data
-from benchmarks.micro.training.train_teacher import answer_ids, yes_no_inputs
+from benchmarks.micro.questions import questions_for
 from harness.students.patch_linear import PatchLinearDecoder
 from harness.teachers import QwenVLTeacher
 from harness.types import Instance
 from harness.frames import frames_to_clip
+from lab.micro.training import data
+from lab.micro.training.train_teacher import answer_ids, yes_no_inputs
 
 GOAL_WEIGHT = 0.5  # vlmteach's lambda
 
@@ -68,7 +69,7 @@ def yes_loss(teacher: QwenVLTeacher, videos: list[torch.Tensor], instances: Sequ
     NLL of "Yes"), summed over clips so that each clip's gradient is its own; also each clip's goal P(Yes)."""
     rows_video, rows_text, weights, goal_rows = [], [], [], []
     for video, x in zip(videos, instances, strict=True):
-        goal, *process = data.questions(x)
+        goal, *process = questions_for(x)
         goal_rows.append(len(rows_text))
         for q, w in [(goal, GOAL_WEIGHT), *[(p, (1 - GOAL_WEIGHT) / len(process)) for p in process]]:
             rows_video.append(video)

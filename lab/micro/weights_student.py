@@ -1,7 +1,7 @@
 """Build the random-initialised micro student: a tiny Wan (transformer, VAE, UMT5 text encoder, word-level
 tokenizer, flow scheduler) saved as a diffusers ``WanPipeline`` folder, the same format as Wan2.2-TI2V-5B.
 
-    python -m benchmarks.micro.weights_student [--out DIR] [--seed N]
+    python -m lab.micro.weights_student [--out DIR] [--seed N]
 
 Shapes fit the micro world (32x32 RGB, 17 frames, 4x4 grid of 8x8 cells): the VAE compresses 8x in space and
 not in time, so latents are [1, 16, 17, 4, 4] (one latent pixel per grid cell and frame), and the transformer
@@ -25,8 +25,9 @@ from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
 from benchmarks.micro import vocabulary
+from lab.micro import WEIGHTS
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "weights" / "student"
+DEFAULT_OUT = WEIGHTS / "student"
 LATENT_CHANNELS = 16
 TEXT_DIM = 32
 MAX_TEXT_LEN = 64  # the longest micro prompt is 32 tokens + </s>

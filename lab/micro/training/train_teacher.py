@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.micro.training.loop import fit
-from benchmarks.micro.weights_teacher import build_micro_teacher
 from harness.teachers import QwenVLTeacher
 from harness.teachers.preprocess import image_pixels, video_pixels
 from harness.teachers.queries import build_synthesis_prompt
+from lab.micro.training.loop import fit
+from lab.micro.weights_teacher import build_micro_teacher
 
 IGNORE = -100
 

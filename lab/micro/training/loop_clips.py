@@ -26,14 +26,14 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from benchmarks.micro.training import data
-from benchmarks.micro.training.adversarial import yes_loss
+from harness.frames import clip_to_frames, frames_to_clip
 from harness.seeding import derive_seed
 from harness.students.wan import WanStudent
 from harness.teachers import QwenVLTeacher
 from harness.types import Conditioning, Instance
-from harness.frames import clip_to_frames, frames_to_clip
 from harness.vlmteach.method import OPTIMIZERS, OptimisationDiverged, VlmTeach
+from lab.micro.training import data
+from lab.micro.training.adversarial import yes_loss
 
 # A descent's loss on the light-decoded one-step predictions of its batch (one clip [T, 3, H, W] per
 # instance, with the correct videos' frames): summed over instances, and a per-instance statistic to keep.
@@ -48,7 +48,7 @@ def loop_clips(student: WanStudent, teacher: QwenVLTeacher, instances: Sequence[
     learning rate drawn from ``lrs``, AdamW with clipping as configured, no early stop) from a noise and a
     LoRA of its own; ``batch`` instances of one learning rate run together. Returns the light-decoded
     one-step predictions after each of ``snapshots`` updates, frames [N, T, 3, H, W] (half), the instance
-    index of each, the scorer's labels per ``data.questions`` (``graded_labels``) and the teacher's goal
+    index of each, the scorer's labels per ``questions_for`` (``graded_labels``) and the teacher's goal
     P(Yes) on each."""
     teacher.model.requires_grad_(False)
 
@@ -158,7 +158,7 @@ def _clip_per_instance(params: list[torch.Tensor], max_norm: float | None, step:
     """Each adapter's gradient clipped by its own total norm, as ``VlmTeach`` clips one adapter's."""
     norms = torch.stack([p.grad.flatten(1).square().sum(1) for p in params]).sum(0).sqrt()  # [N]
     if not torch.isfinite(norms).all():
-        raise OptimisationDiverged(f"loop clips: gradient norm {norms.tolist()} at step {step}", {"per_step": []})
+        raise OptimisationDiverged(f"loop clips: gradient norm {norms.tolist()} at step {step}")
     if max_norm is None:
         return
     coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # torch's clip_grads_with_norm_ formula

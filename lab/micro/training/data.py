@@ -1,16 +1,15 @@
-"""Training data from the micro generator: the teacher's questions and their scorer labels, the
-teacher's synthesis replies, and the student's noise -> behaviour assignment.
+"""Training data from the micro generator: the scorer labels of the teacher's questions
+(``benchmarks.micro.questions``), the teacher's synthesis replies, and the student's noise -> behaviour
+assignment.
 
-Questions are phrased per family from the prompt's own words (so a teacher that reads the prompt can
-write them) and each is tied to scorer checks: its label on a clip is the minimum of those checks as
-``score_clip`` reads that clip, so teacher labels and benchmark scores never disagree.
+A question's label on a clip is the minimum of its checks as ``score_clip`` reads that clip, so teacher
+labels and benchmark scores never disagree.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
@@ -18,65 +17,23 @@ import torch
 
 from benchmarks.micro.corruptions import render_solution, variants
 from benchmarks.micro.dataset import generate_instances
+from benchmarks.micro.questions import questions_for
 from benchmarks.micro.scorer import score_clip
 from benchmarks.micro.sets import check_work_seed
-from benchmarks.micro.tasks import FORBIDDEN_COLOR, pattern_phrase
 from benchmarks.micro.world import CELL, GRID, PALETTE, SOLID_SPAN, outline_mask
 from harness.types import Instance
-
-GOAL = "goal"
-
-
-@dataclass(frozen=True)
-class Question:
-    text: str
-    role: str  # "goal" or "process"
-    checks: tuple[str, ...]  # scorer sub-scores whose minimum is the answer
-
-
-_MOVES = "move one cell at a time, without vanishing or jumping?"
-
-
-def questions(instance: Instance) -> list[Question]:
-    """The goal question first, then 2-3 process questions, for any micro instance."""
-    ref = instance.reference
-    if instance.task == "toggle_lights":
-        pattern = pattern_phrase(ref["pattern"], ref["orientation"])
-        return [
-            Question(f"At the end of the video, is it true that {pattern}?", GOAL, (GOAL,)),
-            Question("Does each light switch no more than one time?", "process", ("no_flicker",)),
-            Question(f"Does every light stay a {ref['on_color']} or {ref['off_color']} square in its cell?",
-                     "process", ("lights_intact",)),
-            Question("Does nothing else move?", "process", ("others_static",)),
-        ]
-    if instance.task == "match_colors":
-        return [
-            Question("At the end of the video, is every square on the outlined cell of the same color?", GOAL, (GOAL,)),
-            Question(f"Does every square {_MOVES}", "process", ("continuity", "intact")),
-            Question("Do the squares keep their colors the whole time?", "process", ("intact",)),
-        ]
-    agent = ref["movers"][0]["color"]
-    target = next(m["color"] for m in ref["markers"] if m["role"] == "target")
-    goal = Question(f"At the end of the video, is the {agent} square on the {target} outlined cell?", GOAL, (GOAL,))
-    moves = Question(f"Does the {agent} square {_MOVES}", "process", ("continuity", "intact"))
-    static = Question("Do the other squares and the outlined cells stay where they are?", "process", ("others_static",))
-    if instance.task == "avoid_forbidden":
-        avoid = Question(f"Does the {agent} square stay out of the {FORBIDDEN_COLOR} outlined cells the whole time?",
-                         "process", ("avoids_forbidden",))
-        return [goal, avoid, moves, static]
-    return [goal, moves, static]
 
 
 def synthesis_reply(instance: Instance) -> str:
     """What the teacher should write for the instance's synthesis prompt (the parser's JSON format)."""
-    qs = questions(instance)
+    qs = questions_for(instance)
     return json.dumps({"goal": qs[0].text, "process": [q.text for q in qs[1:]]})
 
 
 def question_labels(instance: Instance, clip: np.ndarray) -> np.ndarray:
-    """1.0 / 0.0 per question (``questions`` order): the micro scorer's verdict on this uint8 clip."""
+    """1.0 / 0.0 per question (``questions_for`` order): the micro scorer's verdict on this uint8 clip."""
     scores = score_clip(instance, clip).scores
-    return np.array([min(scores[c] for c in q.checks) for q in questions(instance)], dtype=np.float32)
+    return np.array([min(scores[c] for c in q.checks) for q in questions_for(instance)], dtype=np.float32)
 
 
 def training_instances(splits: tuple[str, ...], n_per_family: int, seed: int) -> list[Instance]:

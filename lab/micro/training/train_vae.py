@@ -11,10 +11,10 @@ from __future__ import annotations
 import torch
 from diffusers import AutoencoderKLWan
 
-from benchmarks.micro.training.loop import fit
-from benchmarks.micro.weights_student import LATENT_CHANNELS, build_vae
 from harness.students.patch_linear import PatchLinearDecoder
 from harness.students.wan import frames_as_batch, is_frame_wise
+from lab.micro.training.loop import fit
+from lab.micro.weights_student import LATENT_CHANNELS, build_vae
 
 KL_WEIGHT = 1e-6  # a little pull to N(0, 1) keeps latents bounded without blurring reconstructions
 # Latent noise during training, relative to each channel's spread: the decoder learns to snap latents
