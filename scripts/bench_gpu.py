@@ -3,7 +3,7 @@
     python scripts/bench_gpu.py [--steps 16] [--out results/perf]     # one GPU (the issue's targets: one H200)
     python scripts/bench_gpu.py --tiny --device cpu                     # tiny configs: checks the script runs
 
-Shapes (models.md §7): 89 frames at 512x512 (latent [1, 48, 23, 32, 32], 5,888 DiT tokens), a
+Shapes (the paper's): 89 frames at 512x512 (latent [1, 48, 23, 32, 32], 5,888 DiT tokens), a
 Wan2.2-TI2V-5B DiT in bf16 with an fp32 rank-16 LoRA (attention + FFN) and gradient checkpointing,
 the 5B Wan VAE (fp32, final decode only), a full-size TAEHV light decoder (bf16), a Qwen3-VL-4B
 teacher in bf16 (SDPA) seeing 24 frames at 448x448, 3 questions (goal + 2 process), 4 DMD steps for
@@ -30,7 +30,7 @@ takes exactly ``--steps`` updates):
 - ``..._vsplit``: the teacher's vision attention as one SDPA call per frame pair, transformers' own path
   (``teacher.packed_vision_attention=false``); without it, one call for all pairs, as the configs do;
 - ``naive``: the batched teacher (every question a full row, video included) on the eager DiT: the
-  measured straightforward baseline of models.md §7.
+  straightforward baseline.
 A path written ``NAME:N`` leaves ``N`` blocks out of checkpointing instead of ``--uncheckpointed``.
 Paths run in the order given (compilation and the FP8 swap cannot be undone in a process, so compiled
 paths come after eager ones and FP8 paths last).
@@ -82,7 +82,7 @@ TARGETS = {"s_per_step": 0.7, "s_per_instance": 15.0, "peak_gib": 75.0}
 GIB = 2**30
 LORA = dict(rank=16, scale=1.0, target_modules=["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"])
 
-# models.md §1.2 / §1.3: Wan2.2-TI2V-5B transformer and VAE.
+# Wan2.2-TI2V-5B's transformer and VAE configs (Wan-AI/Wan2.2-TI2V-5B-Diffusers).
 WAN_5B = dict(patch_size=(1, 2, 2), num_attention_heads=24, attention_head_dim=128, in_channels=48, out_channels=48,
               text_dim=4096, freq_dim=256, ffn_dim=14336, num_layers=30, cross_attn_norm=True,
               qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024)

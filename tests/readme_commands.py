@@ -25,6 +25,7 @@ NOT_ON_CPU = {
     "make eval BENCH=ruler METHOD=frozen,pass_at_k,vlmteach ARGS=\"student=fastwan22_ti2v_5b": "a GPU and the 5B weights",
     "make eval BENCH=vbvr  METHOD=frozen,pass_at_k,vlmteach ARGS=\"student=fastwan22_ti2v_5b": "a GPU and the 5B weights",
     "make eval BENCH=ruler METHOD=vlmteach ARGS=\"student=fastwan22_ti2v_5b": "a GPU (FP8) and the 5B weights",
+    ".venv/bin/python -m harness.eval -m hydra/launcher=slurm": "a SLURM cluster with GPUs and the 5B weights",
 }
 # Run by .ci/run itself, before the README's other commands.
 RUN_BEFORE = {"make test": ".ci/run runs it first"}

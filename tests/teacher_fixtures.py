@@ -1,4 +1,4 @@
-"""Tiny random Qwen3-VL and Qwen2.5-VL checkpoints (real classes, models.md §3.4 sizes) sharing the
+"""Tiny random Qwen3-VL and Qwen2.5-VL checkpoints (real classes, a few small layers) sharing the
 micro word-level tokenizer, written in transformers format for ``QwenVLTeacher.from_pretrained``."""
 
 from __future__ import annotations

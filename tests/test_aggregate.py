@@ -282,7 +282,7 @@ def test_reference_tables_are_consistent_transcriptions():
     tasks = t2[t2.level == "task"].pivot_table(index="model", columns="key", values="value")
     avg = t2[t2.level == "overall"].set_index("model")["value"]
     assert tasks.shape == (14, 30)
-    gap = tasks.mean(axis=1) - avg[tasks.index]  # paper.md: task mean is 0.9-1.7 above "Avg"
+    gap = tasks.mean(axis=1) - avg[tasks.index]  # the paper's task mean is 0.9-1.7 above its "Avg" (results/reference/README.md)
     assert gap.between(0.85, 1.75).all()
     assert avg["Wan2.2-5B-Distilled + Ours"] == 68.2 and avg["Wan2.2-5B-Distilled"] == 46.4
     t3 = load_reference("vbvr_table3").pivot_table(index="model", columns="key", values="value")

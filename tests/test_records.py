@@ -5,7 +5,8 @@ import json
 from agg_fixtures import frozen_scores, write_run
 
 from harness import records as rec
-from harness.aggregate import load_run, run_summary
+from harness.results.runs import load_run
+from harness.results.summary import run_summary
 
 # A pass@k line as schema 1 wrote it: the score details inside the trace, the oracle only in pass@k's trace.
 SCHEMA_1_LINE = {

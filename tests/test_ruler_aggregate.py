@@ -1,4 +1,4 @@
-"""The official RULER aggregation against the README's Wan2.2-A14B numbers (benchmarks.md §1.4-1.5)."""
+"""The official RULER aggregation against the README's Wan2.2-A14B numbers (RULER-Bench's eval/cal_acc.py)."""
 
 from statistics import fmean
 
@@ -47,7 +47,7 @@ def test_readme_overall_53_24_on_all_six_categories():
 
 
 def test_identity_between_overall_and_category_mean():
-    """Overall - mean_c A(c) = (M(IF) - A(vision rule)) / (4 n)  (benchmarks.md §1.4)."""
+    """Overall - mean_c A(c) = (M(IF) - A(vision rule)) / (4 n), for n categories."""
     for cats in (list(README), [c for c in README if c != "game"]):
         out = official_aggregate(readme_records(cats))
         gap = out["overall"] - out["mean_of_category_avgs"]

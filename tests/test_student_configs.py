@@ -54,7 +54,8 @@ def test_micro_config_builds_the_shipped_student():
     ],
 )
 def test_real_student_configs(name, hub_id, sampler, steps, tmp_path, monkeypatch):
-    cfg = OmegaConf.load(CONF / f"{name}.yaml")
+    with initialize_config_dir(config_dir=str(CONF.parent), version_base="1.3"):  # a variant inherits its base
+        cfg = compose(config_name="config", overrides=[f"student={name}"]).student
     assert (cfg.path, cfg.sampler, cfg.num_steps, cfg.dtype) == (hub_id, sampler, steps, "bfloat16")
     # The schedule the config asks for is valid (checked without loading 5B weights); the scheduler
     # sampler's comes from the checkpoint's scheduler/ folder.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from omegaconf import OmegaConf
+from hydra import compose, initialize_config_dir
 from peft.tuners.lora import LoraLayer
 
 from harness.config import CONF_DIR
@@ -35,10 +35,12 @@ def test_the_adapter_adds_scale_times_b_a(scale):
 def test_the_configs_state_the_effective_scale():
     """The micro student keeps its shipped behaviour (alpha 16 at rank 16: 1.0); the Wan2.2 students take
     dual_process's, where the paper's rank 16 and lr 5e-5 come from (alpha 8 at rank 16, adapter weight 5)."""
-    scales = {name: OmegaConf.load(CONF_DIR / "student" / f"{name}.yaml").lora.scale
-              for name in ("micro", "wan22_ti2v_5b", "fastwan22_ti2v_5b")}
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):  # a variant inherits its base
+        loras = {name: compose(config_name="config", overrides=[f"student={name}"]).student.lora
+                 for name in ("micro", "wan22_ti2v_5b", "fastwan22_ti2v_5b")}
+    scales = {name: lora.scale for name, lora in loras.items()}
     assert scales == {"micro": 1.0, "wan22_ti2v_5b": 8 / 16 * 5, "fastwan22_ti2v_5b": 8 / 16 * 5}
-    assert all("alpha" not in OmegaConf.load(CONF_DIR / "student" / f"{n}.yaml").lora for n in scales)
+    assert all("alpha" not in lora for lora in loras.values())
 
 
 def test_scale_must_be_positive():

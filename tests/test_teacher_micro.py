@@ -5,10 +5,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from hydra.utils import get_method, instantiate
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
+import harness.config  # noqa: F401  (registers the run schema that conf/config.yaml composes)
 from harness.teachers import QwenVLTeacher
 from harness.teachers.queries import fallback_queries
 from lab.micro import weights_teacher as micro
@@ -79,7 +81,8 @@ def test_committed_micro_teacher_sees_32px_frames_unresized():
 
 @pytest.mark.parametrize("name", ["micro", "qwen3_vl_4b", "qwen3_vl_8b", "qwen25_vl_7b"])
 def test_teacher_configs_match_the_constructor(name):
-    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / f"conf/teacher/{name}.yaml"))
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):  # a variant inherits its base
+        cfg = OmegaConf.to_container(compose(config_name="config", overrides=[f"teacher={name}"]).teacher)
     target = get_method(cfg.pop("_target_"))
     params = inspect.signature(target).parameters
     assert set(cfg) == set(params), set(cfg) ^ set(params)  # every knob visible in the YAML, no typos

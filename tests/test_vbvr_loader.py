@@ -175,7 +175,7 @@ def test_missing_data_says_how_to_download(tmp_path: Path) -> None:
 
 
 def test_task_table_matches_the_documented_split_and_category_counts() -> None:
-    # benchmarks.md §2.2: tasks per split and category
+    # VBVR-EvalKit's TASK_CATEGORY_MAP: tasks per split and category
     documented = {"id": (15, 9, 11, 8, 7), "ood": (8, 5, 19, 5, 13)}
     for split, counts in documented.items():
         assert tuple(len(tasks.TASKS_BY_SPLIT[split][c]) for c in tasks.CATEGORIES) == counts

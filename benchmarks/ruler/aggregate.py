@@ -7,7 +7,8 @@ With s_i(m) the instance's mean label value for metric m (0..2; absent = 0, as u
 - Overall = mean of the four M(m) (of those defined, when only vision rule is present).
 Upstream divides by zero when a category is absent (e.g. without "game"); here only categories
 with scored instances enter the means, as OpenCoF's port does. Also returned, because the paper's
-46.4 cannot come from the formula above (benchmarks.md §1.4): the mean of category averages and the
+46.4 cannot come from the formula above (with 5 categories Overall - mean_c A(c) >= -1.8; its Table IV
+has -3.2, ``tests/test_ruler_aggregate.py``): the mean of category averages and the
 mean of task scores (task score = mean of its instances' official averages), and the counts that
 upstream never reports (expected / scored / error / missing instances). When any verdict was not
 given under RULER-Bench's own judge prompt (benchmarks.ruler.system_prompt), ``warnings`` says so:

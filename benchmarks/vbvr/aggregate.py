@@ -22,7 +22,7 @@ from harness import records as rec
 _SHORT = {"Abstraction": "Abst", "Knowledge": "Know", "Perception": "Perc", "Spatiality": "Spat",
           "Transformation": "Trans"}
 _SPLIT_PREFIX = {"id": "ID", "ood": "OOD"}
-# The paper's Table I columns (paper.md §4.1), in order.
+# The paper's Table I columns (results/reference/vbvr_table1.csv), in order.
 # How the runner writes an exception into a record's error: its class name first.
 _SCORER_FAILURE_PREFIX = f"{ScorerFailure.__name__}:"
 TABLE_COLUMNS: tuple[str, ...] = ("Overall",) + tuple(

@@ -10,7 +10,7 @@ upstream code would hide a failure, this adapter raises instead:
   official aggregation (benchmarks.vbvr.aggregate) counts it 0, with the count shown;
 - a missing video or ground-truth file raises a plain ``ScoringError`` (upstream never collects a
   missing video: it is reported as incomplete, not scored 0);
-- OpenCV 5 raises ``UserError`` (it breaks five upstream scorers, benchmarks.md §2.4).
+- OpenCV 5 raises ``UserError`` (it breaks five upstream scorers: O-18, O-19, O-23, O-34, O-53).
 
 ``Out_of_Domain_50_part1.py`` calls ``safe_distance`` without importing it (G-24, G-54). With
 ``patch_safe_distance`` the adapter binds upstream's own ``vbvr_bench.utils.safe_distance`` into that

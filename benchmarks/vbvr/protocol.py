@@ -8,7 +8,7 @@
   states only the frame count).
 
 The scorer resizes every generated frame to the GT first-frame size, so any size is scorable;
-matching the GT aspect ratio is safer (benchmarks.md §2.6).
+matching the GT aspect ratio is safer (the scorers undo letterboxing by a heuristic crop).
 """
 
 from __future__ import annotations

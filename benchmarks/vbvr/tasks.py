@@ -17,7 +17,7 @@ SPLIT_LABELS = {"id": "In_Domain", "ood": "Out_of_Domain"}  # run_evaluation.py'
 CATEGORIES = ("Abstraction", "Knowledge", "Perception", "Spatiality", "Transformation")
 SAMPLES_PER_TASK = 5
 
-# Tasks whose upstream scorer lacks the ``safe_distance`` import (benchmarks.md §2.4).
+# Tasks whose upstream scorer lacks the ``safe_distance`` import (``Out_of_Domain_50_part1.py``).
 SAFE_DISTANCE_TASKS = (
     "G-24_separate_objects_no_spin_data-generator",
     "G-54_connecting_color_data-generator",

@@ -3,7 +3,7 @@ shows the teacher, as the paper's light TAE; the full VAE makes the final video.
 
 Kinds: ``taehv`` (``harness.students.taehv``: the public ``taew2_2`` / ``lighttaew2_2`` checkpoints) and
 ``patch_linear`` (``harness.students.patch_linear``: the micro world's). Latent conventions differ between
-the two public Wan2.2 decoders (models.md §2.3): ``taew2_2`` reads the DiT's normalised latents,
+the two public Wan2.2 decoders (LightX2V runs ``lighttae*`` de-normalised): ``taew2_2`` reads the DiT's normalised latents,
 ``lighttaew2_2`` the raw VAE latents ``z * std + mean``.
 """
 

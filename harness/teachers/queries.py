@@ -27,7 +27,7 @@ Task: open the left door of the cabinet.
 """
 _STRICT = "\nYour previous reply could not be read. Reply with the JSON object only, nothing else.\n"
 
-# Generic process checks for the fallback: they hold for almost any task (paper §1.3's categories).
+# Generic process checks for the fallback: they hold for almost any task (the paper's process categories: object integrity, valid motion, continuity).
 GENERIC_PROCESS = (
     "Do all objects keep their shape and colour throughout the video?",
     "Do objects move continuously, without vanishing, duplicating or jumping?",

@@ -179,7 +179,7 @@ class VlmTeach(Method):
         return step  # one update per evaluation before the last
 
     def _predict_x0(self, student: Student, cond: Conditioning, noise: torch.Tensor, seed: int) -> torch.Tensor:
-        """The clean-latent estimate the teacher judges, per ``opt_step`` (paper §1.5 and Table III)."""
+        """The clean-latent estimate the teacher judges, per ``opt_step`` (the paper's Algorithm 1: the first step's, from pure noise; Table III's last / all steps)."""
         if self.opt_step == "first":
             return student.predict_x0(cond, noise, student.sigmas[0])
         last = len(student.sigmas) - 1

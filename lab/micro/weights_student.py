@@ -34,7 +34,7 @@ MAX_TEXT_LEN = 64  # the longest micro prompt is 32 tokens + </s>
 SPECIAL_TOKENS = ["<pad>", "</s>", "[UNK]"]  # T5 order: pad 0, eos 1, unk 2
 
 # Small but able to learn the world's plans: 6 blocks of width 128 (8 heads x 16), text width 32. (The first
-# shipped student, 4 blocks of width 64, kept hedging between paths and recolouring movers: docs/micro-world.md.)
+# shipped student, 4 blocks of width 64, kept hedging between paths and recolouring movers.)
 TRANSFORMER_CONFIG = dict(
     patch_size=(1, 1, 1),
     num_attention_heads=8,

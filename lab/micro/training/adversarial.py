@@ -3,7 +3,7 @@ by the scorer.
 
 vlmteach's loop is a gradient attack on the teacher through the light decoder: a LoRA moves the one-step
 latents wherever the teacher's P(Yes) rises, and a small teacher says yes to clips the scorer rejects
-(docs/micro-world.md, Status). Clips of the loop itself (``loop_clips``) are few and costly (a student
+(docs/micro-world.md, The teacher). Clips of the loop itself (``loop_clips``) are few and costly (a student
 forward and backward per step) and did not make the teacher robust in one or two rounds. The loop can
 only show the teacher what the patch-linear decoder draws, an affine image of each latent pixel clamped
 to [0, 1]; here the attacker moves those latents freely (a superset of what any LoRA reaches), so every

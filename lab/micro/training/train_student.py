@@ -114,7 +114,7 @@ def coherence_loss(transformer, text: torch.Tensor, latents: torch.Tensor, gener
     nudged by one normalised gradient step (size drawn from ``NUDGE_SIZES``) that moves the LAST frame of the
     prediction towards a random behaviour's last frame, as a LoRA fitted to an end state would; the nudged
     model's whole prediction is then regressed to the behaviour whose last frame it is nearest, so that a
-    changed end comes with its path (docs/micro-world.md, The goal-only ceiling). The nudge itself is a
+    changed end comes with its path (docs/micro-world.md, The student). The nudge itself is a
     constant: the gradient reaches the weights through the nudged forward only."""
     b, device = latents.shape[0], latents.device
     noise = torch.randn(latents[:, 0].shape, generator=generator).to(device)

@@ -1,6 +1,6 @@
 """A flawless teacher for the micro world: the scorer's own checks, made differentiable.
 
-``ScorerJudge`` writes the questions the micro teacher is trained to write (``questions.questions_for``)
+``ScorerOracle`` writes the questions the micro teacher is trained to write (``questions.questions_for``)
 and answers each one from the frames with a soft version of ``scorer.score_clip``: a pixel's colour is a
 softmax over the palette (and "none", beyond the scorer's colour distance) by distance, a cell holds a
 colour when its core is clearly more than half that colour (a sigmoid of the fraction, with a margin),
@@ -9,7 +9,7 @@ answers as the scorer does; its gradient reaches every pixel a rule reads.
 
 It reads the instance's judge-only ``reference`` (target cells, forbidden cells, light pattern), so it is
 an oracle, like ``pass_at_k``'s: vlmteach under this teacher measures what the method reaches with a
-teacher whose perception is the benchmark's own (``conf/teacher/micro_judge.yaml``)."""
+teacher whose perception is the benchmark's own (``conf/teacher/micro_oracle.yaml``)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ _PALETTE = torch.tensor([PALETTE[name] for name in COLOR_NAMES], dtype=torch.flo
 _BACKGROUND = COLOR_NAMES.index(BACKGROUND)
 
 
-class ScorerJudge:
+class ScorerOracle:
     """A teacher (``harness.types.Teacher``) whose answers are the micro scorer's soft checks.
 
     ``color_scale``: pixel-to-palette distance (0..255 units) per unit of softmax logit; smaller is
@@ -55,7 +55,7 @@ class ScorerJudge:
 
     def synthesize_queries(self, instance: Instance, max_process: int = 3) -> Queries:
         if instance.bench != "micro":
-            raise UserError(f"{instance.id}: the scorer judge answers micro-world instances only "
+            raise UserError(f"{instance.id}: the scorer oracle answers micro-world instances only "
                             f"(bench {instance.bench!r}); use a VLM teacher for other benchmarks")
         goal, *process = questions_for(instance)[:1 + max_process]
         self._instance, self._checks = instance, {q.text: q.checks for q in (goal, *process)}
@@ -66,10 +66,10 @@ class ScorerJudge:
         """-log P(Yes) per question for frames [T, 3, H, W] in [0, 1]: -log of the least likely of its checks
         (every frame is read; ``clock`` is not needed)."""
         if frames.ndim != 4 or frames.shape[0] != NUM_FRAMES:
-            raise ValueError(f"the scorer judge reads all {NUM_FRAMES} frames [T, 3, H, W]; got {tuple(frames.shape)}")
+            raise ValueError(f"the scorer oracle reads all {NUM_FRAMES} frames [T, 3, H, W]; got {tuple(frames.shape)}")
         unknown = [q for q in questions if q not in self._checks]
         if unknown:
-            raise UserError(f"the scorer judge answers only the questions it wrote for the current instance; "
+            raise UserError(f"the scorer oracle answers only the questions it wrote for the current instance; "
                             f"not {unknown[0]!r} (fixed_queries cannot be used with it)")
         reading = self.read(frames)
         logp: dict[str, torch.Tensor] = {}
@@ -86,7 +86,7 @@ class ScorerJudge:
             return torch.exp(-self.yes_nll(frames, questions, clock)).tolist()
 
     def generate(self, prompt: str, images=None, max_new_tokens: int = 128) -> str:
-        raise UserError("the scorer judge writes no free text; prompt-space methods need a VLM teacher")
+        raise UserError("the scorer oracle writes no free text; prompt-space methods need a VLM teacher")
 
     # ----- reading cells
 
