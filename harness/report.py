@@ -128,7 +128,8 @@ def _section(bench: str, runs: list[RunResults], baseline: str, out: Path, stats
             if record["status"] == STATUS_ERROR and not record.get("video"):
                 problem = None  # the error says why (a generate-stage error writes no video)
             score = record["score"] if record["status"] == STATUS_OK else None
-            diff = score - base_scores[iid] if score is not None and not column.baseline and iid in base_scores else None
+            paired = score is not None and not column.baseline and iid in base_scores
+            diff = score - base_scores[iid] if paired else None
             note = "; ".join(n for n in (_record_note(record), problem) if n) or None
             cells[(iid, column.label)] = Cell(record["status"], score, diff, src, note, record)
     return Section(bench, title, baseline if base is not None else "", columns,
@@ -230,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", nargs="+", type=Path, help="run directories, or folders holding them")
-    parser.add_argument("--out", type=Path, default=Path("report.html"), help="the page to write (default: report.html)")
+    parser.add_argument("--out", type=Path, default=Path("report.html"),
+                        help="the page to write (default: report.html)")
     parser.add_argument("--baseline", default="frozen", help="method every other is compared with (default: frozen)")
     args = parser.parse_args(argv)
     stats = PreviewStats()

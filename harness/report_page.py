@@ -19,7 +19,8 @@ th, td { border: 1px solid #ddd; padding: 4px 6px; vertical-align: top; text-ali
 table.summary td.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.instances td.inst { min-width: 150px; }
 video { width: 224px; height: auto; image-rendering: pixelated; background: #000; display: block; }
-.placeholder { width: 224px; height: 126px; background: repeating-linear-gradient(45deg, #f3f3f3, #f3f3f3 8px, #e8e8e8 8px, #e8e8e8 16px);
+.placeholder { width: 224px; height: 126px;
+  background: repeating-linear-gradient(45deg, #f3f3f3, #f3f3f3 8px, #e8e8e8 8px, #e8e8e8 16px);
   display: flex; align-items: center; justify-content: center; text-align: center; font-size: 11px; color: #933;
   padding: 4px; box-sizing: border-box; overflow: hidden; }
 .note { color: #933; font-size: 11px; max-width: 224px; overflow-wrap: anywhere; }
@@ -80,7 +81,9 @@ if (new URLSearchParams(location.search).has('check-videos')) {
     };
     video.muted = true;
     video.addEventListener('error', () => settle('error'));
-    video.addEventListener('timeupdate', () => { if (video.currentTime > 0 && video.videoWidth > 0) settle('played'); });
+    video.addEventListener('timeupdate', () => {
+      if (video.currentTime > 0 && video.videoWidth > 0) settle('played');
+    });
     video.play().catch((e) => settle('play() refused: ' + e.name));
   });
   show();
@@ -116,8 +119,8 @@ def _section(index: int, section: Section) -> str:
     compared = [c for c in section.columns if not c.baseline]
     baseline = (f"baseline: <b>{escape(section.baseline)}</b>" if section.baseline
                 else "no baseline run among these (no paired differences)")
-    parts = [f"<h2 id=\"bench-{escape(section.bench)}-{index}\">{escape(section.bench + section.title)}</h2><p>{baseline}; "
-             f"{len(section.instances)} instances.</p>", _summary_table(section)]
+    parts = [f"<h2 id=\"bench-{escape(section.bench)}-{index}\">{escape(section.bench + section.title)}</h2>"
+             f"<p>{baseline}; {len(section.instances)} instances.</p>", _summary_table(section)]
     if section.baseline and compared:
         parts.append("<h3>Paired differences against the baseline, per category</h3>" + _summary_plot(section))
     sorters = ['<button data-table="{t}" data-key="id" data-dir="1">instance</button>'.format(t=table_id)]
@@ -148,7 +151,8 @@ def _summary_table(section: Section) -> str:
         overall = next((r for r in column.rows if r["level"] == "overall"), {})
         diff = ("baseline" if column.baseline else
                 f"{_signed(overall.get('diff_mean'))} [{_fmt(overall.get('diff_ci_low'), '+')}, "
-                f"{_fmt(overall.get('diff_ci_high'), '+')}] n={overall.get('n_pairs', 0)}, p={_fmt(overall.get('p_value'))}"
+                f"{_fmt(overall.get('diff_ci_high'), '+')}] n={overall.get('n_pairs', 0)}, "
+                f"p={_fmt(overall.get('p_value'))}"
                 if "diff_mean" in overall else "–")
         body.append(f"<tr><td>{escape(column.label)}</td><td class=\"num\">{_fmt(overall.get('mean'))} "
                     f"[{_fmt(overall.get('ci_low'))}, {_fmt(overall.get('ci_high'))}]</td>"
@@ -212,9 +216,11 @@ def _cell(cell: Cell) -> str:
 
 def _loop(log: dict[str, Any]) -> str:
     accepted = " · accepted (stopped early)" if log["stopped_early"] else ""
-    questions = "".join(f"<li>{f'<b>{escape(role)}</b>: ' if role else ''}{escape(q)}</li>" for role, q in log["questions"])
+    questions = "".join(f"<li>{f'<b>{escape(role)}</b>: ' if role else ''}{escape(q)}</li>"
+                        for role, q in log["questions"])
     source = f" ({escape(str(log['source']))})" if log.get("source") else ""
-    return (step_curve(log["losses"], log["p_yes"]) + f'<div class="muted">{len(log["losses"])} evaluations{accepted}</div>'
+    return (step_curve(log["losses"], log["p_yes"])
+            + f'<div class="muted">{len(log["losses"])} evaluations{accepted}</div>'
             + (f"<details><summary>teacher's questions{source}: {len(log['questions'])}</summary><ol>{questions}</ol>"
                "</details>" if log["questions"] else ""))
 

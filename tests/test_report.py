@@ -186,7 +186,8 @@ def test_headless_chromium_decodes_and_plays_every_video_of_a_report_of_real_run
         assert result["src"].startswith("../runs/micro/") and "/previews/" in result["src"]
         assert result["outcome"] == "played" and result["error"] is None, result
         assert result["readyState"] >= 2 and result["currentTime"] > 0  # a frame decoded, the clock moved
-        assert result["duration"] == pytest.approx(17 / 8, abs=0.01) and (result["videoWidth"], result["videoHeight"]) == (32, 32)
+        assert result["duration"] == pytest.approx(17 / 8, abs=0.01)
+        assert (result["videoWidth"], result["videoHeight"]) == (32, 32)
 
 
 def test_the_page_sorts_by_the_difference_against_the_baseline_in_the_browser(tmp_path):
