@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.aggregate import RunResults, load_run, run_rows
+from harness.aggregate import RunResults, load_run, official_aggregation, official_warnings, run_rows
 from harness.records import STATUS_ERROR, STATUS_GENERATED, STATUS_OK
 from harness.rundir import RunDir, atomic_write_text
 from harness.types import UserError
@@ -54,6 +54,7 @@ class Column:
     run: RunResults
     baseline: bool
     rows: list[dict[str, Any]]  # harness.aggregate.run_rows, paired against the baseline where there is one
+    warnings: list[str]  # the official aggregation's (e.g. a RULER judge prompt that is not the benchmark's own)
 
 
 @dataclass
@@ -102,7 +103,9 @@ def _section(bench: str, runs: list[RunResults], baseline: str, out: Path, stats
         counts[r.method] = counts.get(r.method, 0) + 1
     ordered = sorted(runs, key=lambda r: (r is not base, r.method, r.path.name))
     columns = [Column(r.method + (f" @{r.path.name}" if counts[r.method] > 1 else ""), r, r is base,
-                      run_rows(r, baseline=base if base is not None and r is not base else None)) for r in ordered]
+                      run_rows(r, baseline=base if base is not None and r is not base else None),
+                      official_warnings(official_aggregation(r.bench, r.records, r.completeness.planned if r.has_manifest else None)))
+               for r in ordered]
 
     instances: dict[str, dict[str, str]] = {}
     for r in ordered:

@@ -23,6 +23,7 @@ video { width: 224px; height: auto; image-rendering: pixelated; background: #000
   background: repeating-linear-gradient(45deg, #f3f3f3, #f3f3f3 8px, #e8e8e8 8px, #e8e8e8 16px);
   display: flex; align-items: center; justify-content: center; text-align: center; font-size: 11px; color: #933;
   padding: 4px; box-sizing: border-box; overflow: hidden; }
+.warning { color: #c62828; font-weight: 600; }
 .note { color: #933; font-size: 11px; max-width: 224px; overflow-wrap: anywhere; }
 .score { font-weight: 600; } .pos { color: #1a7f37; } .neg { color: #c62828; }
 .labels { margin: 2px 0; padding-left: 16px; font-size: 11px; }
@@ -159,7 +160,13 @@ def _summary_table(section: Section) -> str:
                     f"<td class=\"num\">{overall.get('n', 0)}</td><td class=\"num\">{overall.get('n_error', 0)}</td>"
                     f"<td class=\"num\">{diff}</td><td>{escape(column.run.flag)}</td>"
                     f"<td class=\"muted\">{escape(str(column.run.path))}</td></tr>")
-    return ("<table class=\"summary\"><thead><tr><th>method</th><th>mean [95% CI]</th><th>n ok</th><th>errors</th>"
+    warned: dict[str, list[str]] = {}
+    for column in section.columns:
+        for warning in column.warnings:
+            warned.setdefault(warning, []).append(column.label)
+    warnings = "".join(f'<p class="warning">WARNING ({escape(", ".join(labels))}): {escape(w)}</p>'
+                       for w, labels in warned.items())
+    return (warnings + "<table class=\"summary\"><thead><tr><th>method</th><th>mean [95% CI]</th><th>n ok</th><th>errors</th>"
             "<th>Δ vs baseline [95% CI], paired</th><th>run</th><th>directory</th></tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table>"
             "<p class=\"muted\">CIs: the harness's bootstrap (harness.stats, tasks resampled within categories); "
@@ -203,7 +210,7 @@ def _cell(cell: Cell) -> str:
     record = cell.record
     scores = record.get("scores") if isinstance(record.get("scores"), dict) else {}
     if scores and len(scores) <= 8:
-        lines.append('<div class="muted">' + " · ".join(f"{escape(str(k))} {_fmt(_num(v))}" for k, v in scores.items())
+        lines.append('<div class="muted">' + " · ".join(f"{escape(str(k))} {_short(v)}" for k, v in scores.items())
                      + "</div>")
     if labels := judge_labels(record):
         items = "".join(f'<li>{escape(metric)}: <span class="{escape(label)}">{escape(label)}</span></li>'
@@ -225,9 +232,9 @@ def _loop(log: dict[str, Any]) -> str:
                "</details>" if log["questions"] else ""))
 
 
-def _num(value: Any) -> float | None:
+def _short(value: Any) -> str:
     try:
-        return float(value)
+        return f"{float(value):.3g}"
     except (TypeError, ValueError):
-        return None
+        return escape(str(value))
 

@@ -209,3 +209,13 @@ def test_runs_that_do_not_pair_up_get_a_section_per_set_of_seed_and_instances(tm
     assert [(s.title, [c.label for c in s.columns]) for s in sections] == [
         (" (seed 0, 16 instances)", ["frozen"]), (" (seed 1, 4 instances)", ["frozen", "vlmteach"])]
     assert sections[1].cells[(IDS[0], "vlmteach")].diff == 0.0
+
+
+def test_an_official_aggregation_warning_heads_the_section_once_naming_its_runs(tmp_path):
+    details = {"labels": ["Good"], "metrics": ["VC"], "system_prompt": "paraphrase"}  # not RULER-Bench's own prompt
+    fields = {iid: {"trace": {"score_details": details}} for iid in IDS}
+    runs = [_with_videos(write_run(tmp_path / m, m, frozen_scores(), bench="ruler", fields=fields))
+            for m in ("frozen", "vlmteach")]
+    page = render(build_sections([r.path for r in runs], tmp_path / "r.html"), PreviewStats())
+    (warning,) = re.findall(r'<p class="warning">(.*?)</p>', page)
+    assert warning.startswith("WARNING (frozen, vlmteach): ") and "not comparable" in warning.lower()
