@@ -98,45 +98,57 @@ def _section(bench: str, runs: list[RunResults], baseline: str, out: Path, stats
         raise UserError(f"{bench}: {len(base_runs)} runs of baseline {baseline!r} "
                         f"({', '.join(str(r.path) for r in base_runs)}); pass only one")
     base = base_runs[0] if base_runs else None
-    counts: dict[str, int] = {}
-    for r in runs:
-        counts[r.method] = counts.get(r.method, 0) + 1
-    ordered = sorted(runs, key=lambda r: (r is not base, r.method, r.path.name))
-    columns = [Column(r.method + (f" @{r.path.name}" if counts[r.method] > 1 else ""), r, r is base,
-                      run_rows(r, baseline=base if base is not None and r is not base else None),
-                      official_warnings(official_aggregation(r.bench, r.records, r.completeness.planned if r.has_manifest else None)))
-               for r in ordered]
-
-    instances: dict[str, dict[str, str]] = {}
-    for r in ordered:
-        for iid in r.completeness.planned:
-            if iid in r.membership:
-                instances.setdefault(iid, {"instance_id": iid, **r.membership[iid]})
-        for record in r.records:
-            instances.setdefault(record["instance_id"], {"instance_id": record["instance_id"], "task": record["task"],
-                                                         "category": record["category"], "split": record["split"]})
+    columns = _columns(runs, base)
+    instances = _instances([c.run for c in columns])
     base_scores = {r["instance_id"]: r["score"] for r in base.records if r["status"] == STATUS_OK} if base else {}
     cells: dict[tuple[str, str], Cell] = {}
     for column in columns:
-        run_dir = RunDir(column.run.path)
         by_id = {r["instance_id"]: r for r in column.run.records}
         for iid in instances:
-            record = by_id.get(iid)
-            if record is None:
-                planned = iid in column.run.completeness.planned
-                cells[(iid, column.label)] = Cell(MISSING, note="no record yet (planned, not run)" if planned
-                                                  else "not in this run's plan")
-                continue
-            src, problem = playable(run_dir, record, out, stats)
-            if record["status"] == STATUS_ERROR and not record.get("video"):
-                problem = None  # the error says why (a generate-stage error writes no video)
-            score = record["score"] if record["status"] == STATUS_OK else None
-            paired = score is not None and not column.baseline and iid in base_scores
-            diff = score - base_scores[iid] if paired else None
-            note = "; ".join(n for n in (_record_note(record), problem) if n) or None
-            cells[(iid, column.label)] = Cell(record["status"], score, diff, src, note, record)
+            cells[(iid, column.label)] = _cell(column, by_id.get(iid), iid, base_scores, out, stats)
     return Section(bench, title, baseline if base is not None else "", columns,
                    [instances[i] for i in sorted(instances)], cells)
+
+
+def _columns(runs: list[RunResults], base: RunResults | None) -> list[Column]:
+    """The baseline first, then by method; runs sharing a method are told apart by their directory."""
+    counts: dict[str, int] = {}
+    for r in runs:
+        counts[r.method] = counts.get(r.method, 0) + 1
+    columns = []
+    for r in sorted(runs, key=lambda r: (r is not base, r.method, r.path.name)):
+        official = official_aggregation(r.bench, r.records, r.completeness.planned if r.has_manifest else None)
+        columns.append(Column(r.method + (f" @{r.path.name}" if counts[r.method] > 1 else ""), r, r is base,
+                              run_rows(r, baseline=base if base is not None and r is not base else None),
+                              official_warnings(official)))
+    return columns
+
+
+def _instances(runs: list[RunResults]) -> dict[str, dict[str, str]]:
+    """Every instance a run planned (with its groups, where a manifest gives them) or recorded."""
+    instances: dict[str, dict[str, str]] = {}
+    for r in runs:
+        for iid in r.completeness.planned:
+            if iid in r.membership:
+                instances.setdefault(iid, {"instance_id": iid, **r.membership[iid]})
+        for rec in r.records:
+            instances.setdefault(rec["instance_id"], {"instance_id": rec["instance_id"], "task": rec["task"],
+                                                      "category": rec["category"], "split": rec["split"]})
+    return instances
+
+
+def _cell(column: Column, record: dict[str, Any] | None, iid: str, base_scores: dict[str, float], out: Path,
+          stats: PreviewStats) -> Cell:
+    if record is None:
+        planned = iid in column.run.completeness.planned
+        return Cell(MISSING, note="no record yet (planned, not run)" if planned else "not in this run's plan")
+    src, problem = playable(RunDir(column.run.path), record, out, stats)
+    if record["status"] == STATUS_ERROR and not record.get("video"):
+        problem = None  # the error says why (a generate-stage error writes no video)
+    score = record["score"] if record["status"] == STATUS_OK else None
+    diff = score - base_scores[iid] if score is not None and not column.baseline and iid in base_scores else None
+    note = "; ".join(n for n in (_record_note(record), problem) if n) or None
+    return Cell(record["status"], score, diff, src, note, record)
 
 
 def _record_note(record: dict[str, Any]) -> str | None:

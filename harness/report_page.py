@@ -166,7 +166,8 @@ def _summary_table(section: Section) -> str:
             warned.setdefault(warning, []).append(column.label)
     warnings = "".join(f'<p class="warning">WARNING ({escape(", ".join(labels))}): {escape(w)}</p>'
                        for w, labels in warned.items())
-    return (warnings + "<table class=\"summary\"><thead><tr><th>method</th><th>mean [95% CI]</th><th>n ok</th><th>errors</th>"
+    return (warnings + "<table class=\"summary\"><thead><tr><th>method</th><th>mean [95% CI]</th><th>n ok</th>"
+            "<th>errors</th>"
             "<th>Δ vs baseline [95% CI], paired</th><th>run</th><th>directory</th></tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table>"
             "<p class=\"muted\">CIs: the harness's bootstrap (harness.stats, tasks resampled within categories); "
