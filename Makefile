@@ -18,7 +18,7 @@ comma := ,
 SHARDING = $(if $(filter-out 1,$(SHARDS)),hydra/launcher=local_cpus num_shards=$(SHARDS) 'shard=range(0,$(SHARDS))',)
 MULTIRUN = $(if $(or $(findstring $(comma),$(METHOD)),$(SHARDING)),--multirun,)
 
-.PHONY: setup eval test readme-check data clean-runs bench-gpu bench-e2e train-micro
+.PHONY: setup browser eval test readme-check data clean-runs bench-gpu bench-e2e train-micro
 
 # Where `make data` puts each benchmark (the bench configs' data_dir points here).
 HUB_ruler := hexmSeeU/RULER-Bench
@@ -44,9 +44,17 @@ setup: $(BIN)/.installed
 eval: setup
 	$(BIN)/python -m harness.eval $(MULTIRUN) bench=$(BENCH) method=$(METHOD) $(SHARDING) $(ARGS)
 
+# Headless Chromium, in which tests/test_report.py plays the report's videos (Debian's package decodes H.264):
+# installed with apt-get where it is missing and we are root; otherwise that test skips and says the command.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "no chromium: the report's browser test will skip; install it with: sudo apt-get install -y chromium"; fi
+
 # Two workers (xdist) over the machine's cores, one test file per worker at a time (a file's end-to-end runs
 # are shared by its tests); the 15 slowest tests are listed at the end.
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # Every README command that runs on a CPU, in the README's order (tests/readme_commands.py); CI runs it after `make test`.

@@ -43,8 +43,7 @@ def run(cfg: DictConfig) -> Path:
     try:
         run_dir = runner.execute(sink)
         summary, table_md, table_df = write_run_tables(run_dir.path)
-        videos = sorted(run_dir.videos.rglob("*.mp4"))
-        sink.finish(run_dir.path, summary, table_df, videos)
+        sink.finish(run_dir.path, summary, table_df, run_dir.playable_videos())
         ok = True
     finally:
         if not ok:

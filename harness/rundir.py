@@ -5,7 +5,9 @@
     config.yaml                     resolved config of the run
     manifest.json | manifest-<i>of<n>.json   planned instance ids of one shard
     records.jsonl | records-<i>of<n>.jsonl   one JSON line per attempt (last line per instance wins)
-    videos/<benchmark's official layout>.mp4
+    videos/<benchmark's official layout>.mp4   what the scorers read (lossless H.264)
+    previews/<the same layout>.mp4          a browser-playable copy of each (harness.video.write_preview);
+                                            outside videos/, so nothing that reads or lists videos sees them
     summary.json  table.md  table.csv        derived by harness.results
 
 A run with one shard uses the plain names; a sharded run writes one manifest and one records file
@@ -80,6 +82,21 @@ class RunDir:
     @property
     def videos(self) -> Path:
         return self.path / "videos"
+
+    @property
+    def previews(self) -> Path:
+        return self.path / "previews"
+
+    def preview_of(self, video: str | Path) -> Path:
+        """The preview of a video of this run, given as a record's ``video`` (relative) or as a path."""
+        video = Path(video)
+        inside = video.is_relative_to(self.videos)
+        return self.previews / video.relative_to(self.videos if inside else "videos")
+
+    def playable_videos(self) -> list[Path]:
+        """Each saved video as a browser plays it: its preview where there is one (what W&B shows), else itself."""
+        videos = sorted(v for v in self.videos.rglob("*.mp4") if not v.name.startswith("."))  # not a writer's temp file
+        return [self.preview_of(v) if self.preview_of(v).is_file() else v for v in videos]
 
     @property
     def config_path(self) -> Path:

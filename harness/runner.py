@@ -34,7 +34,7 @@ from harness.shard_lock import shard_lock
 from harness.sharding import select_shard
 from harness.types import Benchmark, Instance, MethodFailed, Score, ScoringError, UserError
 from harness.versions import collect_versions
-from harness.video import CorruptVideoError, temp_prefix, write_mp4
+from harness.video import CorruptVideoError, temp_prefix, write_mp4, write_preview
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +178,9 @@ class Runner:
         _check_same_plan(self.run, self.shard, summary)
         for instance in instances:  # temp files of writers killed mid-encode; other shards' are left alone
             video = self.run.videos / self.bench.video_relpath(instance)
-            for stale in video.parent.glob(f"{temp_prefix(video)}*"):
-                stale.unlink()
+            for written in (video, self.run.preview_of(video)):
+                for stale in written.parent.glob(f"{temp_prefix(written)}*"):
+                    stale.unlink()
         atomic_write_text(self.run.config_path, OmegaConf.to_yaml(self.cfg, resolve=True))  # shards write it too
         manifest = {
             "bench": self.bench.name,
@@ -292,7 +293,17 @@ class Runner:
             return replace(record, error=_describe(failure), error_stage="generate", timings=timings, trace=partial)
         timings = {**out.timings, "generate_s": time.perf_counter() - start, **peak_gpu_memory()}
         trace = out.trace.to_dict() if out.trace is not None else {}
+        self._write_preview(video)
         return replace(record, video=str(relpath), **_fingerprint(video), trace=trace, steps=out.steps, timings=timings)
+
+    def _write_preview(self, video: Path) -> None:
+        """The browser-playable copy (``RunDir.previews``); a failure costs only the preview, which
+        ``python -m harness.report`` makes again from the saved video."""
+        try:
+            write_preview(video, self.run.preview_of(video))
+        except Exception as exc:  # noqa: BLE001 - the scored video is written; the preview is a convenience
+            self.run.preview_of(video).unlink(missing_ok=True)  # never a former video's
+            log.warning("no preview of %s: %s", video, _describe(exc))
 
     def _score(self, instance: Instance, video: Path, record: rec.Record, start: float) -> rec.Record:
         t0 = time.perf_counter()

@@ -15,6 +15,7 @@ def test_the_real_benchmarks_and_every_documented_tool_are_run_on_a_cpu():
     run = cpu_commands(readme_commands())
     assert run[0].split("#")[0].strip() == "make eval"  # the newcomer's first command, the default comparison
     for expected in ("make eval BENCH=ruler", "make eval BENCH=vbvr", "-m harness.table", "-m harness.status",
+                     "-m harness.report",
                      "-m benchmarks.ruler.stub_judge", "experiment=table3_ablations", "--cfg job"):
         assert any(expected in c for c in run), expected
 

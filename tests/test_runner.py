@@ -14,7 +14,7 @@ from harness.results.summary import write_run_tables
 from harness.config import CONF_DIR
 from harness.sinks import NullSink
 from harness.types import UserError
-from harness.video import read_mp4
+from harness.video import preview_problem, read_mp4
 from tests.cli import compose_runner
 
 ROOT = CONF_DIR.parent
@@ -40,6 +40,11 @@ def test_run_writes_records_videos_and_tables(tmp_path):
         assert r["config_hash"] and r["versions"]["torch"] and isinstance(r["seed"], int)
         assert read_mp4(run_dir.path / r["video"]).shape == (17, 32, 32, 3)
         assert r["timings"]["total_s"] > 0
+        preview = run_dir.preview_of(r["video"])  # beside videos/, never inside it
+        assert preview.parts[-len(r["video"].split("/")):][0] == "previews" and preview_problem(preview) is None
+        assert read_mp4(preview).shape == (17, 32, 32, 3)
+    assert not list(run_dir.videos.rglob("*preview*")) and len(list(run_dir.videos.rglob("*.mp4"))) == 3
+    assert run_dir.playable_videos() == sorted(run_dir.preview_of(r["video"]) for r in latest.values())  # what W&B logs
     for name in ("config.yaml", "manifest.json", "summary.json", "table.md", "table.csv"):
         assert (run_dir.path / name).is_file()
     assert json.loads((run_dir.path / "manifest.json").read_text())["instance_ids"] == sorted(latest)
