@@ -191,7 +191,7 @@ def playable(run_dir: RunDir, record: dict[str, Any], out: Path, stats: PreviewS
 
 def judge_labels(record: dict[str, Any]) -> list[tuple[str, str]]:
     """The RULER judge's (metric, label) per checklist question, from the score details."""
-    details = _dict(_dict(record.get("trace")).get("score_details"))
+    details = _dict(record.get("score_details"))
     labels = details.get("labels")
     if not isinstance(labels, list):
         return []

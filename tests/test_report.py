@@ -121,7 +121,7 @@ def test_a_missing_stale_or_unplayable_preview_is_made_again_and_an_unreadable_v
 def test_ruler_labels_come_from_the_score_details(tmp_path):
     details = {"labels": ["Good", "Poor"], "metrics": ["Instruction Following", "Visual Consistency"]}
     run = _with_videos(write_run(tmp_path / "ruler", "best_of_n", frozen_scores(), bench="ruler",
-                                 fields={IDS[2]: {"trace": {"score_details": details}}}))
+                                 fields={IDS[2]: {"score_details": details}}))
     page = render(build_sections([run.path], tmp_path / "r.html"), PreviewStats())
     row = _rows(page)[IDS[2]]
     assert 'Instruction Following: <span class="Good">Good</span>' in row
@@ -213,8 +213,9 @@ def test_runs_that_do_not_pair_up_get_a_section_per_set_of_seed_and_instances(tm
 
 def test_an_official_aggregation_warning_heads_the_section_once_naming_its_runs(tmp_path):
     details = {"labels": ["Good"], "metrics": ["VC"], "system_prompt": "paraphrase"}  # not RULER-Bench's own prompt
-    fields = {iid: {"trace": {"score_details": details}} for iid in IDS}
-    runs = [_with_videos(write_run(tmp_path / m, m, frozen_scores(), bench="ruler", fields=fields))
+    fields = {iid: {"score_details": details} for iid in IDS}
+    runs = [_with_videos(write_run(tmp_path / m, m, frozen_scores(), bench="ruler", fields=fields,
+                                   bench_target="benchmarks.ruler.RulerBenchmark"))
             for m in ("frozen", "vlmteach")]
     page = render(build_sections([r.path for r in runs], tmp_path / "r.html"), PreviewStats())
     (warning,) = re.findall(r'<p class="warning">(.*?)</p>', page)
