@@ -28,12 +28,12 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from harness import stats, teacher_audit
+from harness.paths import REFERENCE_DIR
 from harness.records import STATUS_ERROR, STATUS_GENERATED, STATUS_OK
 from harness.rundir import Completeness, RunDir, atomic_write_text
 from harness.types import UserError
 
 SUMMARY_SCHEMA = 1
-REFERENCE_DIR = Path(__file__).resolve().parents[1] / "results" / "reference"
 DEFAULT_REFERENCE = {"vbvr": "vbvr_table1", "ruler": "ruler_table4"}
 ORACLE_PREFIX = "pass_at_k"
 FROZEN = "frozen"  # the method whose videos are the untouched student's (the teacher audit's start)

@@ -11,17 +11,16 @@ import hashlib
 import json
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.utils import get_object
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from harness.paths import CONF_DIR
 from harness.sharding import check_shard
 from harness.types import UserError
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS = ("student", "teacher", "method", "bench", "judge", "logger", "experiment")
 
 # Top-level keys that change no video: they stay out of the generation hash. (The judge decides scores only:
