@@ -28,6 +28,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from harness import stats, teacher_audit
+from harness.judge_usage import judge_usage_line, mean_judge_tokens, run_judge_usage
 from harness.paths import REFERENCE_DIR
 from harness.records import STATUS_ERROR, STATUS_GENERATED, STATUS_OK
 from harness.rundir import Completeness, RunDir, atomic_write_text
@@ -186,6 +187,7 @@ def run_rows(run: RunResults, baseline: RunResults | None = None) -> list[dict[s
                 "n_unscored": sum(r["status"] == STATUS_GENERATED for r in in_group),
                 "n_expected": n_expected,
                 "mean_seconds": _mean_of(seconds), "mean_steps": _mean_of([float(r.get("steps", 0)) for r in ok]),
+                "judge_tokens": mean_judge_tokens(ok),
             }
             if baseline is not None:
                 pairs = [(r, base_ok[r["instance_id"]]) for r in ok if r["instance_id"] in base_ok]
@@ -323,6 +325,7 @@ def run_summary(run: RunResults) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "rows": rows,
         "official": official_aggregation(run.bench, run.records, _expected_ids(run)),
         "teacher_verdicts": teacher_audit.verdict_rows(run.records, [], _audit_levels(run)),
+        "judge_usage": run_judge_usage(run.records),
     }
     summary["warnings"] = official_warnings(summary["official"])
     return summary, rows
@@ -339,7 +342,7 @@ def run_markdown(run: RunResults, summary: dict[str, Any]) -> str:
     ]
     lines = [head, "", *_warnings_md(summary["warnings"]), flag, "", f"config_hash: `{run.config_hash}`", ""]
     lines += _md_table(["level", "group", "mean", "95% CI", "n", "n expected", "err", "unscored", "s/inst", "steps"], body)
-    lines += [""] + _official_md(summary["official"], run.bench)
+    lines += [""] + judge_usage_line(summary["judge_usage"]) + _official_md(summary["official"], run.bench)
     if summary["teacher_verdicts"]:
         lines += _verdicts_md(run.bench, display_method(run.method), summary["teacher_verdicts"])
     return "\n".join(lines + [STATS_NOTE, ""])
@@ -544,6 +547,8 @@ def _comparison_markdown(bench: str, rows: list[dict[str, Any]], paper: list[dic
     if baseline is not None:
         header += [f"Δ vs {baseline} [95% CI]", "p", "p Holm", "n pairs"]
     header += ["s/inst", "steps"]
+    judged = any(e.get("judge_tokens") is not None for e in rows)  # a judge that reports its tokens (RULER's API judge)
+    header += ["judge tok/inst"] if judged else []
     overall_p = [(lookup(m, "overall", "all") or {}).get("p_value") for m in methods]
     holm_p = dict(zip(methods, stats.holm(overall_p)))
     body = []
@@ -559,6 +564,7 @@ def _comparison_markdown(bench: str, rows: list[dict[str, Any]], paper: list[dic
             else:
                 cells += ["–", "–", "–", "–"]
         cells += [_fmt_cost(overall.get("mean_seconds")), _fmt_cost(overall.get("mean_steps"))]
+        cells += [_fmt_cost(overall.get("judge_tokens"))] if judged else []
         body.append([method] + cells)
     lines = _md_table(header, body) + [""]
     if baseline is not None:
