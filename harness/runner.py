@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness import records as rec
 from harness.config import Stage, component_kwargs, config_hash, method_needs_teacher, score_hash, validate_run_settings
-from harness.fingerprint import weights_fingerprint
+from harness.fingerprint import changed_weights, weights_fingerprint
 from harness.method import MethodContext, derive_seed
 from harness.progress import Progress
 from harness.rundir import RunDir, atomic_write_text, file_sha256
@@ -69,7 +69,7 @@ def _check_same_config(run: RunDir, chash: str, num_shards: int, weights: dict[s
                 f"{run.path} holds records of config {manifest['config_hash']}, but this config is {chash}. "
                 "Results of different configs are never mixed: choose another run_name or remove that directory."
             )
-        changed = sorted(k for k, v in manifest.get("weights", weights).items() if weights.get(k) != v)
+        changed = changed_weights(manifest.get("weights", weights), weights)
         if changed:
             raise UserError(
                 f"{run.path} holds records made with other weights at {', '.join(changed)} (the files changed since). "

@@ -242,6 +242,7 @@ class LocalVlmJudge(ChecklistJudge):
         max_attempts: int = 1,
         retry_backoff_s: float = 0.0,
         max_concurrency: int = 1,
+        revision: str | None = None,
     ) -> None:
         if max_concurrency != 1:
             raise ValueError(f"max_concurrency={max_concurrency}: a local judge answers one request at a time "
@@ -253,6 +254,7 @@ class LocalVlmJudge(ChecklistJudge):
         )
         self.teacher = teacher
         self._model_id = model_id
+        self.revision = revision  # the judge model's hub revision (conf/judge/local_vlm.yaml: the teacher block's)
         self.max_new_tokens = max_new_tokens
 
     @property
@@ -261,7 +263,8 @@ class LocalVlmJudge(ChecklistJudge):
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {"backend": "transformers", "model": self._model_id, "max_new_tokens": self.max_new_tokens}
+        pinned = {"revision": self.revision} if self.revision else {}  # null: the cache keys of before revisions
+        return {"backend": "transformers", "model": self._model_id, "max_new_tokens": self.max_new_tokens, **pinned}
 
     def _prepare(self, request: JudgeRequest) -> tuple[str, list]:
         texts, images = [self.system_prompt, "\n"], []
