@@ -2,6 +2,8 @@
 caller's thread goes on generating. Finished records come back to the caller's thread, the run's one writer.
 
 With n = 1 nothing runs on a thread: ``submit`` scores at once and hands the record back, as a plain loop would.
+A call that raises (a judge nobody answers for, ``fail_fast``) stops the run where the caller reads it; scores still in
+flight then end unwritten (their verdicts are in the judge cache: the re-run that goes on from there asks nothing again).
 """
 
 from __future__ import annotations
