@@ -16,8 +16,10 @@ import io
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,22 @@ _MAGIC_MIME = (
     (b"GIF89a", "image/gif"),
 )
 _RETRY_STATUS = {408, 409, 429}
+
+
+USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    text: str
+    usage: dict[str, int] | None  # the reply's ``usage`` (USAGE_KEYS); None where the server sends none
+
+
+def add_usage(a: dict[str, int] | None, b: dict[str, int] | None) -> dict[str, int] | None:
+    """Token counts of two calls together (None + None is None: nothing was reported)."""
+    if a is None or b is None:
+        return a or b
+    return {key: a.get(key, 0) + b.get(key, 0) for key in USAGE_KEYS}
 
 
 class ChatApiError(RuntimeError):
@@ -114,10 +132,16 @@ class ChatClient:
         self.timeout_s = timeout_s
         self.extra_params = dict(extra_params or {})
         self._client: openai.OpenAI | None = None  # built on first use: no key needed until then
+        self._client_lock = threading.Lock()  # calls may come from several threads (judge.max_concurrency)
 
     def chat(self, messages: list[dict[str, Any]], deadline: float | None = None) -> str:
         """The assistant's text for ``messages``; raises ``ChatApiError`` when retries run out, or when
         ``deadline`` (a ``time.monotonic()`` value) passes before a reply."""
+        return self.complete(messages, deadline).text
+
+    def complete(self, messages: list[dict[str, Any]], deadline: float | None = None) -> ChatReply:
+        """``chat``, with the token usage the server reported for the reply (its last attempt: the failed ones
+        returned no usage)."""
         client = self._openai()
         last_error, refused, delay = "", 0, 0.0
         for attempt in range(self.max_retries + 1):
@@ -149,7 +173,7 @@ class ChatClient:
             choice = response.choices[0] if response.choices else None
             text = choice.message.content if choice is not None else None
             if text:
-                return text
+                return ChatReply(text, _usage(response))
             last_error = f"empty reply (finish_reason={getattr(choice, 'finish_reason', None)})"
         if refused == self.max_retries + 1:
             raise EndpointUnreachable(f"nothing answers at {self._where()}: {last_error} on all {refused} attempts. "
@@ -158,22 +182,32 @@ class ChatClient:
         raise ChatApiError(f"{self._where()} failed after {self.max_retries + 1} attempts; last error: {last_error}")
 
     def _openai(self) -> openai.OpenAI:
-        if self._client is None:
-            if self.api_key_env is None:
-                api_key = "EMPTY"  # self-hosted servers ignore the key, but the client wants one
-            else:
-                api_key = os.environ.get(self.api_key_env, "")
-                if not api_key:
-                    raise UserError(
-                        f"environment variable {self.api_key_env} is not set: export it with your API key "
-                        f"for {self._where()}, or name another variable with api_key_env=..."
-                    )
-            # Retries are ours (backoff configurable, non-transient errors not retried).
-            self._client = openai.OpenAI(api_key=api_key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0)
+        with self._client_lock:
+            return self._client or self._build_client()
+
+    def _build_client(self) -> openai.OpenAI:
+        if self.api_key_env is None:
+            api_key = "EMPTY"  # self-hosted servers ignore the key, but the client wants one
+        else:
+            api_key = os.environ.get(self.api_key_env, "")
+            if not api_key:
+                raise UserError(
+                    f"environment variable {self.api_key_env} is not set: export it with your API key "
+                    f"for {self._where()}, or name another variable with api_key_env=..."
+                )
+        # Retries are ours (backoff configurable, non-transient errors not retried).
+        self._client = openai.OpenAI(api_key=api_key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0)
         return self._client
 
     def _where(self) -> str:
         return f"model {self.model!r} at {self.base_url or 'the OpenAI API'}"
+
+
+def _usage(response: Any) -> dict[str, int] | None:
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return None
+    return {key: int(getattr(usage, key, 0) or 0) for key in USAGE_KEYS}
 
 
 def _nobody_listens(exc: BaseException) -> bool:

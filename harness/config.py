@@ -18,10 +18,10 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import get_object
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from harness.paths import CONF_DIR
 from harness.sharding import check_shard
 from harness.types import UserError
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS = ("student", "teacher", "method", "bench", "judge", "logger", "experiment")
 
 # Top-level keys that change no video: they stay out of the generation hash. (The judge decides scores only:
@@ -136,8 +136,40 @@ def _without_transport(node: Any) -> Any:
     return {key: _without_transport(value) for key, value in node.items() if key not in transport}
 
 
-def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+def group_options(group: str, search_path: list[str] | None = None) -> list[str]:
+    """The options of a config group: ``conf/<group>/*.yaml``, and those of the ``hydra.searchpath`` entries given
+    (``file://<dir>`` or ``pkg://<module>``; your own groups' folders), as Hydra's config loader lists them."""
+    if not search_path:
+        return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        return sorted(loader.get_group_options(group, config_name="config", overrides=[_search_path_override(search_path)]))
+
+
+def _search_path_override(entries: list[str]) -> str:
+    quoted = ",".join('"' + e.replace("\\", "\\\\").replace('"', '\\"') + '"' for e in entries)
+    return f"hydra.searchpath=[{quoted}]"
+
+
+def search_path_of(parsed: list[Any], config_dir: str | None = None) -> list[str]:
+    """The search path entries of parsed overrides (``hydra.searchpath=[...]``, also with ``+``/``++``) and of
+    ``--config-dir``; a local folder that does not exist is an error here, where Hydra would skip it silently."""
+    entries: list[str] = []
+    for ov in parsed:
+        if ov.key_or_group == "hydra.searchpath" and not ov.is_delete():
+            value = ov.value()
+            entries += [str(v) for v in (value if isinstance(value, list) else [value])]
+    if config_dir:
+        entries.append(f"file://{Path(config_dir).resolve()}")
+    for entry in entries:
+        scheme, _, where = entry.rpartition("://")
+        if scheme in ("", "file") and not Path(where).is_dir():
+            raise UserError(f"hydra.searchpath entry {entry!r}: {Path(where).resolve()} is not a folder. Give the "
+                            "folder that holds your config groups (e.g. <dir>/teacher/my_vlm.yaml), as file:///abs/<dir>")
+    return entries
 
 
 def _suggest(word: str, choices: list[str]) -> str:
@@ -155,11 +187,11 @@ def _flat_keys(node: Any, prefix: str = "") -> list[str]:
     return keys
 
 
-def validate_overrides(overrides: list[str]) -> None:
+def validate_overrides(overrides: list[str], config_dir: str | None = None) -> None:
     """Check command-line overrides before Hydra sees them, with "did you mean" suggestions.
 
-    Group choices are checked against ``conf/<group>/*.yaml``; plain keys against the composed
-    config (sweeps are checked option by option).
+    Group choices are checked against ``conf/<group>/*.yaml`` and the groups of the search path (``hydra.searchpath``
+    overrides, ``--config-dir``); plain keys against the composed config (sweeps are checked option by option).
     """
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -169,7 +201,8 @@ def validate_overrides(overrides: list[str]) -> None:
     except Exception as exc:  # hydra's grammar errors are already descriptive
         raise UserError(f"cannot parse overrides {overrides}: {exc}") from exc
 
-    first_choices: list[str] = []
+    search_path = search_path_of(parsed, config_dir)
+    first_choices = [_search_path_override(search_path)] if search_path else []
     key_overrides = []
     for ov in parsed:
         key = ov.key_or_group
@@ -177,7 +210,7 @@ def validate_overrides(overrides: list[str]) -> None:
             continue
         if key in GROUPS:
             values = list(ov.sweep_string_iterator()) if ov.is_sweep_override() else [ov.get_value_element_as_str()]
-            options = group_options(key)
+            options = group_options(key, search_path)
             for value in values:
                 if value not in options and not (key == "experiment" and value == "null"):
                     raise UserError(f"unknown {key} '{value}'. Available: {', '.join(options)}.{_suggest(value, options)}")

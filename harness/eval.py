@@ -81,9 +81,9 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> None:
     # Hydra's own parser separates its flags (``--cfg job``, ``--config-dir /x``, ``-m``) from the overrides.
-    overrides = get_args_parser().parse_args().overrides
+    args = get_args_parser().parse_args()
     try:
-        validate_overrides(overrides)
+        validate_overrides(args.overrides, args.config_dir)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)

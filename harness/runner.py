@@ -25,10 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness import records as rec
 from harness.config import Stage, component_kwargs, config_hash, method_needs_teacher, score_hash, validate_run_settings
-from harness.fingerprint import weights_fingerprint
+from harness.fingerprint import changed_weights, weights_fingerprint
 from harness.method import MethodContext
 from harness.progress import Progress
 from harness.rundir import RunDir, atomic_write_text, file_sha256
+from harness.score_pool import ScorePool
 from harness.seeding import derive_seed
 from harness.shard_lock import shard_lock
 from harness.sharding import select_shard
@@ -69,7 +70,7 @@ def _check_same_config(run: RunDir, chash: str, num_shards: int, weights: dict[s
                 f"{run.path} holds records of config {manifest['config_hash']}, but this config is {chash}. "
                 "Results of different configs are never mixed: choose another run_name or remove that directory."
             )
-        changed = sorted(k for k, v in manifest.get("weights", weights).items() if weights.get(k) != v)
+        changed = changed_weights(manifest.get("weights", weights), weights)
         if changed:
             raise UserError(
                 f"{run.path} holds records made with other weights at {', '.join(changed)} (the files changed since). "
@@ -218,14 +219,24 @@ class Runner:
         progress = Progress(total=len(instances), done=len(instances) - len(todo), scores=done_scores,
                             enabled=self.cfg.progress, label=self.label)
         statuses = {i.id: rec.STATUS_OK if i.id in done else latest.get(i.id, {}).get("status", "missing") for i in instances}
+
+        def finish(record: rec.Record) -> None:  # this thread alone writes records
+            rec.append(self.records_path, record)
+            statuses[record.instance_id] = record.status
+            sink.log_record(json.loads(record.to_json()))
+            progress.update(record.score if record.status == rec.STATUS_OK else None, record.status)
+
+        # Scores of up to score_concurrency instances at once (a judge's requests in flight), generation meanwhile.
+        pool = ScorePool(getattr(self.bench, "score_concurrency", 1))
         try:
             for instance in todo:
-                record = self.process(instance, latest.get(instance.id))
-                rec.append(self.records_path, record)
-                statuses[instance.id] = record.status
-                sink.log_record(json.loads(record.to_json()))
-                progress.update(record.score if record.status == rec.STATUS_OK else None, record.status)
+                staged = self.stage(instance, latest.get(instance.id))
+                for record in [staged] if isinstance(staged, rec.Record) else pool.submit(self._score, *staged):
+                    finish(record)
+            for record in pool.drain():
+                finish(record)
         finally:
+            pool.close()
             progress.close()
         finished = (rec.STATUS_OK, rec.STATUS_GENERATED) if self.cfg.stage == Stage.generate else (rec.STATUS_OK,)
         self.unfinished = {iid: status for iid, status in statuses.items() if status not in finished}
@@ -245,7 +256,9 @@ class Runner:
             log.warning("%s was recorded ok, but %s: running it again", row["instance_id"], problem)
         return problem is None
 
-    def process(self, instance: Instance, previous: dict[str, Any] | None) -> rec.Record:
+    def stage(self, instance: Instance, previous: dict[str, Any] | None) -> rec.Record | tuple[Instance, Path, rec.Record, float]:
+        """Generate (or reuse) an instance's video: its final record where nothing is to be scored (an error,
+        stage=generate), else the arguments of ``_score``."""
         seed = derive_seed(int(self.cfg.seed), instance.id)
         relpath = Path("videos") / self.bench.video_relpath(instance)
         video = self.run.path / relpath
@@ -270,7 +283,7 @@ class Runner:
                 return record
         if self.cfg.stage == Stage.generate:
             return replace(record, status=rec.STATUS_GENERATED, error=None, error_stage=None)
-        return self._score(instance, video, record, start)
+        return instance, video, record, start
 
     def _generate(self, instance: Instance, seed: int, video: Path, relpath: Path, record: rec.Record) -> rec.Record:
         # Outside the per-instance guard: a model that cannot load fails the run once, clearly,

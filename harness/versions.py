@@ -38,6 +38,9 @@ def _git_revision() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    except (OSError, subprocess.CalledProcessError):  # an installed wheel: its version, not a commit
+        try:
+            return "package " + importlib.metadata.version("vlmteach-harness")
+        except importlib.metadata.PackageNotFoundError:
+            return "unknown"
     return sha + ("-dirty" if dirty else "")

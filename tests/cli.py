@@ -58,9 +58,9 @@ def run_directory(output: str) -> Path:
 class StubJudgeProcess:
     """``python -m benchmarks.ruler.stub_judge`` on a free port, in its own process."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *args: str) -> None:
         port_file = tmp / "judge.port"
-        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.ruler.stub_judge", "--port-file", str(port_file)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.ruler.stub_judge", "--port-file", str(port_file), *args],
                                      cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while not port_file.is_file() or not port_file.read_text():
@@ -77,8 +77,11 @@ class StubJudgeProcess:
         return (f"judge.base_url={self.base_url}", "judge.api_key_env=null", f"judge.cache_dir={cache_dir}")
 
     def chat_requests(self) -> int:
+        return self.stats()["chat_requests"]
+
+    def stats(self) -> dict:
         with urllib.request.urlopen(f"{self.url}/stats") as reply:
-            return json.load(reply)["chat_requests"]
+            return json.load(reply)
 
     def set_mode(self, mode: str) -> None:
         request = urllib.request.Request(f"{self.url}/control", data=json.dumps({"mode": mode}).encode(), method="POST")

@@ -21,6 +21,8 @@ NOT_ON_CPU = {
     "make data BENCH=ruler": "internet (the RULER-Bench download)",
     "make data BENCH=vbvr": "internet (the VBVR-Bench-Data download)",
     "hf download ": "internet (model weights)",
+    "pip install .": "it would replace the checkout's editable install (tests/test_packaging.py installs the wheel)",
+    "vlmteach-": "the installed package's commands (tests/test_packaging.py runs them from an installed wheel)",
     "export OPENAI_API_KEY=": "a paid API key",
     "make eval BENCH=ruler METHOD=frozen,pass_at_k,vlmteach ARGS=\"student=fastwan22_ti2v_5b": "a GPU and the 5B weights",
     "make eval BENCH=vbvr  METHOD=frozen,pass_at_k,vlmteach ARGS=\"student=fastwan22_ti2v_5b": "a GPU and the 5B weights",

@@ -84,6 +84,8 @@ def test_a_judge_nobody_answers_for_stops_the_run_once(release, tmp_path):
         base_url = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
     proc = harness_eval("bench=ruler", "method=frozen", f"bench.data_dir={release}", *RULER_SIZE, "limit=2",
                         f"judge.base_url={base_url}", "judge.api_key_env=null", "judge.max_retries=1", "judge.backoff_s=0",
+                        # one score at a time: with more, videos generated while the first score was in flight are kept too
+                        "judge.max_concurrency=1",
                         f"judge.cache_dir={tmp_path / 'cache'}", f"output_root={tmp_path / 'runs'}", expect=2)
     assert base_url.removesuffix("/v1") in proc.stdout and "Start the server or fix base_url" in proc.stdout
     run = next((tmp_path / "runs" / "ruler" / "frozen").iterdir())

@@ -65,7 +65,7 @@ def test_real_student_configs(name, hub_id, sampler, steps, tmp_path, monkeypatc
         assert "dmd_timesteps" not in cfg and cfg.shift == 5.0 and cfg.guidance_scale == 5.0
     assert cfg.first_frame_fit == "crop"
     # Every other key reaches WanStudent (checked here because the 5B weights are not loaded below).
-    accepted = set(inspect.signature(WanStudent.__init__).parameters) | {"_target_", "path", "dtype", "vae_dtype"}
+    accepted = set(inspect.signature(WanStudent.__init__).parameters) | {"_target_", "path", "dtype", "vae_dtype", "revision"}
     assert set(cfg) <= accepted, set(cfg) - accepted
     with initialize_config_dir(config_dir=str(CONF.parent), version_base="1.3"):
         fast = compose(config_name="config", overrides=[f"student={name}", "experiment=fast_h200"]).student

@@ -74,6 +74,11 @@ class RulerBenchmark:
             log.info("RULER-Bench: %d of %d released records selected from %s: %s", len(selected), len(items), source, self.summary["by_category"])
         return self._instances
 
+    @property
+    def score_concurrency(self) -> int:
+        """Instances the runner may score at once: the judge's ``max_concurrency`` (requests in flight)."""
+        return self.judge.max_concurrency if self.judge is not None else 1
+
     def video_relpath(self, instance: Instance) -> str:
         return f"{instance.task}/{instance.reference['index']}.mp4"  # the layout upstream's eval.py reads
 
@@ -96,6 +101,7 @@ class RulerBenchmark:
                 "system_prompt_sha256": self.judge.system_prompt_sha256,
                 "cached": verdict.cached,
                 "attempts": verdict.attempts,
+                "usage": verdict.usage,  # the judge's tokens for this verdict (of the original calls when cached)
                 "reasoning": reasoning_text(verdict.raw),
             },
         )

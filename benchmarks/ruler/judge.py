@@ -22,7 +22,7 @@ from benchmarks.ruler import system_prompt as prompts
 from benchmarks.ruler.cache import JudgeCache, cache_key
 from benchmarks.ruler.labels import ResponseFormatError, parse_labels
 from benchmarks.ruler.request import ImageInput, JudgeRequest
-from harness.chat_api import ChatApiError, ChatClient, EndpointUnreachable, image_part, text_part
+from harness.chat_api import ChatApiError, ChatClient, ChatReply, EndpointUnreachable, add_usage, image_part, text_part
 from harness.types import ScoringError, Teacher, UserError
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,9 @@ class Verdict:
     raw: str
     attempts: int  # judge calls made for this verdict; 0 when it came from the cache
     cached: bool
+    # Tokens of the calls that made the verdict (all its attempts; harness.chat_api.USAGE_KEYS), None where the backend
+    # reports none. A cached verdict carries its original calls' usage: it cost nothing this time (``cached``).
+    usage: dict[str, int] | None = None
 
 
 class ChecklistJudge(abc.ABC):
@@ -40,7 +43,7 @@ class ChecklistJudge(abc.ABC):
 
     # Settings that change how the judge is called, never what it answers: the score hash leaves them out,
     # so a new timeout or cache folder neither re-scores nor refuses a run.
-    transport_settings: tuple[str, ...] = ("cache_dir", "max_attempts", "retry_backoff_s", "deadline_s")
+    transport_settings: tuple[str, ...] = ("cache_dir", "max_attempts", "retry_backoff_s", "deadline_s", "max_concurrency")
 
     def __init__(
         self,
@@ -51,9 +54,13 @@ class ChecklistJudge(abc.ABC):
         max_attempts: int,
         retry_backoff_s: float,
         deadline_s: float | None = None,
+        max_concurrency: int = 1,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1 (judge requests in flight at once), got {max_concurrency}")
+        self.max_concurrency = max_concurrency  # the runner scores up to this many instances at once
         if deadline_s is not None and deadline_s <= 0:
             raise ValueError(f"deadline_s must be positive or null (none), got {deadline_s}")
         self.deadline_s = deadline_s
@@ -105,7 +112,7 @@ class ChecklistJudge(abc.ABC):
         """The backend's payload for ``request``, built once and reused across attempts."""
 
     @abc.abstractmethod
-    def _complete(self, payload: Any, deadline: float | None) -> str:
+    def _complete(self, payload: Any, deadline: float | None) -> ChatReply:
         """One call, given up at ``deadline`` (``time.monotonic()``) where the backend can; raises
         ``ScoringError`` when the backend fails for good."""
 
@@ -117,12 +124,14 @@ class ChecklistJudge(abc.ABC):
         payload = self._prepare(request)
         deadline = time.monotonic() + self.deadline_s if self.deadline_s is not None else None  # per instance
         problems: list[str] = []
+        usage: dict[str, int] | None = None
         for attempt in range(1, self.max_attempts + 1):
             if attempt > 1:
                 time.sleep(self.retry_backoff_s * 2 ** (attempt - 2))
             if deadline is not None and time.monotonic() >= deadline:
                 raise ScoringError(f"judge {self.model_id}: no valid reply within deadline_s={self.deadline_s}: {problems}")
-            raw = self._complete(payload, deadline)
+            reply = self._complete(payload, deadline)
+            raw, usage = reply.text, add_usage(usage, reply.usage)
             try:
                 labels = parse_labels(raw, request.n_questions)
             except ResponseFormatError as exc:
@@ -130,8 +139,9 @@ class ChecklistJudge(abc.ABC):
                 log.warning("judge %s: unusable reply (%s), attempt %d/%d", self.model_id, exc, attempt, self.max_attempts)
                 continue
             if self.cache:
-                self.cache.put(key, {"judge": self.identity, "system_prompt_sha256": self.system_prompt_sha256, "raw": raw, "labels": labels})
-            return Verdict(labels=labels, raw=raw, attempts=attempt, cached=False)
+                self.cache.put(key, {"judge": self.identity, "system_prompt_sha256": self.system_prompt_sha256, "raw": raw,
+                                     "labels": labels, "usage": usage})
+            return Verdict(labels=labels, raw=raw, attempts=attempt, cached=False, usage=usage)
         raise ScoringError(
             f"judge {self.model_id} gave no valid reply in {self.max_attempts} attempts: {problems}; last reply: {raw[:300]!r}"
         )
@@ -141,7 +151,8 @@ class ChecklistJudge(abc.ABC):
         if entry is None:
             return None
         try:  # re-checked, so a damaged or hand-edited entry is never trusted
-            return Verdict(labels=parse_labels(entry["raw"], n_questions), raw=entry["raw"], attempts=0, cached=True)
+            return Verdict(labels=parse_labels(entry["raw"], n_questions), raw=entry["raw"], attempts=0, cached=True,
+                           usage=entry.get("usage"))
         except (KeyError, TypeError, ResponseFormatError) as exc:
             log.warning("judge cache entry %s is unusable (%s); asking the judge again", key, exc)
             return None
@@ -170,10 +181,12 @@ class ApiJudge(ChecklistJudge):
         max_attempts: int = 4,
         retry_backoff_s: float = 2.0,
         deadline_s: float | None = 900.0,
+        max_concurrency: int = 4,
     ) -> None:
         super().__init__(
             system_prompt=system_prompt, system_prompt_path=system_prompt_path, cache_dir=cache_dir,
             max_attempts=max_attempts, retry_backoff_s=retry_backoff_s, deadline_s=deadline_s,
+            max_concurrency=max_concurrency,
         )
         params = {"presence_penalty": 0} if extra_params is None else dict(extra_params)
         self.client = ChatClient(
@@ -198,9 +211,9 @@ class ApiJudge(ChecklistJudge):
         content = [text_part(p) if isinstance(p, str) else image_part(_image_source(p)) for p in request.parts]
         return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": content}]
 
-    def _complete(self, payload: list[dict[str, Any]], deadline: float | None) -> str:
+    def _complete(self, payload: list[dict[str, Any]], deadline: float | None) -> ChatReply:
         try:
-            return self.client.chat(payload, deadline=deadline)
+            return self.client.complete(payload, deadline=deadline)
         except EndpointUnreachable:
             raise  # nothing answers: the runner stops the run once, instead of failing every instance
         except (ChatApiError, UserError) as exc:
@@ -227,13 +240,20 @@ class LocalVlmJudge(ChecklistJudge):
         cache_dir: str | None = None,
         max_attempts: int = 1,
         retry_backoff_s: float = 0.0,
+        max_concurrency: int = 1,
+        revision: str | None = None,
     ) -> None:
+        if max_concurrency != 1:
+            raise ValueError(f"max_concurrency={max_concurrency}: a local judge answers one request at a time "
+                             "(one model on one device); keep it at 1, or serve the model behind an OpenAI-compatible "
+                             "endpoint (judge=o3 with base_url=...) to score concurrently")
         super().__init__(
             system_prompt=system_prompt, system_prompt_path=system_prompt_path, cache_dir=cache_dir,
             max_attempts=max_attempts, retry_backoff_s=retry_backoff_s,
         )
         self.teacher = teacher
         self._model_id = model_id
+        self.revision = revision  # the judge model's hub revision (conf/judge/local_vlm.yaml: the teacher block's)
         self.max_new_tokens = max_new_tokens
 
     @property
@@ -242,7 +262,8 @@ class LocalVlmJudge(ChecklistJudge):
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {"backend": "transformers", "model": self._model_id, "max_new_tokens": self.max_new_tokens}
+        pinned = {"revision": self.revision} if self.revision else {}  # null: the cache keys of before revisions
+        return {"backend": "transformers", "model": self._model_id, "max_new_tokens": self.max_new_tokens, **pinned}
 
     def _prepare(self, request: JudgeRequest) -> tuple[str, list]:
         texts, images = [self.system_prompt, "\n"], []
@@ -254,9 +275,9 @@ class LocalVlmJudge(ChecklistJudge):
                 texts.append(f"[Image {len(images)}]")
         return "".join(texts), images
 
-    def _complete(self, payload: tuple[str, list], deadline: float | None) -> str:  # a local model: no deadline
-        prompt, images = payload
-        return self.teacher.generate(prompt, images=images, max_new_tokens=self.max_new_tokens)
+    def _complete(self, payload: tuple[str, list], deadline: float | None) -> ChatReply:  # a local model: no deadline
+        prompt, images = payload  # its token counts are not reported (usage None): it costs GPU time, not tokens
+        return ChatReply(self.teacher.generate(prompt, images=images, max_new_tokens=self.max_new_tokens), None)
 
 
 def no_judge() -> None:

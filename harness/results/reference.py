@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from harness.paths import REFERENCE_DIR
 from harness.types import UserError
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "results" / "reference"
 
 
 def reference_names() -> list[str]:

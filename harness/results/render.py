@@ -106,6 +106,8 @@ def comparison_markdown(bench: str, rows: list[dict[str, Any]], paper: list[dict
     if baseline is not None:
         header += [f"Δ vs {baseline} [95% CI]", "p", "p Holm", "n pairs"]
     header += ["s/inst", "steps"]
+    judged = any(e.get("judge_tokens") is not None for e in rows)  # a judge that reports its tokens (RULER's API judge)
+    header += ["judge tok/inst"] if judged else []
     overall_p = [(lookup(m, "overall", "all") or {}).get("p_value") for m in methods]
     holm_p = dict(zip(methods, stats.holm(overall_p)))
     body = []
@@ -121,6 +123,7 @@ def comparison_markdown(bench: str, rows: list[dict[str, Any]], paper: list[dict
             else:
                 cells += ["–", "–", "–", "–"]
         cells += [fmt_cost(overall.get("mean_seconds")), fmt_cost(overall.get("mean_steps"))]
+        cells += [fmt_cost(overall.get("judge_tokens"))] if judged else []
         body.append([method] + cells)
     lines = md_table(header, body) + [""]
     if baseline is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from harness import stats
+from harness.judge_usage import mean_judge_tokens
 from harness.records import STATUS_ERROR, STATUS_GENERATED, STATUS_OK
 from harness.results.runs import RunResults
 
@@ -72,6 +73,7 @@ def run_rows(run: RunResults, baseline: RunResults | None = None) -> list[dict[s
                 "n_unscored": sum(r["status"] == STATUS_GENERATED for r in in_group),
                 "n_expected": n_expected,
                 "mean_seconds": _mean_of(seconds), "mean_steps": _mean_of([float(r.get("steps", 0)) for r in ok]),
+                "judge_tokens": mean_judge_tokens(ok),
             }
             if baseline is not None:
                 pairs = [(r, base_ok[r["instance_id"]]) for r in ok if r["instance_id"] in base_ok]

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from harness import stats
+from harness.judge_usage import judge_usage_line, run_judge_usage
 from harness.results.audit import audit_of
 from harness.results.benchmark import official_aggregation, official_label, official_warnings
 from harness.results.render import STATS_NOTE, fmt, fmt_cost, md_table, official_md, warnings_md
@@ -43,6 +44,7 @@ def run_summary(run: RunResults) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                       "unit": "task within category"},
         "rows": rows,
         "official": official_aggregation(run),
+        "judge_usage": run_judge_usage(run.records),
         "audits": {audit.NAME: audit.rows(run, [], main_levels(run))} if audit else {},
     }
     summary["warnings"] = official_warnings(summary["official"])
@@ -60,7 +62,7 @@ def run_markdown(run: RunResults, summary: dict[str, Any]) -> str:
     ]
     lines = [head, "", *warnings_md(summary["warnings"]), flag, "", f"config_hash: `{run.config_hash}`", ""]
     lines += md_table(["level", "group", "mean", "95% CI", "n", "n expected", "err", "unscored", "s/inst", "steps"], body)
-    lines += [""] + official_md(summary["official"], official_label(run))
+    lines += [""] + judge_usage_line(summary["judge_usage"]) + official_md(summary["official"], official_label(run))
     if audit := audit_of(run):
         if rows := summary["audits"][audit.NAME]:
             lines += audit.markdown(run.bench, display_method(run.method, run.oracle), rows)

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from harness.loading import PROJECT_ROOT, resolve_dtype
+from harness.loading import PROJECT_ROOT, missing_weights, resolve_dtype
 from harness.students.patch_linear import PatchLinearDecoder
 from harness.students.taehv import TAEHVDecoder
 from harness.types import UserError
@@ -54,17 +54,19 @@ class LightDecoder(nn.Module):
 
 def build_light_decoder(*, kind: str, path: str, latent_convention: LatentConvention, latents_mean: list[float],
                         latents_std: list[float], vae_scales: tuple[int, int] | None = None,
-                        device: torch.device | str = "cpu", dtype: str = "float32") -> LightDecoder:
+                        device: torch.device | str = "cpu", dtype: str = "float32",
+                        revision: str | None = None) -> LightDecoder:
     """The ``student.light_decoder`` config block -> a ready decoder on ``device``.
 
     ``path``: a local ``.safetensors`` / ``.pth`` file, or ``<owner>/<repo>/<file>`` on the Hugging Face hub
-    (e.g. ``madebyollin/taehv/safetensors/taew2_2.safetensors``, ``lightx2v/Autoencoders/lighttaew2_2.safetensors``).
+    (e.g. ``madebyollin/taehv/safetensors/taew2_2.safetensors``, ``lightx2v/Autoencoders/lighttaew2_2.safetensors``),
+    read at ``revision`` (a branch, tag or commit of that repo; None: its default branch).
     ``vae_scales`` (temporal, spatial) of the student's VAE are checked against the decoder's upscaling.
     """
     if kind not in KINDS:
         raise UserError(f"light_decoder.kind must be one of {sorted(KINDS)}, got {kind!r}")
     torch_dtype = resolve_dtype(dtype, config_key="student.light_decoder.dtype")
-    decoder = KINDS[kind].from_state_dict(load_checkpoint(path))
+    decoder = KINDS[kind].from_state_dict(load_checkpoint(path, revision))
     if vae_scales is not None and tuple(vae_scales) != (decoder.t_upscale, decoder.s_upscale):
         raise UserError(f"light decoder {path} upscales (time, space) by {(decoder.t_upscale, decoder.s_upscale)} but "
                         f"the student's VAE by {tuple(vae_scales)}: pick the checkpoint made for this VAE")
@@ -74,9 +76,9 @@ def build_light_decoder(*, kind: str, path: str, latent_convention: LatentConven
     return module.to(device)
 
 
-def load_checkpoint(path: str) -> dict[str, torch.Tensor]:
+def load_checkpoint(path: str, revision: str | None = None) -> dict[str, torch.Tensor]:
     """A light decoder state dict from a local file or a hub file, with a download hint when neither is there."""
-    file = _resolve_file(path)
+    file = _resolve_file(path, revision)
     if file.suffix == ".safetensors":
         return load_file(str(file))
     if file.suffix in (".pth", ".pt"):
@@ -84,7 +86,7 @@ def load_checkpoint(path: str) -> dict[str, torch.Tensor]:
     raise UserError(f"light_decoder.path {path!r}: expected a .safetensors or .pth file")
 
 
-def _resolve_file(path: str) -> Path:
+def _resolve_file(path: str, revision: str | None) -> Path:
     for candidate in (Path(path).expanduser(), PROJECT_ROOT / path):
         if candidate.is_file():
             return candidate
@@ -99,10 +101,6 @@ def _resolve_file(path: str) -> Path:
 
     repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
     try:
-        return Path(hf_hub_download(repo_id=repo, filename=filename))
+        return Path(hf_hub_download(repo_id=repo, filename=filename, revision=revision))
     except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError) as err:
-        raise UserError(
-            f"Light decoder {filename} of {repo} is not available locally and could not be downloaded "
-            f"({type(err).__name__}). Download it with:\n  hf download {repo} {filename} --local-dir "
-            f"weights\nthen set student.light_decoder.path=weights/{filename}"
-        ) from err
+        raise UserError(missing_weights(repo, revision, "student.light_decoder.path", err, filename)) from err

@@ -163,7 +163,7 @@ class WanStudent:
         self._scale_s = self.vae.config.scale_factor_spatial
         self._video_processor = VideoProcessor(vae_scale_factor=self._scale_s)
         self._frame_wise = is_frame_wise(self.vae)
-        # The ``light_decoder`` block ({kind, path, latent_convention, dtype}); None decodes with the VAE.
+        # The ``light_decoder`` block ({kind, path, latent_convention, dtype, revision}); None decodes with the VAE.
         self.light_decoder: LightDecoder | None = None
         if light_decoder is not None:
             self.light_decoder = build_light_decoder(
@@ -173,13 +173,15 @@ class WanStudent:
 
     @classmethod
     def from_pretrained(cls, *, path: str, dtype: str = "float32", vae_dtype: str = "float32",
-                        **settings: Any) -> WanStudent:
-        """Load every component from a diffusers-format directory or hub id (``student.path``).
+                        revision: str | None = None, **settings: Any) -> WanStudent:
+        """Load every component from a diffusers-format directory or hub id (``student.path``, at ``revision``:
+        a branch, tag or commit; None: the hub's default branch).
 
         ``dtype`` is the transformer's and text encoder's, ``vae_dtype`` the Wan VAE's (fp32, as diffusers
         advises; bf16 decodes the final video faster); ``settings`` are ``__init__``'s keyword arguments.
         """
-        root = resolve_model_dir(path, config_key="student.path", marker="model_index.json", allow_patterns=_COMPONENTS)
+        root = resolve_model_dir(path, config_key="student.path", marker="model_index.json", allow_patterns=_COMPONENTS,
+                                 revision=revision)
         index_file = root / "model_index.json"
         if not index_file.is_file():
             raise UserError(f"{root} has no model_index.json: student.path must be a diffusers-format folder")

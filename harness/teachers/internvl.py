@@ -75,13 +75,15 @@ class InternVLTeacher(ChatTeacher):
     def from_pretrained(cls, *, path: str, device: str = "auto", dtype: str = "float32",
                         question_suffix: str = " Answer with Yes or No.", system_prompt: str | None = None,
                         max_new_tokens: int = 256, synthesis_retries: int = 2, shared_prefix: bool = True,
-                        gradient_checkpointing: bool = False, compile: bool = False) -> InternVLTeacher:
+                        gradient_checkpointing: bool = False, compile: bool = False,
+                        revision: str | None = None) -> InternVLTeacher:
         """Load an InternVL ``-hf`` checkpoint (folder or hub id, e.g. ``OpenGVLab/InternVL3-8B-hf``).
 
         ``shared_prefix``: the chat head and the video once per loss, the questions after them in one row;
         ``gradient_checkpointing`` / ``compile``: as ``QwenVLTeacher`` (``prepare_frozen``)."""
         torch_dtype = resolve_dtype(dtype, config_key="teacher.dtype")
-        local = resolve_model_dir(path, config_key="teacher.path", marker="config.json", allow_patterns=_FILES)
+        local = resolve_model_dir(path, config_key="teacher.path", marker="config.json", allow_patterns=_FILES,
+                                  revision=revision)  # a hub id at revision (branch, tag, commit; None: default branch)
         torch_device = resolve_device(device, config_key="teacher.device")
         config = AutoConfig.from_pretrained(local)
         if config.model_type != "internvl":

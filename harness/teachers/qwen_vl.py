@@ -107,7 +107,7 @@ class QwenVLTeacher(ChatTeacher):
         min_pixels: int | None = None, video_fps: float | None = 2.0, question_suffix: str = " Answer with Yes or No.",
         system_prompt: str | None = None, gradient_checkpointing: bool = False, max_new_tokens: int = 256,
         synthesis_retries: int = 2, shared_prefix: bool = True, synthesis_cache_len: int | None = None,
-        compile: bool = False, packed_vision_attention: bool = True,
+        compile: bool = False, packed_vision_attention: bool = True, revision: str | None = None,
     ) -> QwenVLTeacher:
         """Load a Qwen3-VL or Qwen2.5-VL checkpoint (folder or hub id) as a frozen teacher.
 
@@ -128,7 +128,8 @@ class QwenVLTeacher(ChatTeacher):
         """
         torch_dtype = resolve_dtype(dtype, config_key="teacher.dtype")
         hint = " Build the micro teacher with `python -m lab.micro.weights_teacher`." if "micro" in path else ""
-        local = resolve_model_dir(path, config_key="teacher.path", marker="config.json", allow_patterns=_TEACHER_FILES, hint=hint)
+        local = resolve_model_dir(path, config_key="teacher.path", marker="config.json", allow_patterns=_TEACHER_FILES, hint=hint,
+                                  revision=revision)  # a hub id at revision (branch, tag, commit; None: default branch)
         torch_device = resolve_device(device, config_key="teacher.device")
         config = AutoConfig.from_pretrained(local)
         family = FAMILIES.get(config.model_type)
