@@ -1,4 +1,4 @@
-"""What a run's judge cost: the token usage its verdicts report (a record's ``trace.score_details.usage``, written by
+"""What a run's judge cost: the token usage its verdicts report (a record's ``score_details.usage``, written by
 judges that report one: RULER's OpenAI-compatible judge).
 
 A verdict from the judge cache carries the usage of the calls that made it, with ``cached: true``. The run's sum
@@ -18,7 +18,7 @@ def _verdicts(records: Iterable[dict[str, Any]]) -> list[tuple[dict[str, int], b
     """(usage, cached) of every ok record whose verdict reports a usage."""
     found = []
     for record in records:
-        details = (record.get("trace") or {}).get("score_details") or {}
+        details = record.get("score_details") or {}
         if record.get("status") == STATUS_OK and isinstance(details.get("usage"), dict):
             found.append((details["usage"], bool(details.get("cached"))))
     return found

@@ -1,4 +1,4 @@
-"""docs/extending-benchmark.md as written: its files go into a copy of the project, its commands run there, and the
+"""docs/extending.md's benchmark recipe as written: its files go into a copy of the project, its commands run there, and the
 tables show the new benchmark's records, its own official aggregation and its paper table."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from harness.results.runs import load_run
 from tests.cli import ROOT, run_cli
 
-RECIPE = ROOT / "docs" / "extending-benchmark.md"
+RECIPE = ROOT / "docs" / "extending.md"
 
 
 def _project_copy(dest: Path) -> Path:
@@ -27,7 +27,7 @@ def _project_copy(dest: Path) -> Path:
 
 
 def test_the_recipe_adds_a_benchmark_that_runs_and_is_tabled_with_its_own_aggregation(tmp_path):
-    text = RECIPE.read_text()
+    text = RECIPE.read_text().split("## Add a benchmark\n", 1)[1].split("\n## ", 1)[0]
     files = re.findall(r"^File `([^`]+)`[^\n]*\n\n```\w+\n(.*?)^```", text, re.M | re.S)
     assert [path for path, _ in files] == ["benchmarks/brightness.py", "conf/bench/brightness.yaml",
                                            "results/reference/brightness_paper.csv"]

@@ -42,7 +42,7 @@ def _score(setup, tmp: Path, name: str, *overrides: str) -> tuple[Path, str]:
 
 
 def _verdicts(run: Path) -> dict[str, dict]:
-    return {iid: {"score": r["score"], "scores": r["scores"], **{k: r["trace"]["score_details"][k]
+    return {iid: {"score": r["score"], "scores": r["scores"], **{k: r["score_details"][k]
                                                                   for k in ("labels", "usage", "cached")}}
             for iid, r in RunDir(run).latest_records().items()}
 
