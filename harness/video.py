@@ -105,7 +105,11 @@ def read_mp4(path: str | Path) -> np.ndarray:
         raise CorruptVideoError(f"video file missing or empty: {path}")
     try:
         with av.open(str(path)) as container:
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+            stream = container.streams.video[0]
+            # One decoder thread: the same frames, and on cores kept busy by the harness's other jobs (make
+            # eval's pool) twice as fast (scripts/bench_video_io.py --busy 2; results/perf/README.md, CPU).
+            stream.codec_context.thread_type, stream.codec_context.thread_count = "NONE", 1
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
     except (av.error.FFmpegError, IndexError, ValueError) as exc:
         raise CorruptVideoError(f"cannot decode video {path}: {exc}") from exc
     if not frames:
