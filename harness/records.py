@@ -45,7 +45,7 @@ class Record:
     video_bytes: int | None = None  # size and digest of the video as written: a later change or loss is detected
     video_sha256: str | None = None
     timings: dict[str, float] = field(default_factory=dict)  # total_s, generate_s, score_s, ...
-    steps: int = 0  # optimisation steps / extra samples (cost column)
+    steps: int = 0  # the method's own unit of work (harness.types.MethodOutput.steps)
     trace: dict[str, Any] = field(default_factory=dict)  # the method's trace (harness.types.Trace), as read_trace reads
     oracle: bool = False  # the method reads the answer key (harness.method.Method.is_oracle)
     config_hash: str = ""  # the generation hash: what decided the video (harness.config.config_hash)

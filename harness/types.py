@@ -96,7 +96,10 @@ class MethodOutput:
     clip: np.ndarray
     trace: Trace | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
-    steps: int = 0  # optimisation steps or extra samples: the cost column besides seconds
+    # The method's own unit of work, the tables' work/inst beside seconds: vlmteach its LoRA updates, pass@k and
+    # best-of-n the candidates generated, prompt rewriting and VideoTPO the VLM calls plus the generations; 0 for one
+    # plain generation (frozen). Units differ between methods: it compares runs of one method.
+    steps: int = 0
 
 
 class ScoringError(RuntimeError):
