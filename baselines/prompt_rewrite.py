@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
-from typing import Any
 
 from baselines.prompt_backends import ApiVlm, PromptVlm, TeacherVlm, check_backend, trace_on_error
 from baselines.prompt_parsing import parse_prompt_reply
+from baselines.traces import PromptRewriteTrace
 from harness.method import Method, MethodContext, generate_clip
-from harness.types import Instance, MethodOutput, Trace
+from harness.types import Instance, MethodOutput
 
 INSTRUCTION = (
     "You write prompts for a video generation model. {source} The video must carry out this task:\n"
@@ -27,21 +26,6 @@ SOURCE_I2V = "The video starts from the image shown."
 SOURCE_T2V = "The video is generated from text alone."
 
 
-@dataclass
-class PromptRewriteTrace(Trace):
-    """The VLM asked, the request (text and image names), its reply and the prompt the student generated from:
-    the original one where the reply was unusable (``fallback``)."""
-
-    vlm: dict[str, Any]
-    original_prompt: str
-    request: dict[str, Any]
-    reply: str | None = None
-    prompt: str | None = None
-    fallback: bool | None = None
-    vlm_calls: int = 1
-    generations: int = 1
-
-
 def rewrite_request(task: str, *, has_image: bool, max_words: int) -> str:
     return INSTRUCTION.format(source=SOURCE_I2V if has_image else SOURCE_T2V, task=task, max_words=max_words)
 
@@ -50,6 +34,7 @@ class PromptRewrite(Method):
     """One VLM rewrite of the prompt, then one generation. The VLM is the run's teacher."""
 
     needs_teacher = True
+    trace_type = PromptRewriteTrace
 
     def __init__(self, *, vlm: PromptVlm | None = None, max_words: int = 200, min_words: int = 3):
         if max_words < 1 or min_words < 1:

@@ -8,43 +8,18 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from baselines.traces import ScorerSelection, TeacherSelection
 from harness.frames import clip_to_frames, uniform_frame_indices
 from harness.method import Method, MethodContext, generate_clip
 from harness.seeding import derive_seed
 from harness.teachers.clock import frame_clock
-from harness.types import Instance, MethodOutput, Queries, ScoringError, Trace
+from harness.types import Instance, MethodOutput, ScoringError
 from harness.video import write_mp4
-
-
-@dataclass
-class SelectionTrace(Trace):
-    """The candidates' seeds and which one was returned."""
-
-    seeds: list[int]
-    chosen: int
-
-
-@dataclass
-class ScorerSelection(SelectionTrace):
-    """Pass@k's: the benchmark's score of each candidate (None where it could not score it, with the error)."""
-
-    candidate_scores: list[float | None]
-    candidate_errors: list[str | None]
-
-
-@dataclass
-class TeacherSelection(SelectionTrace):
-    """Best-of-n's: the teacher's questions, its P(Yes) per candidate and question, and their means."""
-
-    queries: Queries
-    p_yes: list[list[float]]
-    mean_p_yes: list[float]
 
 
 def candidate_seeds(seed: int, count: int) -> list[int]:
@@ -60,6 +35,7 @@ class PassAtK(Method):
     """Oracle selection (the paper's Pass@N): an upper bound, since it reads the answer key."""
 
     is_oracle = True
+    trace_type = ScorerSelection
 
     def __init__(self, *, k: int = 5):
         if k < 1:
@@ -95,6 +71,7 @@ class BestOfN(Method):
     """Practical selection: the teacher's mean P(Yes) over its synthesized questions."""
 
     needs_teacher = True
+    trace_type = TeacherSelection
 
     def __init__(self, *, n: int = 5, max_process: int = 3, num_frames: int = 8):
         if n < 1:

@@ -37,8 +37,6 @@ import dataclasses
 import io
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -46,9 +44,10 @@ from PIL import Image
 from baselines.prompt_backends import ApiVlm, PromptVlm, TeacherVlm, check_backend, trace_on_error
 from baselines.prompt_parsing import parse_choice, parse_prompt_reply
 from baselines.sampling import candidate_seeds
+from baselines.traces import Critique, Exchange, Rewrite, TpoRound, VideoTpoTrace
 from harness.method import Method, MethodContext, generate_clip
 from harness.seeding import derive_seed
-from harness.types import Instance, MethodOutput, Trace, UserError
+from harness.types import Instance, MethodOutput, UserError
 
 SELECTIONS = ("first_seed", "vlm_pick")
 CRITIC_VIEWS = ("stacked", "frames")
@@ -83,58 +82,11 @@ REWRITE = (
 )
 
 
-@dataclass
-class Exchange:
-    """One request to the VLM and its reply (None until it answers: a failure leaves the request)."""
-
-    request: str
-    reply: str | None = None
-
-
-@dataclass
-class Critique(Exchange):
-    images: list[str] = field(default_factory=list)  # names of the images sent
-    chosen: int | None = None  # vlm_pick: the candidate it named (0-based)
-    choice_fallback: bool | None = None  # vlm_pick: its preference was unparsable, candidate 1 taken
-
-
-@dataclass
-class Rewrite(Exchange):
-    prompt: str | None = None  # the next prompt: the current one where the reply was unusable (``fallback``)
-    fallback: bool | None = None
-
-
-@dataclass
-class TpoRound:
-    round: int
-    prompt: str
-    seeds: list[int]
-    critique: Critique | None = None
-    edit: Exchange | None = None
-    rewrite: Rewrite | None = None
-
-    def exchanges(self) -> int:
-        return sum(x is not None for x in (self.critique, self.edit, self.rewrite))
-
-
-@dataclass
-class VideoTpoTrace(Trace):
-    vlm: dict[str, Any]
-    original_prompt: str
-    selection: str
-    critic_view: str
-    rounds: list[TpoRound] = field(default_factory=list)
-    final_prompt: str | None = None
-    chosen: int | None = None
-    seed: int | None = None
-    vlm_calls: int = 0
-    generations: int = 0
-
-
 class VideoTpo(Method):
     """Rounds of generate-critique-edit-rewrite; the VLM is the run's teacher."""
 
     needs_teacher = True
+    trace_type = VideoTpoTrace
 
     def __init__(self, *, vlm: PromptVlm | None = None, rounds: int = 2, width: int = 2, max_words: int = 200,
                  min_words: int = 3, same_seeds_each_round: bool = True, selection: str = "first_seed",

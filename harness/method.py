@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from harness.frames import frames_to_clip
-from harness.types import Benchmark, Instance, MethodOutput, Student, Teacher
+from harness.types import Benchmark, Instance, MethodOutput, Student, Teacher, Trace
 
 
 @dataclass
@@ -26,9 +26,10 @@ class Method(abc.ABC):
 
     needs_teacher: ClassVar[bool] = False  # the runner loads the run's teacher (and hashes its config) only then
     is_oracle: ClassVar[bool] = False  # reads the answer key (the benchmark's scorer): an upper bound, marked in tables
-    # A module that audits this method's runs in the results tables (harness.results.audit); it must import without
-    # torch. The runner writes its name into the run's manifests, so tables find it without importing the method.
-    audit: ClassVar[str | None] = None
+    # The dataclass of its traces (harness.types.Trace), which also names their audit. The runner writes its import
+    # path into the run's manifests, so tables read the traces back typed without importing the method; None: the
+    # records keep their traces as dicts.
+    trace_type: ClassVar[type[Trace] | None] = None
 
     @abc.abstractmethod
     def run(self, instance: Instance, ctx: MethodContext) -> MethodOutput: ...

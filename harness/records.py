@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
-from harness.types import UserError
+from harness.rebuild import DoesNotFit
+from harness.types import Trace, UserError
 
 # 2: the benchmark's score details sit beside the scores (1 kept them in the trace), and the record says whether
 # its method is an oracle (1: only pass@k's trace said so).
@@ -44,8 +45,8 @@ class Record:
     video_bytes: int | None = None  # size and digest of the video as written: a later change or loss is detected
     video_sha256: str | None = None
     timings: dict[str, float] = field(default_factory=dict)  # total_s, generate_s, score_s, ...
-    steps: int = 0  # optimisation steps / extra samples (cost column)
-    trace: dict[str, Any] = field(default_factory=dict)  # the method's trace (harness.types.Trace) as a dict
+    steps: int = 0  # the method's own unit of work (harness.types.MethodOutput.steps)
+    trace: dict[str, Any] = field(default_factory=dict)  # the method's trace (harness.types.Trace), as read_trace reads
     oracle: bool = False  # the method reads the answer key (harness.method.Method.is_oracle)
     config_hash: str = ""  # the generation hash: what decided the video (harness.config.config_hash)
     score_hash: str = ""  # what decided the score: the scorer's or judge's settings (harness.config.score_hash)
@@ -71,6 +72,17 @@ def upgrade(row: dict[str, Any]) -> dict[str, Any]:
     details = trace.pop("score_details", {})
     oracle = bool(trace.pop("oracle", False))  # pass@k's trace said so
     return {**row, "trace": trace, "score_details": details, "oracle": oracle, "schema_version": SCHEMA_VERSION}
+
+
+def read_trace(trace: dict[str, Any], trace_type: type[Trace] | None) -> Trace | dict[str, Any]:
+    """A record's trace as its method's dataclass; the dict as stored where the type is unknown (a run whose manifests
+    do not name it) or the dict does not fit it (an older layout, a failure before the method had a trace)."""
+    if trace_type is None:
+        return trace
+    try:
+        return trace_type.from_dict(trace)
+    except DoesNotFit:
+        return trace
 
 
 def _json_default(obj: Any) -> Any:

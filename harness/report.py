@@ -34,6 +34,7 @@ from harness.records import STATUS_ERROR, STATUS_GENERATED, STATUS_OK
 from harness.rundir import RunDir, atomic_write_text
 from harness.types import UserError
 from harness.video import preview_problem, write_preview
+from harness.vlmteach.trace import VlmTeachTrace
 
 MISSING = "missing"  # planned, no record yet
 
@@ -186,7 +187,7 @@ def playable(run_dir: RunDir, record: dict[str, Any], out: Path, stats: PreviewS
     return urllib.parse.quote(Path(relative).as_posix()), None
 
 
-# -- reading a record's trace (defensively: its shape may grow) -----------------------------------
+# -- reading a record's score details (defensively: the benchmark's shape) and trace -------------
 
 
 def judge_labels(record: dict[str, Any]) -> list[tuple[str, str]]:
@@ -201,42 +202,20 @@ def judge_labels(record: dict[str, Any]) -> list[tuple[str, str]]:
 
 def loop_log(record: dict[str, Any]) -> dict[str, Any] | None:
     """A vlmteach record's questions and per-step loss and mean P(Yes), or None where the trace has no loop."""
-    trace = _dict(record.get("trace"))
-    if not isinstance(trace.get("per_step"), list):  # the log may sit one level down in a typed trace
-        trace = next((v for v in trace.values() if isinstance(v, dict) and isinstance(v.get("per_step"), list)), trace)
-    steps = trace.get("per_step")
-    if not isinstance(steps, list) or not steps:
+    trace = record.get("trace")  # a missing instance's cell has no record
+    if not isinstance(trace, VlmTeachTrace) or not trace.per_step:
         return None
-    losses, p_yes = [], []
-    for step in steps:
-        step = _dict(step)
-        losses.append(_number(step.get("loss")))
-        p = step.get("p_yes")
-        values = [_number(v) for v in (p if isinstance(p, list) else [p])]
-        finite = [v for v in values if math.isfinite(v)]
+    p_yes = []
+    for step in trace.per_step:
+        finite = [p for p in step.p_yes if math.isfinite(p)]
         p_yes.append(sum(finite) / len(finite) if finite else None)
-    questions = trace.get("loss_questions")
-    roles = trace.get("loss_roles")
-    if not isinstance(questions, list):
-        queries = _dict(trace.get("queries"))
-        process = queries.get("process") if isinstance(queries.get("process"), list) else []
-        questions = ([queries["goal"]] if queries.get("goal") else []) + process
-        roles = (["goal"] if queries.get("goal") else []) + ["process"] * len(process)
-    roles = roles if isinstance(roles, list) and len(roles) == len(questions) else [""] * len(questions)
-    return {"losses": losses, "p_yes": p_yes, "questions": [(str(r), str(q)) for r, q in zip(roles, questions)],
-            "stopped_early": trace.get("stopped_early"), "steps_used": trace.get("steps_used"),
-            "source": _dict(trace.get("queries")).get("source")}
+    return {"losses": [step.loss for step in trace.per_step], "p_yes": p_yes,
+            "questions": list(zip(trace.loss_roles, trace.loss_questions)), "stopped_early": trace.stopped_early,
+            "steps_used": trace.steps_used, "source": trace.query_source}
 
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
-
-
-def _number(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 # -- command line --------------------------------------------------------------------------------

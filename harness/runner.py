@@ -195,7 +195,8 @@ class Runner:
             "instance_ids": [i.id for i in instances],
             # lets tables count a missing instance in its task/category/split rows
             "instance_groups": {i.id: {"task": i.task, "category": i.category, "split": i.split} for i in instances},
-            "audit": self.method.audit,
+            # lets tables read the traces back typed, and audit them (harness.results.runs)
+            "trace": None if self.method.trace_type is None else self.method.trace_type.import_path(),
         }
         atomic_write_text(self.run.manifest_path(self.shard, self.num_shards), json.dumps(manifest, indent=1))
         return instances

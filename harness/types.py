@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from harness.rebuild import rebuild
+
 if TYPE_CHECKING:  # torch is heavy to import; the table CLI needs only the data types
     import torch
 
@@ -63,10 +65,28 @@ class Queries:
 
 class Trace:
     """What a method records about one instance (its own dataclass: vlmteach's steps, a selection, the prompt
-    exchanges); it is stored as a dict of its fields in the record's ``trace``."""
+    exchanges); it is stored as a dict of its fields in the record's ``trace`` and read back by ``from_dict``.
+
+    A method names its trace type (``harness.method.Method.trace_type``) and the runner writes it into the run's
+    manifests, so tables read traces back typed: a trace type lives in a module that imports without torch."""
+
+    # A module that audits runs with this trace in the results tables (harness.results.audit); it must import
+    # without torch too.
+    audit: ClassVar[str | None] = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trace:
+        """The trace ``to_dict`` gave (and JSON kept), nested dataclasses rebuilt; raises
+        ``harness.rebuild.DoesNotFit`` where ``data`` has another layout."""
+        return rebuild(cls, data)
+
+    @classmethod
+    def import_path(cls) -> str:
+        """What a manifest names it by (harness.runner)."""
+        return f"{cls.__module__}.{cls.__qualname__}"
 
 
 @dataclass
@@ -76,7 +96,10 @@ class MethodOutput:
     clip: np.ndarray
     trace: Trace | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
-    steps: int = 0  # optimisation steps or extra samples: the cost column besides seconds
+    # The method's own unit of work, the tables' work/inst beside seconds: vlmteach its LoRA updates, pass@k and
+    # best-of-n the candidates generated, prompt rewriting and VideoTPO the VLM calls plus the generations; 0 for one
+    # plain generation (frozen). Units differ between methods: it compares runs of one method.
+    steps: int = 0
 
 
 class ScoringError(RuntimeError):

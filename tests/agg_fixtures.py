@@ -13,6 +13,8 @@ from pathlib import Path
 from harness import records as rec
 from harness.rundir import RunDir
 from harness.sharding import select_shard
+from harness.types import Queries, Trace
+from harness.vlmteach.trace import StepLog, VlmTeachTrace
 
 TASKS = {"a1": ("A", "id"), "a2": ("A", "id"), "a3": ("A", "ood"), "b1": ("B", "ood")}
 PER_TASK = 4
@@ -54,10 +56,11 @@ def write_run(path: Path, method: str, scores: dict[str, float], *, errors: set[
               unscored: set[str] = frozenset(), missing: set[str] = frozenset(), num_shards: int = 1,
               seconds: float = 2.0, steps: int = 0, ids: list[str] = IDS, bench: str = "synth",
               fields: dict[str, dict] | None = None, seed: int = 0, bench_target: str | None = None,
-              audit: str | None = None, oracle: bool = False) -> RunDir:
+              trace_type: type[Trace] | None = None, audit: str | None = None, oracle: bool = False) -> RunDir:
     """A run of ``method`` (an oracle or not): ``scores`` for ok instances; the others errored, unscored or missing.
     ``fields`` sets other record fields per instance id (trace, scores, seed). ``bench_target`` is the
-    benchmark class config.yaml names, ``audit`` the method's audit the manifests name (harness.runner)."""
+    benchmark class config.yaml names, ``trace_type`` the method's trace type the manifests name (harness.runner);
+    ``audit`` an audit they name as manifests did before they named the trace type."""
     run = RunDir(path)
     path.mkdir(parents=True, exist_ok=True)
     bench_line = f"bench:\n  _target_: {bench_target}\n" if bench_target else ""
@@ -66,7 +69,8 @@ def write_run(path: Path, method: str, scores: dict[str, float], *, errors: set[
     for shard in range(num_shards):
         mine = select_shard(ids, shard, num_shards)
         manifest = {"bench": bench, "method": method, "config_hash": chash, "shard": shard,
-                    "num_shards": num_shards, "instance_ids": mine, "audit": audit}
+                    "num_shards": num_shards, "instance_ids": mine, "audit": audit,
+                    "trace": trace_type.import_path() if trace_type else None}
         run.manifest_path(shard, num_shards).write_text(json.dumps(manifest))
         for iid in mine:
             if iid in missing:
@@ -90,8 +94,20 @@ def loop_fields(frozen: dict[str, float], scores: dict[str, float]) -> dict[str,
     fields = {}
     for iid in IDS:
         k = int(iid.rsplit("/", 1)[1])
-        start = {"loss": 1.0 - frozen[iid], "p_yes": [float(k % 2), 0.9]}
-        end = {"loss": scores[iid], "p_yes": [0.5, 0.9]}
-        fields[iid] = {"scores": {"goal": float(k % 2)},
-                       "trace": {"per_step": [start, end], "stopped_early": k < 2, "loss_roles": ["goal", "process"]}}
+        start = StepLog(loss=1.0 - frozen[iid], p_yes=[float(k % 2), 0.9], grad_norm=1.0, seconds=0.5)
+        end = StepLog(loss=scores[iid], p_yes=[0.5, 0.9])
+        trace = VlmTeachTrace(
+            queries=Queries(goal="Is the goal reached?", process=["Is the wall intact?"]), query_source="teacher",
+            loss_questions=["Is the goal reached?", "Is the wall intact?"], loss_roles=["goal", "process"],
+            loss_weights=[0.5, 0.5], opt_step="first", lora_seed=k, per_step=[start, end], steps_used=1,
+            stopped_early=k < 2, final_loss=end.loss, final_p_yes=end.p_yes)
+        fields[iid] = {"scores": {"goal": float(k % 2)}, "trace": trace.to_dict()}
     return fields
+
+
+def legacy_loop_trace(trace: dict) -> dict:
+    """A vlmteach trace as records held it before VlmTeachTrace: the query source inside the queries, and no
+    gradient norm or seconds on an evaluation that made no update."""
+    steps = [{k: v for k, v in step.items() if v is not None} for step in trace["per_step"]]
+    queries = {**trace["queries"], "source": trace["query_source"]}
+    return {**{k: v for k, v in trace.items() if k != "query_source"}, "queries": queries, "per_step": steps}

@@ -236,9 +236,11 @@ def test_a_benchmark_class_that_cannot_be_imported_is_reported_and_the_run_still
 
 
 def test_the_benchmarks_declare_their_results_and_import_without_torch():
-    """Tables ask the class (never built) for its paper table and official aggregation, without torch."""
+    """Tables ask the class (never built) for its paper table and official aggregation, without torch; the methods'
+    trace types and audits they read, and the report, import without it too."""
     code = ("import sys; from benchmarks.micro import MicroBenchmark; from benchmarks.ruler import RulerBenchmark; "
             "from benchmarks.vbvr import VbvrBenchmark; import harness.vlmteach.teacher_audit; "
+            "import baselines.traces, harness.vlmteach.trace, harness.report; "
             "assert 'torch' not in sys.modules, 'torch imported'; "
             "print(MicroBenchmark.reference_table, RulerBenchmark.reference_table, VbvrBenchmark.reference_table, "
             "MicroBenchmark.official_aggregate([], expected_ids=None), "

@@ -9,7 +9,9 @@ import json
 import pytest
 
 from benchmarks.make_tiny import VBVR_TASKS, write_tiny
+from harness.results.runs import load_run
 from harness.rundir import RunDir
+from harness.types import Trace
 from tests.cli import VBVR_SIZE, harness_eval
 
 # One multirun of every method is the slowest fixture of the suite (about 90 s alone, more beside other tests).
@@ -50,10 +52,15 @@ def test_the_sweep_prints_table_one_with_the_papers_rows_and_paired_differences(
         assert f"| {label} | {mean:.3f} [" in output
 
 
-def test_the_vlmteach_run_declares_its_teacher_audit_and_only_its_table_shows_it(comparison):
+def test_each_run_names_its_trace_type_its_traces_read_back_as_it_and_only_vlmteach_is_audited(comparison):
     _, runs = comparison
+    traces = {"frozen": None, "pass_at_k": "baselines.traces.ScorerSelection",
+              "vlmteach": "harness.vlmteach.trace.VlmTeachTrace"}
     for method, run in runs.items():
         manifest = json.loads((run.path / "manifest.json").read_text())
+        assert manifest["trace"] == traces[method], method
+        read = {type(r["trace"]).import_path() if isinstance(r["trace"], Trace) else None
+                for r in load_run(run.path).records}
+        assert read == {traces[method]}, method
         audited = method == "vlmteach"
-        assert (manifest["audit"] == "harness.vlmteach.teacher_audit") == audited, method
         assert ("the teacher's verdicts in" in (run.path / "table.md").read_text()) == audited, method

@@ -2,11 +2,16 @@
 
 import json
 
-from agg_fixtures import frozen_scores, write_run
+import pytest
+from agg_fixtures import frozen_scores, legacy_loop_trace, write_run
 
+from baselines.traces import (Critique, Exchange, PromptRewriteTrace, Rewrite, ScorerSelection, TeacherSelection,
+                              TpoRound, VideoTpoTrace)
 from harness import records as rec
 from harness.results.runs import load_run
 from harness.results.summary import run_summary
+from harness.types import Queries
+from harness.vlmteach.trace import StepLog, VlmTeachTrace
 
 # A pass@k line as schema 1 wrote it: the score details inside the trace, the oracle only in pass@k's trace.
 SCHEMA_1_LINE = {
@@ -49,3 +54,72 @@ def test_a_run_of_old_pass_at_k_records_is_still_marked_oracle(tmp_path):
     assert run_summary(load_run(tmp_path))[0]["oracle"] is True
     # the label does not decide: a method that does not declare itself an oracle is not marked one
     assert run_summary(load_run(write_run(tmp_path / "new", "pass_at_k", frozen_scores()).path))[0]["oracle"] is False
+
+
+# One trace of every method, nested dataclasses and optional fields filled in where the method fills them.
+TRACES = [
+    VlmTeachTrace(
+        queries=Queries(goal="Is the goal reached?", process=["Is the wall intact?"], raw='{"goal": ...}'),
+        query_source="teacher", loss_questions=["Is the goal reached?", "Is the wall intact?"],
+        loss_roles=["goal", "process"], loss_weights=[0.5, 0.5], opt_step="first", lora_seed=3, frames_fps=16.0,
+        frames_decoded=21, frame_indices=[0, 10, 20],
+        per_step=[StepLog(loss=0.9, p_yes=[0.4, 0.8], grad_norm=2.5, seconds=0.1), StepLog(loss=0.2, p_yes=[0.9, 0.9])],
+        steps_used=1, final_loss=0.2, final_p_yes=[0.9, 0.9], final_eval_s=0.05),
+    ScorerSelection(seeds=[1, 2], chosen=0, candidate_scores=[0.5, None], candidate_errors=[None, "no video"]),
+    TeacherSelection(seeds=[1, 2], chosen=1, queries=Queries(goal="g?", process=[], fallback=True),
+                     p_yes=[[0.1], [0.7]], mean_p_yes=[0.1, 0.7]),
+    PromptRewriteTrace(vlm={"backend": "api", "model": "m"}, original_prompt="p",
+                       request={"text": "rewrite p", "images": ["first_frame"]}, reply="q", prompt="q", fallback=False),
+    VideoTpoTrace(vlm={"backend": "teacher"}, original_prompt="p", selection="vlm_pick", critic_view="frames",
+                  rounds=[TpoRound(round=0, prompt="p", seeds=[1, 2],
+                                   critique=Critique(request="c", reply="r", images=["c1"], chosen=1),
+                                   edit=Exchange(request="e"), rewrite=Rewrite(request="w", prompt="p2", fallback=True)),
+                          TpoRound(round=1, prompt="p2", seeds=[1, 2])],
+                  final_prompt="p2", chosen=1, seed=2, vlm_calls=3, generations=4),
+]
+
+
+@pytest.mark.parametrize("trace", TRACES, ids=lambda t: type(t).__name__)
+def test_a_trace_written_into_a_record_reads_back_as_the_dataclass_it_was(tmp_path, trace):
+    path = tmp_path / "records.jsonl"
+    rec.append(path, rec.Record.from_dict({**SCHEMA_1_LINE, "schema_version": 2, "trace": trace.to_dict()}))
+    (row,) = rec.read_lines(path)
+    assert rec.read_trace(row["trace"], type(trace)) == trace
+
+
+def test_a_schema_1_trace_reads_as_its_type():
+    assert rec.read_trace(rec.upgrade(SCHEMA_1_LINE)["trace"], ScorerSelection) == ScorerSelection(
+        seeds=[1, 2], chosen=0, candidate_scores=[0.5, 0.1], candidate_errors=[None, None])
+
+
+@pytest.mark.parametrize("change", [
+    {"chosen": "0"},  # a value of another type
+    {"chosen": True},  # JSON keeps bools and ints apart
+    {"seeds": [1, 2.5]},  # inside a list
+    {"stray": 1},  # a field the type does not have
+    {"candidate_scores": None},  # None where the type allows none
+], ids=str)
+def test_a_trace_that_does_not_fit_its_type_stays_the_dict_it_was(change):
+    trace = {**ScorerSelection(seeds=[1, 2], chosen=0, candidate_scores=[0.5, 0.1],
+                               candidate_errors=[None, None]).to_dict(), **change}
+    assert rec.read_trace(trace, ScorerSelection) is trace
+    assert rec.read_trace(trace, None) is trace  # a run that names no trace type
+
+
+def test_a_missing_field_or_another_methods_trace_stays_a_dict():
+    selection = TRACES[1].to_dict()
+    assert rec.read_trace({"seeds": [1]}, ScorerSelection) == {"seeds": [1]}
+    assert rec.read_trace(selection, TeacherSelection) is selection
+    assert rec.read_trace({}, VlmTeachTrace) == {}  # a method that failed before it had a trace
+
+
+def test_an_int_reads_as_a_float_and_nested_dataclasses_are_rebuilt():
+    trace = {**TRACES[0].to_dict(), "final_loss": 0, "per_step": [{"loss": 1, "p_yes": [1, 0.5]}]}
+    read = rec.read_trace(trace, VlmTeachTrace)
+    assert read.per_step == [StepLog(loss=1.0, p_yes=[1.0, 0.5])] and type(read.per_step[0].loss) is float
+    assert read.queries == TRACES[0].queries and read.final_loss == 0.0
+
+
+def test_a_vlmteach_trace_from_before_its_dataclass_reads_as_it():
+    written = TRACES[0]
+    assert rec.read_trace(legacy_loop_trace(written.to_dict()), VlmTeachTrace) == written

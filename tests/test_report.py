@@ -80,6 +80,7 @@ def test_one_row_per_instance_one_column_per_method_with_paired_differences_and_
     one = rows[IDS[1]]
     assert len(re.search(r'class="loss"[^>]*points="([^"]+)"', one).group(1).split()) == 2
     assert "Is &lt;the&gt; wall intact?" in one and "Is <the>" not in page
+    assert "teacher's questions (teacher): 2" in one  # where they came from: the trace's query_source
     # videos are linked relative to the page, to previews made now from the lossless files
     src = html.unescape(re.search(r'<video src="([^"]+)"', rows[IDS[1]]).group(1))
     assert src.startswith("../runs/frozen/previews/")

@@ -1,17 +1,18 @@
 """The teacher audit (harness.vlmteach.teacher_audit): acceptances and concordances from a vlmteach run's records,
-rendered by the results tables because the method declares it."""
+rendered by the results tables because the trace type of the method declares it."""
 
 import itertools
 
 import numpy as np
 import pytest
-from agg_fixtures import IDS, frozen_scores, loop_fields, write_run
+from agg_fixtures import IDS, frozen_scores, legacy_loop_trace, loop_fields, write_run
 
+from baselines.traces import TeacherSelection
 from harness.results.compare import compare
 from harness.results.rows import LEVELS
 from harness.results.runs import load_run
 from harness.results.summary import write_run_tables
-from harness.vlmteach.method import VlmTeach
+from harness.vlmteach.trace import VlmTeachTrace
 from harness.vlmteach.teacher_audit import concordance, verdict_rows
 
 
@@ -48,7 +49,7 @@ def _loop_run(tmp_path, frozen):
     synth/a1/3's frozen twin has another seed."""
     scores = {iid: s + 0.1 for iid, s in frozen.items()}
     write_run(tmp_path / "vlm", "vlmteach", scores, fields=loop_fields(frozen, scores), errors={"synth/b1/0"},
-              audit=VlmTeach.audit)
+              trace_type=VlmTeachTrace)
     goal_fields = {iid: {"scores": {"goal": float(int(iid[-1]) % 2)}} for iid in IDS}
     goal_fields["synth/a1/3"]["seed"] = 8
     write_run(tmp_path / "frozen", "frozen", frozen, fields=goal_fields)
@@ -99,9 +100,26 @@ def test_a_run_table_audits_its_loop_without_the_start(tmp_path):
     assert row == f"| all | 15 | 7 (47%) | {accepted} | {rest} | 0.000 | 0.500 |"
 
 
-def test_a_method_that_declares_no_audit_is_not_audited_whatever_its_traces(tmp_path):
+def test_a_run_whose_trace_type_declares_no_audit_is_not_audited_whatever_its_traces(tmp_path):
     frozen = frozen_scores()
     scores = {iid: s + 0.1 for iid, s in frozen.items()}
-    write_run(tmp_path / "vlm", "vlmteach", scores, fields=loop_fields(frozen, scores))  # no audit in the manifest
-    summary, markdown, _ = write_run_tables(tmp_path / "vlm")
+    write_run(tmp_path / "bon", "best_of_n", scores, fields=loop_fields(frozen, scores), trace_type=TeacherSelection)
+    summary, markdown, _ = write_run_tables(tmp_path / "bon")
     assert summary["audits"] == {} and "the teacher's verdicts" not in markdown
+
+
+@pytest.mark.parametrize("manifest", [{}, {"audit": "harness.vlmteach.teacher_audit"}],
+                         ids=["before-the-audit-key", "before-the-trace-key"])
+def test_an_older_loop_run_is_audited_from_its_per_step_log(tmp_path, manifest):
+    """Runs from before the manifests named the trace type (some named the audit, older ones neither), with the
+    traces of their time: the audit is vlmteach's, as its traces show, and reads the same numbers."""
+    frozen = frozen_scores()
+    scores = {iid: s + 0.1 for iid, s in frozen.items()}
+    fields = loop_fields(frozen, scores)
+    legacy = {iid: {**f, "trace": legacy_loop_trace(f["trace"])} for iid, f in fields.items()}
+    write_run(tmp_path / "now", "vlmteach", scores, fields=fields, trace_type=VlmTeachTrace)
+    write_run(tmp_path / "old", "vlmteach", scores, fields=legacy, **manifest)
+    now, old = load_run(tmp_path / "now"), load_run(tmp_path / "old")
+    assert old.audit == now.audit == "harness.vlmteach.teacher_audit"
+    assert [r["trace"] for r in old.records] == [r["trace"] for r in now.records]  # read back as VlmTeachTrace
+    assert write_run_tables(tmp_path / "old")[0]["audits"] == write_run_tables(tmp_path / "now")[0]["audits"] != {}

@@ -13,7 +13,7 @@ from harness.results.summary import write_run_tables
 from harness.rundir import RunDir
 from harness.sinks import NullSink, WandbSink, make_sink
 from harness.video import write_mp4
-from harness.vlmteach.method import VlmTeach
+from harness.vlmteach.trace import VlmTeachTrace
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "logger"
 
@@ -92,7 +92,7 @@ def test_wandb_sink_logs_a_vlmteach_runs_teacher_audit(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_DIR", raising=False)
     frozen = frozen_scores()
     scores = {iid: s + 0.1 for iid, s in frozen.items()}
-    run = write_run(tmp_path / "run", "vlmteach", scores, fields=loop_fields(frozen, scores), audit=VlmTeach.audit)
+    run = write_run(tmp_path / "run", "vlmteach", scores, fields=loop_fields(frozen, scores), trace_type=VlmTeachTrace)
     sink = make_sink(OmegaConf.load(CONF / "wandb.yaml"))
     sink.start(run.path, {"seed": 0}, "audit")
     summary, _, table_df = write_run_tables(run.path)

@@ -7,6 +7,6 @@ they are counted beside it, and an incomplete run says so in its table header.
 
 Rooms: ``runs`` (a run directory read: ``RunResults``, ``load_run``), ``rows`` (per-level means and paired
 differences), ``benchmark`` (what the run's benchmark declares: its official aggregation and paper table),
-``audit`` (what the run's method declares: an audit of its own), ``reference`` (the paper tables), ``render``
+``audit`` (what the run's trace type declares: an audit of its own), ``reference`` (the paper tables), ``render``
 (markdown), ``summary`` (one run's summary.json, table.md, table.csv) and ``compare`` (runs side by side).
 """

@@ -1,8 +1,9 @@
 """A method's own audit of its runs, rendered beside the tables (harness.vlmteach.teacher_audit is one).
 
-A method declares it as ``Method.audit``: the name of a module that imports without torch, as tables are
-computed without it. The runner writes that name into the run's manifests (harness.runner); here it is
-imported and asked for its rows and their markdown.
+An audit reads the method's traces: their type declares it as ``Trace.audit``, the name of a module that imports
+without torch, as tables are computed without it. The runner names the trace type in the run's manifests
+(harness.runner), and the run's audit comes with it (harness.results.runs); here it is imported and asked for its
+rows and their markdown.
 """
 
 from __future__ import annotations

@@ -16,7 +16,10 @@ STATS_NOTE = (
     "Δ: mean paired difference against the baseline on instances ok in both, same bootstrap; "
     "p: two-sided Wilcoxon signed-rank on the paired instances (treats instances as independent); "
     "p Holm: the same, Holm-adjusted over the methods compared in the table. "
-    "(oracle): Pass@k selects with the benchmark's own scorer, an upper bound rather than a deployable method."
+    "(oracle): Pass@k selects with the benchmark's own scorer, an upper bound rather than a deployable method. "
+    "work/inst: the mean of the records' steps, each method's own unit of work (harness.types.MethodOutput.steps: "
+    "vlmteach its LoRA updates, pass@k and best-of-n the candidates generated, prompt rewriting and VideoTPO the VLM "
+    "calls plus the generations, frozen 0), to compare runs of one method rather than methods."
 )
 
 
@@ -105,7 +108,7 @@ def comparison_markdown(bench: str, rows: list[dict[str, Any]], paper: list[dict
     header = ["method"] + ["Overall" if lvl == "overall" else g for lvl, g in columns]
     if baseline is not None:
         header += [f"Δ vs {baseline} [95% CI]", "p", "p Holm", "n pairs"]
-    header += ["s/inst", "steps"]
+    header += ["s/inst", "work/inst"]
     judged = any(e.get("judge_tokens") is not None for e in rows)  # a judge that reports its tokens (RULER's API judge)
     header += ["judge tok/inst"] if judged else []
     overall_p = [(lookup(m, "overall", "all") or {}).get("p_value") for m in methods]

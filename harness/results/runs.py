@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,10 +10,13 @@ from typing import Any, Iterable
 
 from omegaconf import OmegaConf
 
-from harness.records import STATUS_OK
+from harness.records import STATUS_OK, read_trace
 from harness.rundir import Completeness, RunDir
-from harness.types import UserError
+from harness.types import Trace, UserError
 
+# Runs written before the manifests named their trace type: vlmteach's, the one trace with an audit, is told by its
+# per-step log.
+LOOP_TRACE = "harness.vlmteach.trace.VlmTeachTrace"
 
 
 def display_method(label: str, oracle: bool) -> str:
@@ -25,13 +29,13 @@ class RunResults:
     bench: str
     method: str
     config_hash: str
-    records: list[dict[str, Any]]  # latest record per instance, sorted by id
+    records: list[dict[str, Any]]  # latest record per instance, sorted by id; traces typed (harness.records.read_trace)
     completeness: Completeness
     has_manifest: bool
     membership: dict[str, dict[str, str]]  # planned id -> {task, category, split}, where known
     seed: int | None = None  # the run's base seed (config.yaml), None where unknown
     bench_target: str | None = None  # the benchmark's class (config.yaml's bench._target_), None where unknown
-    audit: str | None = None  # the module that audits this method's runs (harness.results.audit), if it has one
+    audit: str | None = None  # the module that audits this run's traces (harness.results.audit), if they have one
     oracle: bool = False  # its method reads the answer key (the records' ``oracle``, from Method.is_oracle)
 
     @property
@@ -85,7 +89,13 @@ def load_run(path: str | Path) -> RunResults:
     method = single("method", [r["method"] for r in records] + [m["method"] for m in manifests if "method" in m])
     chash = single("config hash", [r["config_hash"] for r in records if r["config_hash"]]
                    + [m["config_hash"] for m in manifests if "config_hash" in m])
-    audit = single("audit", [m["audit"] for m in manifests if m.get("audit")]) or None
+    trace_name = single("trace type", [m["trace"] for m in manifests if m.get("trace")])
+    if not trace_name and any("per_step" in r["trace"] for r in records):
+        trace_name = LOOP_TRACE
+    trace_type = _trace_type(trace_name) if trace_name else None
+    records = [{**r, "trace": read_trace(r["trace"], trace_type)} for r in records]
+    # Manifests named the audit itself before they named the trace type.
+    audit = single("audit", [m["audit"] for m in manifests if m.get("audit")]) or getattr(trace_type, "audit", None)
     membership = {iid: _groups_of(r) for iid, r in latest.items() if iid not in left_out}
     for manifest in manifests:  # optional per-instance groups, so missing instances count per group
         for iid, groups in manifest.get("instance_groups", {}).items():
@@ -94,6 +104,15 @@ def load_run(path: str | Path) -> RunResults:
     return RunResults(run.path, bench, method, chash, records, completeness, bool(manifests), membership,
                       seed=config.get("seed"), bench_target=OmegaConf.select(config, "bench._target_"), audit=audit,
                       oracle=any(r["oracle"] for r in records))
+
+
+def _trace_type(name: str) -> type[Trace] | None:
+    """The trace type a manifest names; None where it no longer imports (renamed since): its traces stay dicts."""
+    module, _, qualname = name.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), qualname)
+    except (ImportError, AttributeError):
+        return None
 
 
 def _groups_of(row: dict[str, Any]) -> dict[str, str]:

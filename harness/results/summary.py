@@ -61,7 +61,8 @@ def run_markdown(run: RunResults, summary: dict[str, Any]) -> str:
         for row in summary["rows"]
     ]
     lines = [head, "", *warnings_md(summary["warnings"]), flag, "", f"config_hash: `{run.config_hash}`", ""]
-    lines += md_table(["level", "group", "mean", "95% CI", "n", "n expected", "err", "unscored", "s/inst", "steps"], body)
+    header = ["level", "group", "mean", "95% CI", "n", "n expected", "err", "unscored", "s/inst", "work/inst"]
+    lines += md_table(header, body)
     lines += [""] + judge_usage_line(summary["judge_usage"]) + official_md(summary["official"], official_label(run))
     if audit := audit_of(run):
         if rows := summary["audits"][audit.NAME]:

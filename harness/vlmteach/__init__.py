@@ -1,7 +1,7 @@
 """The paper's method: per-instance LoRA test-time optimisation under a VLM teacher's yes/no loss.
 
-Its results tables read ``teacher_audit`` without torch, so the torch-heavy modules are imported only when one
-of their names is first asked for (as a config's ``_target_`` does).
+Its results tables read ``trace`` and ``teacher_audit`` without torch, so the torch-heavy modules are imported only
+when one of their names is first asked for (as a config's ``_target_`` does).
 """
 
 _HOMES = {"OptimisationDiverged": "method", "VlmTeach": "method", "StepLog": "trace", "VlmTeachTrace": "trace"}

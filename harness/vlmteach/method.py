@@ -41,7 +41,7 @@ class VlmTeach(Method):
     """
 
     needs_teacher = True
-    audit = "harness.vlmteach.teacher_audit"  # how far its teacher can be trusted, from its traces
+    trace_type = VlmTeachTrace
 
     def __init__(
         self,

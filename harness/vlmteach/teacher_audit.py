@@ -30,6 +30,7 @@ from scipy.stats import somersd
 from harness.records import STATUS_OK
 from harness.results.render import fmt, md_table
 from harness.results.runs import RunResults
+from harness.vlmteach.trace import VlmTeachTrace
 
 NAME = "teacher_verdicts"  # harness.results.audit: the rows' key in summary.json and the W&B table's name
 GOAL = "goal"  # the question role (harness.vlmteach) and the benchmark check it is read against
@@ -65,8 +66,8 @@ def concordance(truths: list[float], verdicts: list[float], strata: list[str]) -
 
 
 def _is_loop_record(record: dict[str, Any]) -> bool:
-    trace = record.get("trace") or {}
-    return record["status"] == STATUS_OK and bool(trace.get("per_step")) and "stopped_early" in trace
+    trace = record["trace"]
+    return record["status"] == STATUS_OK and isinstance(trace, VlmTeachTrace) and bool(trace.per_step)
 
 
 def _strata(records: list[dict[str, Any]]) -> list[str]:
@@ -75,12 +76,12 @@ def _strata(records: list[dict[str, Any]]) -> list[str]:
 
 def _rankings(loop: list[dict[str, Any]], videos: list[dict[str, Any]], step: int) -> dict[str, float | None]:
     """Loss ~ score and goal ~ goal for the teacher's verdicts at ``step`` on the videos' records."""
-    out = {"loss": concordance([v["score"] for v in videos], [-r["trace"]["per_step"][step]["loss"] for r in loop],
+    out = {"loss": concordance([v["score"] for v in videos], [-r["trace"].per_step[step].loss for r in loop],
                                _strata(loop))}
-    with_goal = [(r, v) for r, v in zip(loop, videos) if GOAL in v["scores"] and GOAL in r["trace"]["loss_roles"]]
+    with_goal = [(r, v) for r, v in zip(loop, videos) if GOAL in v["scores"] and GOAL in r["trace"].loss_roles]
     out[GOAL] = concordance(
         [v["scores"][GOAL] for _, v in with_goal],
-        [r["trace"]["per_step"][step]["p_yes"][r["trace"]["loss_roles"].index(GOAL)] for r, _ in with_goal],
+        [r["trace"].per_step[step].p_yes[r["trace"].loss_roles.index(GOAL)] for r, _ in with_goal],
         _strata([r for r, _ in with_goal]),
     ) if with_goal else None
     return out
@@ -95,8 +96,8 @@ def verdict_rows(records: list[dict[str, Any]], frozen_records: list[dict[str, A
     for level, key_of in levels.items():
         for group in sorted({key_of(r) for r in loop}):
             mine = [r for r in loop if key_of(r) == group]
-            accepted = [r["score"] for r in mine if r["trace"]["stopped_early"]]
-            rest = [r["score"] for r in mine if not r["trace"]["stopped_early"]]
+            accepted = [r["score"] for r in mine if r["trace"].stopped_early]
+            rest = [r["score"] for r in mine if not r["trace"].stopped_early]
             paired = [r for r in mine if r["instance_id"] in frozen and frozen[r["instance_id"]]["seed"] == r["seed"]]
             start = _rankings(paired, [frozen[r["instance_id"]] for r in paired], 0)
             end = _rankings(mine, mine, -1)

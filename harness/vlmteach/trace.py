@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from harness.types import Queries, Trace
-from harness.vlmteach.loss import WeightedQuestions
+
+if TYPE_CHECKING:  # its module imports torch; tables read this trace without it
+    from harness.vlmteach.loss import WeightedQuestions
 
 
 @dataclass
@@ -44,6 +47,17 @@ class VlmTeachTrace(Trace):
     final_loss: float = math.nan
     final_p_yes: list[float] = field(default_factory=list)
     final_eval_s: float = 0.0
+
+    audit = "harness.vlmteach.teacher_audit"  # how far its teacher can be trusted, from these traces
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VlmTeachTrace:
+        """Traces written before this dataclass existed kept the query source inside ``queries``."""
+        queries = data.get("queries")
+        if isinstance(queries, dict) and "source" in queries and "query_source" not in data:
+            kept = {key: value for key, value in queries.items() if key != "source"}
+            data = {**data, "queries": kept, "query_source": queries["source"]}
+        return super().from_dict(data)
 
     @classmethod
     def start(cls, queries: Queries, query_source: str, weighted: WeightedQuestions, opt_step: str, lora_seed: int,
