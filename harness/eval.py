@@ -24,7 +24,8 @@ log = logging.getLogger("harness")
 
 # Exit codes of a single run: 0 every planned instance of the shard done; 2 a user or config error
 # (nothing run, or the run stopped: see the message); 3 the run ended with errors, unscored or missing
-# instances (tables are written, and say INCOMPLETE). 1 is Python's: a crash.
+# instances (tables are written, and say INCOMPLETE). 1 is Python's: a crash. A multirun: 3 when any job's
+# shard ended so, 1 when a job failed (Hydra's).
 EXIT_USER_ERROR = 2
 EXIT_INCOMPLETE = 3
 
@@ -62,6 +63,8 @@ def run(cfg: DictConfig) -> Path:
         sweep_runs = Path(hc.sweep.dir) / "runs"
         sweep_runs.mkdir(parents=True, exist_ok=True)
         (sweep_runs / f"{hc.job.num:04d}.txt").write_text(str(run_dir.path.resolve()))
+        if incomplete:  # the sweep's exit code says so (harness.callbacks), as a single run's does
+            (sweep_runs / f"{hc.job.num:04d}.incomplete").write_text(f"{runner.label}: {incomplete}")
     return run_dir.path
 
 
@@ -88,6 +91,11 @@ def cli() -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     main()
+    from harness.callbacks import SweepTable
+
+    if SweepTable.unfinished_jobs:  # a multirun: jobs whose shard ended with unfinished instances
+        print(f"INCOMPLETE: {'; '.join(SweepTable.unfinished_jobs)} (re-running the command retries them)")
+        sys.exit(EXIT_INCOMPLETE)
 
 
 if __name__ == "__main__":

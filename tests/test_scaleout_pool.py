@@ -55,3 +55,13 @@ def test_a_failing_job_fails_the_sweep_and_keeps_the_others_records(tmp_path):
     (run_path,) = {p.parent for p in (tmp_path / "runs").rglob("manifest*.json")}
     run = RunDir(run_path)
     assert sum(len(rec.read_lines(run.records_path(s, 2))) for s in (0, 1)) == LIMIT
+
+
+def test_a_job_that_ends_incomplete_makes_the_sweep_exit_3(tmp_path):
+    """As a single run does: a diverging LoRA (lr 1e30) records every instance as an error, not a crash."""
+    done = multirun(tmp_path, "method=vlmteach", "method.lr=1e30", "method.num_steps=2", "method.early_stop=false",
+                    "seed=0,1")
+    assert done.returncode == 3, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"INCOMPLETE: vlmteach: {LIMIT} error; vlmteach: {LIMIT} error" in done.stdout
+    records = [r for path in (tmp_path / "runs").rglob("records*.jsonl") for r in rec.read_lines(path)]
+    assert len(records) == 2 * LIMIT and {r["status"] for r in records} == {"error"}
