@@ -55,6 +55,20 @@ def test_the_oversized_instance_is_that_instances_error_and_the_run_goes_on(e2e)
     assert "PASS" in md and report["settings"]["oom_instance"] in md
 
 
+def test_a_later_call_for_one_benchmark_reports_the_earlier_calls_benchmark_too(e2e, tmp_path):
+    """On the GPU the packages take two calls (RULER, then VBVR); the second call's report holds both."""
+    from benchmarks.e2e import report as e2e_report
+
+    work, _, first, _ = e2e
+    settings = {**first["settings"], "benches": ["vbvr"]}
+    complete = e2e_report.write(tmp_path, runs_root=work / "runs", commands=[], checkpoints={}, settings=settings,
+                                log=work / "e2e.log")
+    second = json.loads((tmp_path / "e2e_tiny_cpu.json").read_text())
+    assert complete and [(r["bench"], r["method"]) for r in second["rows"]] == [
+        ("vbvr", m) for m in METHODS] + [("ruler", m) for m in METHODS]
+    assert set(second["tables"]) == {"ruler", "vbvr"}
+
+
 def test_the_shipped_configs_load_the_layouts_as_written(e2e):
     """The loaded modules have the shapes the writer wrote (real layout, tiny widths)."""
     from harness.students.wan import WanStudent
