@@ -88,7 +88,7 @@ def generation_view(cfg: DictConfig) -> dict[str, Any]:
     view = _resolved(cfg)
     for key in UNHASHED_TOP:
         view.pop(key, None)
-    for key in _declared(view["bench"], "score_settings", ()):
+    for key in (*_declared(view["bench"], "score_settings", ()), *_declared(view["bench"], "transport_settings", ())):
         view["bench"].pop(key, None)
     if not method_needs_teacher(cfg):
         view.pop("teacher", None)  # a frozen run does not depend on which teacher is configured

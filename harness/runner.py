@@ -238,6 +238,9 @@ class Runner:
                 finish(record)
         finally:
             pool.close()
+            close_bench = getattr(self.bench, "close", None)  # its scoring resources (VBVR's worker processes)
+            if close_bench is not None:
+                close_bench()
             progress.close()
         finished = (rec.STATUS_OK, rec.STATUS_GENERATED) if self.cfg.stage == Stage.generate else (rec.STATUS_OK,)
         self.unfinished = {iid: status for iid, status in statuses.items() if status not in finished}

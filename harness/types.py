@@ -146,6 +146,11 @@ class Benchmark(Protocol):
     def video_relpath(self, instance: Instance) -> str:
         """Where the clip goes inside ``videos/``, in the benchmark's official layout."""
 
+    # Optional, read with getattr by the runner: ``score_concurrency`` (int, default 1), videos it may score at
+    # once on threads while generation goes on (``score`` must then be thread-safe); ``close()``, called when a
+    # run ends, to stop what scoring started (worker processes). Settings that change only how scoring runs are
+    # listed in a ``transport_settings`` class attribute, which keeps them out of both hashes.
+
 
 @dataclass
 class Conditioning:

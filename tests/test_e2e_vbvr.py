@@ -27,11 +27,11 @@ def comparison(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     proc = harness_eval("--multirun", f"method={','.join(METHODS)}", "bench=vbvr", f"bench.data_dir={data}", *VBVR_SIZE,
                         f"output_root={out}")
-    return proc.stdout, {m: RunDir(next((out / "vbvr" / m).iterdir())) for m in METHODS}
+    return proc.stdout, {m: RunDir(next((out / "vbvr" / m).iterdir())) for m in METHODS}, data
 
 
 def test_every_method_is_scored_by_the_official_scorers(comparison):
-    _, runs = comparison
+    _, runs, _ = comparison
     for method, run in runs.items():
         records = run.latest_records()
         assert len(records) == 2 * len(TASKS) and {r["status"] for r in records.values()} == {"ok"}, method
@@ -42,7 +42,7 @@ def test_every_method_is_scored_by_the_official_scorers(comparison):
 
 
 def test_the_sweep_prints_table_one_with_the_papers_rows_and_paired_differences(comparison):
-    output, runs = comparison
+    output, runs, _ = comparison
     assert "| method | Overall | Abstraction | Knowledge | Perception | Δ vs frozen [95% CI] |" in output
     assert "| paper: VBVR-Wan2.2-5B-Distilled + Ours | 0.781 |" in output
     assert "| pass_at_k (oracle) |" in output and "### vbvr: Δ vs frozen per split and category" in output
@@ -53,7 +53,7 @@ def test_the_sweep_prints_table_one_with_the_papers_rows_and_paired_differences(
 
 
 def test_each_run_names_its_trace_type_its_traces_read_back_as_it_and_only_vlmteach_is_audited(comparison):
-    _, runs = comparison
+    _, runs, _ = comparison
     traces = {"frozen": None, "pass_at_k": "baselines.traces.ScorerSelection",
               "vlmteach": "harness.vlmteach.trace.VlmTeachTrace"}
     for method, run in runs.items():
@@ -64,3 +64,24 @@ def test_each_run_names_its_trace_type_its_traces_read_back_as_it_and_only_vlmte
         assert read == {traces[method]}, method
         audited = method == "vlmteach"
         assert ("the teacher's verdicts in" in (run.path / "table.md").read_text()) == audited, method
+
+
+def test_scoring_in_worker_processes_gives_the_same_records_in_the_same_run(comparison, tmp_path):
+    """``bench.score_workers=3``: videos scored in three processes while generation goes on. Same config hash (the
+    run directory's name), same scores and score details, exactly."""
+    _, runs, data = comparison
+    harness_eval("method=frozen", "bench=vbvr", f"bench.data_dir={data}", *VBVR_SIZE, "bench.score_workers=3",
+                 f"output_root={tmp_path}")
+    run = RunDir(next((tmp_path / "vbvr" / "frozen").iterdir()))
+    assert run.path.name == runs["frozen"].path.name
+    sequential, parallel = runs["frozen"].latest_records(), run.latest_records()
+    assert sorted(parallel) == sorted(sequential) and {r["status"] for r in parallel.values()} == {"ok"}
+    for iid, record in parallel.items():
+        assert record["video_sha256"] == sequential[iid]["video_sha256"], iid
+        assert (record["score"], record["score_details"]) == (sequential[iid]["score"], sequential[iid]["score_details"]), iid
+
+
+def test_score_workers_must_be_positive(comparison):
+    _, _, data = comparison
+    proc = harness_eval("method=frozen", "bench=vbvr", f"bench.data_dir={data}", "bench.score_workers=0", expect=None)
+    assert proc.returncode != 0 and "bench.score_workers=0" in proc.stdout

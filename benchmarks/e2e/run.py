@@ -46,6 +46,8 @@ SIZES = {
            "vbvr": ("bench.size=64x64", "bench.num_frames=9"), "probe": ("bench.num_frames=9", "bench.size_multiple=1")},
 }
 PROBE_RUN = "oom-probe"
+# The official VBVR scorers take ~16 s of CPU per 89x512² video: score in processes while the GPU generates.
+SCORE_WORKERS = {False: "bench.score_workers=4", True: "bench.score_workers=2"}
 
 
 class Clock:
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         judge_args = [f"judge.base_url={judge_url}", "judge.api_key_env=null", f"judge.cache_dir={work / 'judge_cache'}"]
         for bench in [b for b in args.benches.split(",") if b]:
             bench_args = [f"bench={bench}", f"bench.data_dir={data[bench]}", *SIZES[args.tiny][bench],
-                          *(judge_args if bench == "ruler" else [])]
+                          *(judge_args if bench == "ruler" else [SCORE_WORKERS[args.tiny]])]
             plain = [m for m in methods if m not in STEPPED]
             eval_ = [sys.executable, "-m", "harness.eval"]
             # vlmteach first: a call cut by the budget keeps the method under study; the others run in the

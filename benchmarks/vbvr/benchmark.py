@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from benchmarks.vbvr import data
 from benchmarks.vbvr.aggregate import official_aggregate
 from benchmarks.vbvr import tasks as task_table
 from benchmarks.vbvr.official import OfficialScorer
 from benchmarks.vbvr.protocol import GenerationProtocol
-from harness.types import Instance, Score, UserError
+from harness.types import Instance, Score, ScoringError, UserError
 
 
 class VbvrBenchmark:
@@ -18,11 +22,13 @@ class VbvrBenchmark:
 
     Data come from ``data_dir`` (a local copy of Video-Reason/VBVR-Bench-Data) or, when that is
     unset, from a snapshot of ``hub_id``. Generation settings follow ``protocol`` (see
-    ``benchmarks.vbvr.protocol``). ``splits`` (id, ood) and ``tasks`` select a subset.
+    ``benchmarks.vbvr.protocol``). ``splits`` (id, ood) and ``tasks`` select a subset. ``score_workers`` > 1
+    scores that many videos at once, each in a process of its own, while generation goes on.
     """
 
     name = "vbvr"
     score_settings = ("patch_safe_distance",)  # bench config keys that decide scores, not videos
+    transport_settings = ("score_workers",)  # how scoring runs, not what it gives: in neither hash
     reference_table = "vbvr_table1"
     official_aggregate = staticmethod(official_aggregate)  # run_evaluation.py's means, honest about missing samples
 
@@ -41,6 +47,7 @@ class VbvrBenchmark:
         splits: Sequence[str] = task_table.SPLITS,
         tasks: Sequence[str] | None = None,
         patch_safe_distance: bool = True,
+        score_workers: int = 1,
     ):
         unknown_splits = set(splits) - set(task_table.SPLITS)
         if unknown_splits:
@@ -48,6 +55,8 @@ class VbvrBenchmark:
         unknown_tasks = set(tasks or ()) - set(task_table.TASK_SPLIT)
         if unknown_tasks:
             raise UserError(f"bench.tasks names unknown VBVR-Bench tasks: {sorted(unknown_tasks)}")
+        if score_workers < 1:
+            raise UserError(f"bench.score_workers={score_workers}: give the number of scoring processes (>= 1)")
         self.data_dir = data_dir
         self.hub_id = hub_id
         self.hub_revision = hub_revision
@@ -56,6 +65,9 @@ class VbvrBenchmark:
         self.splits = tuple(splits)
         self.tasks = None if tasks is None else tuple(tasks)
         self.scorer = OfficialScorer(patch_safe_distance=patch_safe_distance)
+        self.score_workers = score_workers
+        self._workers: ProcessPoolExecutor | None = None
+        self._workers_lock = threading.Lock()
         self._instances: list[Instance] | None = None
 
     def instances(self) -> list[Instance]:
@@ -97,16 +109,43 @@ class VbvrBenchmark:
         folder = task_table.SPLIT_FOLDERS[instance.split]
         return f"{folder}/{instance.task}/{instance.reference['index']:05d}.mp4"
 
+    @property
+    def score_concurrency(self) -> int:
+        """Videos the runner may score at once (``score_workers``): the official scorers are CPU-bound Python,
+        so each runs in a process of its own, not on a thread beside generation."""
+        return self.score_workers
+
     def score(self, instance: Instance, video: Path) -> Score:
         ref = instance.reference
-        score = self.scorer.score(
-            task=instance.task,
-            video=Path(video),
-            gt_first_frame=Path(ref["gt_first_frame"]),
-            gt_final_frame=Path(ref["gt_final_frame"]),
-            gt_video=Path(ref["gt_video"]),
-            prompt=instance.prompt,
-        )
+        kwargs = {"task": instance.task, "video": Path(video), "gt_first_frame": Path(ref["gt_first_frame"]),
+                  "gt_final_frame": Path(ref["gt_final_frame"]), "gt_video": Path(ref["gt_video"]),
+                  "prompt": instance.prompt}
+        if self.score_workers == 1:
+            score = self.scorer.score(**kwargs)
+        else:
+            try:
+                score = self._worker_pool().submit(_score_in_worker, self.scorer.patch_safe_distance, kwargs).result()
+            except BrokenProcessPool as exc:  # a worker killed (out of host memory): not a verdict, so not a 0
+                self.close()
+                raise ScoringError(f"the scoring process for {instance.id} ended abruptly ({exc}); "
+                                   "the next run scores this video again") from exc
         score.details["protocol"] = self.protocol.describe()
         return score
+
+    def _worker_pool(self) -> ProcessPoolExecutor:
+        with self._workers_lock:
+            if self._workers is None:  # spawned, not forked: the parent holds CUDA state
+                self._workers = ProcessPoolExecutor(self.score_workers, mp_context=multiprocessing.get_context("spawn"))
+            return self._workers
+
+    def close(self) -> None:
+        """Stop the scoring processes (the runner calls this when the run ends)."""
+        with self._workers_lock:
+            workers, self._workers = self._workers, None
+        if workers is not None:
+            workers.shutdown(wait=True, cancel_futures=True)
+
+
+def _score_in_worker(patch_safe_distance: bool, kwargs: dict[str, Any]) -> Score:
+    return OfficialScorer(patch_safe_distance=patch_safe_distance).score(**kwargs)
 
