@@ -30,9 +30,24 @@ class Method(abc.ABC):
     # path into the run's manifests, so tables read the traces back typed without importing the method; None: the
     # records keep their traces as dicts.
     trace_type: ClassVar[type[Trace] | None] = None
+    # How many consecutive instances of one generation shape the runner hands ``run_many`` at once (a method's own
+    # setting, where it has one: vlmteach's ``method.batch_instances``).
+    batch_instances: int = 1
 
     @abc.abstractmethod
     def run(self, instance: Instance, ctx: MethodContext) -> MethodOutput: ...
+
+    def run_many(self, instances: list[Instance], ctxs: list[MethodContext]) -> list[MethodOutput | Exception]:
+        """Instances of one generation shape (frames, size, first frame or none) at once: per instance its output,
+        or the exception its own run raised (recorded as its error). An exception raised out of ``run_many`` hits
+        the whole batch: the runner then runs each instance alone. Here: one after another."""
+        outcomes: list[MethodOutput | Exception] = []
+        for instance, ctx in zip(instances, ctxs, strict=True):
+            try:
+                outcomes.append(self.run(instance, ctx))
+            except Exception as exc:  # noqa: BLE001 - this instance's own failure, recorded as its error
+                outcomes.append(exc)
+        return outcomes
 
 
 def generate_clip(student: Student, instance: Instance, seed: int) -> np.ndarray:

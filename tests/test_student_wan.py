@@ -404,14 +404,13 @@ def test_batched_lora_gives_each_batch_element_its_own_adapter():
     conds = [student.encode(make_instance(17, 32, i2v=True, prompt=p)) for p in ("move red", "turn blue")]
     noises = [student.make_noise(c, i) for i, c in enumerate(conds)]
     b_values: list[list[torch.Tensor]] = []
-    with student.batched_lora([3, 4]) as params:
+    with student.batched_lora([3, 4]) as adapters:
+        params = adapters.params
         generator = torch.Generator().manual_seed(0)
         with torch.no_grad():
             for b in params[1::2]:
                 b.normal_(std=0.1, generator=generator)
-        batch = replace(conds[0], prompt_embeds=torch.cat([c.prompt_embeds for c in conds]),
-                        first_latent=torch.cat([c.first_latent for c in conds]), latent_shape=(2, *conds[0].latent_shape[1:]))
-        x0 = student.predict_x0(batch, torch.cat(noises), 1.0)
+        x0 = student.predict_x0(student.stack_conditions(conds), torch.cat(noises), 1.0)
         x0.square().sum().backward()
         batched_grads = [a.grad.clone() for a in params[0::2]]
         b_values = [b.detach().clone() for b in params[1::2]]

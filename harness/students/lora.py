@@ -85,42 +85,69 @@ def reset_lora(model: torch.nn.Module, spec: LoraSpec, seed: int) -> None:
             module.reset_lora_parameters(ADAPTER_NAME, spec.peft_init)
 
 
+class BatchedAdapters:
+    """What ``batched_lora`` yields: the trainable stacks (A [N, r, in] and B [N, out, r] per layer, fp32, in the
+    order of the layers' ``lora_A`` / ``lora_B`` weights) and which adapters the batch runs through."""
+
+    def __init__(self, params: list[torch.nn.Parameter]):
+        self.params = params
+        self.rows: torch.Tensor | None = None  # None: batch element i through adapter i
+
+    def use_rows(self, rows: Sequence[int]) -> None:
+        """From now on batch element j runs through adapter ``rows[j]``: a batch of fewer elements (instances that
+        have left) trains the others' adapters as before; the adapters left out get no gradient."""
+        self.rows = torch.tensor(list(rows), dtype=torch.long, device=self.params[0].device)
+
+    def adapter(self, row: int) -> list[torch.Tensor]:
+        """Adapter ``row``'s weights (detached copies), one per stack: what ``load_adapter`` takes."""
+        return [p.detach()[row].clone() for p in self.params]
+
+
 @contextmanager
-def batched_lora(model: torch.nn.Module, spec: LoraSpec, seeds: Sequence[int]) -> Iterator[list[torch.nn.Parameter]]:
+def batched_lora(model: torch.nn.Module, spec: LoraSpec, seeds: Sequence[int]) -> Iterator[BatchedAdapters]:
     """``len(seeds)`` independent adapters at once, the i-th on batch element i: each starts as ``reset_lora``
     with ``seeds[i]`` starts the adapter (same A, B = 0) and, since no element's output depends on another's
-    weights, a batch step trains every adapter as its own step would. Yields the trainable stacks (A
-    [N, r, in] and B [N, out, r] per layer, fp32); an element-wise optimiser over them is one optimiser per
-    adapter. peft's own adapter must be inactive (``disable_adapters``): forward hooks on its layers add the
-    batched update to the base output. On exit the hooks go; peft's adapter keeps the A of ``seeds[-1]``."""
+    weights, a batch step trains every adapter as its own step would. Yields their ``BatchedAdapters``; an
+    element-wise optimiser over its stacks is one optimiser per adapter. peft's own adapter must be inactive
+    (``disable_adapters``): forward hooks on its layers add the batched update to the base output. On exit the
+    hooks go; peft's adapter keeps the A of ``seeds[-1]``."""
     layers = _lora_layers(model)
     drawn: dict[int, list[torch.Tensor]] = {id(layer): [] for layer in layers}
     for seed in seeds:
         reset_lora(model, spec, seed)
         for layer in layers:
             drawn[id(layer)].append(layer.lora_A[ADAPTER_NAME].weight.detach().float().clone())
-    params, handles = [], []
+    adapters, handles = BatchedAdapters([]), []
     try:
         for layer in layers:
             a = torch.nn.Parameter(torch.stack(drawn[id(layer)]))
             b = torch.nn.Parameter(a.new_zeros(len(seeds), layer.out_features, spec.rank))
-            handles.append(layer.register_forward_hook(_batched_update(a, b, layer.scaling[ADAPTER_NAME])))
-            params += [a, b]
-        yield params
+            handles.append(layer.register_forward_hook(_batched_update(a, b, layer.scaling[ADAPTER_NAME], adapters)))
+            adapters.params += [a, b]
+        yield adapters
     finally:
         for handle in handles:
             handle.remove()
 
 
-def _batched_update(a: torch.Tensor, b: torch.Tensor, scaling: float):
+def load_adapter(model: torch.nn.Module, weights: Sequence[torch.Tensor]) -> None:
+    """Set peft's adapter to one adapter of a ``batched_lora`` (``BatchedAdapters.adapter``), in place."""
+    own = [sub.weight for layer in _lora_layers(model) for sub in (layer.lora_A[ADAPTER_NAME], layer.lora_B[ADAPTER_NAME])]
+    with torch.no_grad():
+        for param, value in zip(own, weights, strict=True):
+            param.copy_(value)
+
+
+def _batched_update(a: torch.Tensor, b: torch.Tensor, scaling: float, adapters: BatchedAdapters):
     def hook(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
         x = args[0]
         if not module.disable_adapters:
             raise RuntimeError("batched_lora needs peft's own adapter inactive; call disable_adapters() first")
-        if x.shape[0] != a.shape[0]:
-            raise ValueError(f"batched_lora holds {a.shape[0]} adapters but the batch has {x.shape[0]} elements")
+        a_rows, b_rows = (a, b) if adapters.rows is None else (a[adapters.rows], b[adapters.rows])
+        if x.shape[0] != a_rows.shape[0]:
+            raise ValueError(f"batched_lora holds {a_rows.shape[0]} adapters but the batch has {x.shape[0]} elements")
         rows = x.reshape(x.shape[0], -1, x.shape[-1]).to(a.dtype)  # [N, rows, in]: element i by adapter i
-        update = (rows @ a.mT) @ b.mT * scaling
+        update = (rows @ a_rows.mT) @ b_rows.mT * scaling
         return output + update.reshape(output.shape).to(output.dtype)
     return hook
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any, Callable
 
 import numpy as np
@@ -31,7 +33,7 @@ from harness.seeding import derive_seed
 from harness.students.first_frame import FIRST_FRAME_FITS, fit_first_frame
 from harness.students.fp8 import fp8_base_layers
 from harness.students.light_decoder import build_light_decoder
-from harness.students.lora import LoraSpec, attach_lora, batched_lora, reset_lora
+from harness.students.lora import BatchedAdapters, LoraSpec, attach_lora, batched_lora, load_adapter, reset_lora
 from harness.students.schedules import check_dmd_timesteps, scheduler_schedule
 from harness.types import Conditioning, Instance, UserError
 
@@ -395,13 +397,30 @@ class WanStudent:
         reset_lora(self.transformer, self._required_lora_spec(), seed)
         self.transformer.disable_adapters()
 
-    def batched_lora(self, seeds: Sequence[int]):
+    def batched_lora(self, seeds: Sequence[int]) -> AbstractContextManager[BatchedAdapters]:
         """A context with one fresh adapter per batch element (``lora.batched_lora``), the i-th as
-        ``reset_lora(seeds[i])`` draws it; yields its trainable stacks. Run a batched ``Conditioning``
-        (``latent_shape[0] == len(seeds)``) through it to optimise several instances' LoRAs at once."""
+        ``reset_lora(seeds[i])`` draws it; yields their ``BatchedAdapters``. Run a batched ``Conditioning``
+        (``stack_conditions``) through it to optimise several instances' LoRAs at once."""
         spec = self._required_lora_spec()
         self.transformer.disable_adapters()
         return batched_lora(self.transformer, spec, seeds)
+
+    @staticmethod
+    def stack_conditions(conds: Sequence[Conditioning]) -> Conditioning:
+        """One batched conditioning from single ones of one latent shape (and one negative prompt, if any)."""
+        shape = conds[0].latent_shape
+        if any(c.latent_shape != shape for c in conds):
+            raise ValueError(f"only conditionings of one latent shape stack, got {sorted({c.latent_shape for c in conds})}")
+        first = None if conds[0].first_latent is None else torch.cat([c.first_latent for c in conds])
+        return replace(conds[0], prompt_embeds=torch.cat([c.prompt_embeds for c in conds]), first_latent=first,
+                       latent_shape=(len(conds), *shape[1:]))
+
+    def load_lora(self, weights: Sequence[torch.Tensor]) -> None:
+        """Activate the adapter with ``weights``: one adapter of a ``batched_lora`` (``BatchedAdapters.adapter``),
+        to sample with it as the ordinary adapter."""
+        self._required_lora_spec()
+        load_adapter(self.transformer, weights)
+        self.transformer.enable_adapters()
 
     def _required_lora_spec(self) -> LoraSpec:
         if self.lora_spec is None:

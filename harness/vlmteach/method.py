@@ -7,8 +7,10 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from harness.frames import frames_to_clip
@@ -18,7 +20,7 @@ from harness.teachers.clock import frame_clock
 from harness.types import Conditioning, Instance, MethodFailed, MethodOutput, Queries, Student, Teacher
 from harness.vlmteach.frames import select_frames
 from harness.vlmteach.loss import WeightedQuestions, multi_vqa_loss, weigh_questions
-from harness.vlmteach.trace import VlmTeachTrace
+from harness.vlmteach.trace import StepLog, VlmTeachTrace
 
 OptStep = Literal["first", "last", "all"]
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -26,6 +28,18 @@ OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch
 
 class OptimisationDiverged(RuntimeError):
     """The loss or its gradient is NaN/inf."""
+
+
+@dataclass
+class InstanceStart:
+    """What one instance's loop starts from: its loss questions, conditioning, noise, LoRA seed, trace and timings."""
+
+    weighted: WeightedQuestions
+    cond: Conditioning
+    noise: torch.Tensor
+    lora_seed: int
+    trace: VlmTeachTrace
+    timings: dict[str, float]
 
 
 class VlmTeach(Method):
@@ -60,6 +74,7 @@ class VlmTeach(Method):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         grad_clip: float | None = 1.0,
+        batch_instances: int = 1,
     ):
         if opt_step not in ("first", "last", "all"):
             raise ValueError(f"opt_step must be 'first', 'last' or 'all', got {opt_step!r}")
@@ -75,6 +90,10 @@ class VlmTeach(Method):
             raise ValueError(f"need lr > 0, eps > 0, weight_decay >= 0; got {lr}, {eps}, {weight_decay}")
         if not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"betas must lie in [0, 1), got {list(betas)}")
+        if batch_instances < 1:
+            raise ValueError(f"batch_instances must be >= 1, got {batch_instances}")
+        if batch_instances > 1 and opt_step != "first":  # a batched DMD step would re-noise every instance alike
+            raise ValueError(f"batch_instances > 1 needs opt_step=first (got {opt_step!r}); run it with batch_instances=1")
         self.fixed_queries = _fixed_queries(fixed_queries) if fixed_queries is not None else None
         # Validates lambda (and the process questions of fixed queries) before any instance runs.
         if self.fixed_queries is not None:
@@ -93,8 +112,38 @@ class VlmTeach(Method):
         if optimizer != "sgd":
             self.optimizer_kwargs |= {"betas": tuple(betas), "eps": eps}
         self.grad_clip = grad_clip
+        self.batch_instances = batch_instances
 
     def run(self, instance: Instance, ctx: MethodContext) -> MethodOutput:
+        start = self.begin(instance, ctx)
+        student, trace, timings = ctx.student, start.trace, start.timings
+        try:
+            t0 = time.perf_counter()
+            steps = self.optimise(student, ctx.teacher, start.cond, start.noise, ctx.seed, start.lora_seed,
+                                  start.weighted, trace, fps=instance.fps)
+            timings["final_eval_s"] = trace.final_eval_s
+            timings["optimise_s"] = time.perf_counter() - t0 - trace.final_eval_s
+
+            t0 = time.perf_counter()
+            clip = final_clip(student, start.cond, start.noise, ctx.seed)
+            timings["final_s"] = time.perf_counter() - t0
+        except Exception as exc:
+            raise MethodFailed(exc, trace) from exc
+        finally:
+            # Leave the student equal to its base model (LoRA B = 0) for whatever runs next.
+            student.reset_lora(start.lora_seed)
+        return MethodOutput(clip=clip, trace=trace, timings=timings, steps=steps)
+
+    def run_many(self, instances: list[Instance], ctxs: list[MethodContext]) -> list[MethodOutput | Exception]:
+        """Up to ``batch_instances`` instances of one shape as one batch (``harness.vlmteach.batched``)."""
+        if len(instances) == 1:
+            return super().run_many(instances, ctxs)
+        from harness.vlmteach.batched import run_batched  # it builds on this module
+
+        return run_batched(self, instances, ctxs)
+
+    def begin(self, instance: Instance, ctx: MethodContext) -> InstanceStart:
+        """Questions (synthesised or fixed), conditioning, the instance's noise and LoRA seed, and a fresh trace."""
         if ctx.teacher is None:
             raise ValueError("vlmteach needs a teacher (its yes/no answers are the loss); configure teacher=...")
         student, teacher = ctx.student, ctx.teacher
@@ -116,23 +165,7 @@ class VlmTeach(Method):
         lora_seed = derive_seed(ctx.seed, "lora")
         source = "teacher" if self.fixed_queries is None else "fixed"
         trace = VlmTeachTrace.start(queries, source, weighted, self.opt_step, lora_seed, frames_fps=instance.fps)
-        try:
-            t0 = time.perf_counter()
-            steps = self.optimise(student, teacher, cond, noise, ctx.seed, lora_seed, weighted, trace, fps=instance.fps)
-            timings["final_eval_s"] = trace.final_eval_s
-            timings["optimise_s"] = time.perf_counter() - t0 - trace.final_eval_s
-
-            t0 = time.perf_counter()
-            with torch.no_grad():
-                latents = student.sample(cond, noise, seed=ctx.seed)
-                clip = frames_to_clip(student.decode(latents, light=False))
-            timings["final_s"] = time.perf_counter() - t0
-        except Exception as exc:
-            raise MethodFailed(exc, trace) from exc
-        finally:
-            # Leave the student equal to its base model (LoRA B = 0) for whatever runs next.
-            student.reset_lora(lora_seed)
-        return MethodOutput(clip=clip, trace=trace, timings=timings, steps=steps)
+        return InstanceStart(weighted=weighted, cond=cond, noise=noise, lora_seed=lora_seed, trace=trace, timings=timings)
 
     def optimise(
         self,
@@ -154,7 +187,7 @@ class VlmTeach(Method):
         the micro one, needs none)."""
         student.reset_lora(lora_seed)  # in place: same modules, fresh weights
         params = student.lora_parameters()
-        _check_trainable(student, teacher, params)
+        check_trainable(student, teacher, params)
         optimizer = OPTIMIZERS[self.optimizer](params, **self.optimizer_kwargs)  # fresh moments per instance
 
         # Iteration num_steps only evaluates: the trace then holds the loss of the LoRA that is kept.
@@ -164,19 +197,29 @@ class VlmTeach(Method):
                 decoded = student.decode(self._predict_x0(student, cond, noise, seed), light=True)
                 if observe is not None:
                     observe(step, decoded.detach())
-                frames, indices = select_frames(decoded, self.num_frames)
-                clock = None if fps is None else frame_clock(fps, indices, decoded.shape[0])
-                nll = teacher.yes_nll(frames, weighted.questions, clock)
-                loss = multi_vqa_loss(nll, weighted.weights)
-            logged = trace.log(float(loss.detach()), torch.exp(-nll.detach().float()).tolist(), decoded.shape[0], indices)
+                loss, logged = self.judge(teacher, decoded, weighted, trace, fps)
             if not math.isfinite(logged.loss):
                 raise OptimisationDiverged(f"vlmteach: loss is {logged.loss} at step {step}")
-            if step == self.num_steps or (self.early_stop and logged.loss <= self.tau):
+            if self.stops(step, logged.loss):
                 break  # checked before the update: the current LoRA is kept
             logged.grad_norm = self._update(optimizer, params, loss, step)
             logged.seconds = time.perf_counter() - started  # forward + backward + update
         trace.finish(stopped_early=step < self.num_steps, last_eval_s=time.perf_counter() - started)
         return step  # one update per evaluation before the last
+
+    def judge(self, teacher: Teacher, decoded: torch.Tensor, weighted: WeightedQuestions, trace: VlmTeachTrace,
+              fps: float | None) -> tuple[torch.Tensor, StepLog]:
+        """The teacher's loss on one light-decoded prediction [T, 3, H, W], logged in ``trace``."""
+        frames, indices = select_frames(decoded, self.num_frames)
+        clock = None if fps is None else frame_clock(fps, indices, decoded.shape[0])
+        nll = teacher.yes_nll(frames, weighted.questions, clock)
+        loss = multi_vqa_loss(nll, weighted.weights)
+        logged = trace.log(float(loss.detach()), torch.exp(-nll.detach().float()).tolist(), decoded.shape[0], indices)
+        return loss, logged
+
+    def stops(self, step: int, loss: float) -> bool:
+        """Whether the loop ends at this evaluation, keeping the LoRA just evaluated."""
+        return step == self.num_steps or (self.early_stop and loss <= self.tau)
 
     def _predict_x0(self, student: Student, cond: Conditioning, noise: torch.Tensor, seed: int) -> torch.Tensor:
         """The clean-latent estimate the teacher judges, per ``opt_step`` (the paper's Algorithm 1: the first step's, from pure noise; Table III's last / all steps)."""
@@ -192,16 +235,7 @@ class VlmTeach(Method):
     def _update(self, optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], loss: torch.Tensor,
                 step: int) -> float:
         """One optimiser step on the LoRA; returns the gradient norm before clipping."""
-        if not loss.requires_grad:
-            raise RuntimeError(
-                "vlmteach: the loss does not depend on the LoRA; the student's predict_x0/decode(light=True) "
-                "and the teacher's yes_nll must keep the autograd graph"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grads = [p.grad for p in params if p.grad is not None]
-        if not grads:
-            raise RuntimeError("vlmteach: no LoRA parameter received a gradient; check the student's LoRA targets")
+        grads = backward(optimizer, params, loss)
         norm = torch.nn.utils.get_total_norm(grads)
         if not torch.isfinite(norm):
             raise OptimisationDiverged(f"vlmteach: gradient norm is {float(norm)} at step {step} (loss {loss.item()})")
@@ -211,6 +245,28 @@ class VlmTeach(Method):
         return float(norm)
 
 
+def backward(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], loss: torch.Tensor) -> list[torch.Tensor]:
+    """Fresh gradients of ``loss`` on ``params``; returns those that received one."""
+    if not loss.requires_grad:
+        raise RuntimeError(
+            "vlmteach: the loss does not depend on the LoRA; the student's predict_x0/decode(light=True) "
+            "and the teacher's yes_nll must keep the autograd graph"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        raise RuntimeError("vlmteach: no LoRA parameter received a gradient; check the student's LoRA targets")
+    return grads
+
+
+def final_clip(student: Student, cond: Conditioning, noise: torch.Tensor, seed: int) -> np.ndarray:
+    """The final video: full sampling from the instance's noise with the LoRA as it is, full decode."""
+    with torch.no_grad():
+        latents = student.sample(cond, noise, seed=seed)
+        return frames_to_clip(student.decode(latents, light=False))
+
+
 def _fixed_queries(spec: dict[str, Any]) -> Queries:
     """Queries given in the config (the generic-questions ablation) instead of synthesised ones."""
     if not isinstance(spec, dict) or not isinstance(spec.get("goal"), str) or not isinstance(spec.get("process"), list):
@@ -218,7 +274,7 @@ def _fixed_queries(spec: dict[str, Any]) -> Queries:
     return Queries(goal=spec["goal"], process=[str(q) for q in spec["process"]], fallback=False, raw="")
 
 
-def _check_trainable(student: Student, teacher: Teacher, params: list[torch.nn.Parameter]) -> None:
+def check_trainable(student: Student, teacher: Teacher, params: list[torch.nn.Parameter]) -> None:
     """Only the LoRA trains, in fp32: any other trainable weight in the student or teacher is a bug."""
     if not params:
         raise RuntimeError("vlmteach: the student has no LoRA parameters; configure student.lora")

@@ -21,7 +21,6 @@ took 2.9 s per instance on an H200.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -30,7 +29,8 @@ from harness.frames import clip_to_frames, frames_to_clip
 from harness.seeding import derive_seed
 from harness.students.wan import WanStudent
 from harness.teachers import QwenVLTeacher
-from harness.types import Conditioning, Instance
+from harness.types import Instance
+from harness.vlmteach.batched import adapter_grad_norms, clip_per_adapter
 from harness.vlmteach.method import OPTIMIZERS, OptimisationDiverged, VlmTeach
 from lab.micro.training import data
 from lab.micro.training.adversarial import yes_loss
@@ -116,11 +116,12 @@ def _batched_descent(student: WanStudent, instances: list[Instance], ids: list[i
     clips at ``snapshots`` (snapshot-major), each one's progress towards the correct video (1 - its pixel
     MSE to it over the frozen prediction's) and the objective's statistic on each."""
     conds = [student.encode(x) for x in instances]
-    cond = _stacked(conds)
+    cond = student.stack_conditions(conds)
     noise = torch.cat([student.make_noise(c, derive_seed(seed, kind, i)) for c, i in zip(conds, ids)])
     correct = [clip_to_frames(data.behaviour_clips(x)[0]).to(noise.device) for x in instances]
     kept, progress, stats = [], [], []
-    with student.batched_lora([derive_seed(seed, "lora", i) for i in ids]) as params:
+    with student.batched_lora([derive_seed(seed, "lora", i) for i in ids]) as adapters:
+        params = adapters.params
         optimizer = OPTIMIZERS[method.optimizer](params, **method.optimizer_kwargs)  # element-wise: one per LoRA
         for step in range(method.num_steps + 1):
             x0 = student.predict_x0(cond, noise, student.sigmas[0])
@@ -139,28 +140,10 @@ def _batched_descent(student: WanStudent, instances: list[Instance], ids: list[i
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            _clip_per_instance(params, method.grad_clip, step)
+            norms = adapter_grad_norms(params)  # each clipped by its own norm, as VlmTeach clips one LoRA
+            if not torch.isfinite(norms).all():
+                raise OptimisationDiverged(f"{kind} clips: gradient norm {norms.tolist()} at step {step}")
+            if method.grad_clip is not None:
+                clip_per_adapter(params, method.grad_clip, norms)
             optimizer.step()
     return torch.cat(kept), torch.cat(progress), torch.cat(stats)
-
-
-def _stacked(conds: list[Conditioning]) -> Conditioning:
-    """One batched conditioning from single ones (same latent shape)."""
-    shape = conds[0].latent_shape
-    if any(c.latent_shape != shape for c in conds):
-        raise ValueError("loop clips batch instances of one latent shape only")
-    first = None if conds[0].first_latent is None else torch.cat([c.first_latent for c in conds])
-    return replace(conds[0], prompt_embeds=torch.cat([c.prompt_embeds for c in conds]), first_latent=first,
-                   latent_shape=(len(conds), *shape[1:]))
-
-
-def _clip_per_instance(params: list[torch.Tensor], max_norm: float | None, step: int) -> None:
-    """Each adapter's gradient clipped by its own total norm, as ``VlmTeach`` clips one adapter's."""
-    norms = torch.stack([p.grad.flatten(1).square().sum(1) for p in params]).sum(0).sqrt()  # [N]
-    if not torch.isfinite(norms).all():
-        raise OptimisationDiverged(f"loop clips: gradient norm {norms.tolist()} at step {step}")
-    if max_norm is None:
-        return
-    coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # torch's clip_grads_with_norm_ formula
-    for p in params:
-        p.grad.mul_(coef.view(-1, *[1] * (p.ndim - 1)))
