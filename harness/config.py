@@ -92,6 +92,9 @@ def generation_view(cfg: DictConfig) -> dict[str, Any]:
         view["bench"].pop(key, None)
     if not method_needs_teacher(cfg):
         view.pop("teacher", None)  # a frozen run does not depend on which teacher is configured
+    for key, default in _declared(view["method"], "unhashed_defaults", {}).items():
+        if view["method"].get(key) == default:  # at its default the key changes nothing: runs keep their hash
+            view["method"].pop(key)
     return view
 
 

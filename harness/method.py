@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ class Method(abc.ABC):
     # path into the run's manifests, so tables read the traces back typed without importing the method; None: the
     # records keep their traces as dicts.
     trace_type: ClassVar[type[Trace] | None] = None
+    # Method settings left out of the config hash at these values: keys added later that, at these values, compute
+    # what runs made before them computed, so those runs keep their hash (harness.config.generation_view).
+    unhashed_defaults: ClassVar[dict[str, Any]] = {}
     # How many consecutive instances of one generation shape the runner hands ``run_many`` at once (a method's own
     # setting, where it has one: vlmteach's ``method.batch_instances``).
     batch_instances: int = 1

@@ -56,6 +56,9 @@ class VlmTeach(Method):
 
     needs_teacher = True
     trace_type = VlmTeachTrace
+    # One instance at a time is the loop as it always ran. A batch computes the same up to float rounding (another
+    # summation order), not bit for bit, so batch_instances > 1 is a config of its own.
+    unhashed_defaults = {"batch_instances": 1}
 
     def __init__(
         self,
