@@ -20,11 +20,15 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from benchmarks.micro import generate_instances
-from harness.config import CONF_DIR, component_kwargs
+from harness.config import CONF_DIR, component_kwargs, config_hash
 from harness.method import MethodContext, generate_clip
+from harness.rundir import RunDir
+from harness.runner import generation_groups, plan
 from harness.seeding import derive_seed
-from harness.types import MethodFailed, MethodOutput
-from harness.vlmteach import OptimisationDiverged, VlmTeach
+from harness.sinks import NullSink
+from harness.types import Instance, MethodFailed, MethodOutput
+from harness.vlmteach import OptimisationDiverged, VlmTeach, VlmTeachTrace
+from tests.cli import compose_runner, harness_eval, run_directory
 
 SEED = 11
 LOSS_TOL = 2e-4  # abs, on losses and P(Yes)
@@ -176,3 +180,112 @@ def test_text_to_video_with_guidance_batches_both_forwards(models, instances):
     batched = VlmTeach(**settings, batch_instances=2).run_many(picked, contexts(guided, picked))
     for mine, theirs in zip(batched, own, strict=True):
         assert_same_run(mine, theirs)
+
+
+# ----- through the runner and the CLI -----
+
+def shaped(frames: int, first_frame: bool) -> Instance:
+    return Instance(id=f"{frames}-{first_frame}", bench="b", task="t", category="c", split="s", prompt="p",
+                    num_frames=frames, height=32, width=32, fps=8,
+                    first_frame=np.zeros((32, 32, 3), np.uint8) if first_frame else None)
+
+
+def test_batches_are_runs_of_consecutive_instances_of_one_shape():
+    a, b, t2v = shaped(17, True), shaped(9, True), shaped(17, False)
+    todo = [a, a, a, b, a, t2v, t2v]
+    assert [[x.id for x in g] for g in generation_groups(todo, 2)] == [
+        [a.id, a.id], [a.id], [b.id], [a.id], [t2v.id, t2v.id]]
+    assert [len(g) for g in generation_groups(todo, 1)] == [1] * 7
+
+
+def frozen_runner(tmp_path, batch: int, name: str):
+    runner = compose_runner(tmp_path, "limit=5", f"run_name={name}")
+    runner.method.batch_instances = batch  # frozen's run_many: one run after another, each outcome its own
+    return runner
+
+
+def test_the_runner_hands_batches_to_run_many_and_records_each_instance(tmp_path, monkeypatch):
+    alone_dir = frozen_runner(tmp_path, 1, "alone").execute(NullSink())
+    runner = frozen_runner(tmp_path, 2, "batched")
+    groups = []
+    original = runner.method.run_many
+    monkeypatch.setattr(runner.method, "run_many", lambda xs, ctxs: groups.append([x.id for x in xs]) or original(xs, ctxs))
+    latest = runner.execute(NullSink()).latest_records()
+    ids = sorted(latest)
+    assert groups == [ids[0:2], ids[2:4]]  # the fifth alone, through run
+    for iid, record in alone_dir.latest_records().items():  # the same videos and records, timings aside
+        mine = latest[iid]
+        assert {k: v for k, v in mine.items() if k != "timings"} == {k: v for k, v in record.items() if k != "timings"}
+        assert ("batch_s" in mine["timings"]) == (iid != ids[4]) and "batch_s" not in record["timings"]
+
+
+def test_a_batch_that_fails_as_a_whole_runs_one_at_a_time(tmp_path, monkeypatch, caplog):
+    runner = frozen_runner(tmp_path, 5, "oom")
+    ids = [x.id for x in plan(runner.bench, 5)]
+    original = runner.method.run
+
+    def out_of_memory(xs, ctxs):
+        raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+
+    def fails_alone_too(instance, ctx):
+        if instance.id == ids[1]:
+            raise torch.OutOfMemoryError("out of memory alone too")
+        return original(instance, ctx)
+
+    monkeypatch.setattr(runner.method, "run_many", out_of_memory)
+    monkeypatch.setattr(runner.method, "run", fails_alone_too)
+    latest = runner.execute(NullSink()).latest_records()
+    assert "a batch of 5 instances failed as a whole (OutOfMemoryError: CUDA out of memory (injected)" in caplog.text
+    assert [latest[i]["status"] for i in ids] == ["ok", "error", "ok", "ok", "ok"]
+    assert latest[ids[1]]["error"].startswith("OutOfMemoryError: out of memory alone too")
+    assert runner.unfinished == {ids[1]: "error"}
+
+
+def test_an_instance_failing_in_a_batch_is_its_own_error(tmp_path, monkeypatch):
+    runner = frozen_runner(tmp_path, 3, "one-fails")
+    ids = [x.id for x in plan(runner.bench, 5)]
+    original = runner.method.run
+    calls = []
+
+    def fails_for_one(instance, ctx):
+        calls.append(instance.id)
+        if instance.id == ids[0]:
+            raise RuntimeError("only this one")
+        return original(instance, ctx)
+
+    monkeypatch.setattr(runner.method, "run", fails_for_one)
+    latest = runner.execute(NullSink()).latest_records()
+    assert calls == ids  # each ran once: no retry of the batch
+    assert [latest[i]["status"] for i in ids] == ["error", "ok", "ok", "ok", "ok"]
+    assert latest[ids[0]]["error"].startswith("RuntimeError: only this one")
+
+
+def test_batch_instances_is_hashed_only_above_one():
+    def chash(*overrides):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return config_hash(compose(config_name="config", overrides=["method=vlmteach", *overrides]))
+
+    # At 1 the key changes nothing: runs made before it existed keep their hash (and run directory).
+    assert chash() == chash("~method.batch_instances") == chash("method.batch_instances=1")
+    # Above 1 the loop runs batched: equal up to float rounding, not bit for bit, so a run of its own.
+    assert chash("method.batch_instances=2") != chash()
+
+
+def test_the_cli_records_of_a_batched_run_are_those_of_one_at_a_time(tmp_path):
+    """``python -m harness.eval method=vlmteach method.batch_instances=2`` against batch_instances=1 on the
+    micro world: the same scores, steps and early stops, traces within tolerance, in a run of its own."""
+    runs = {}
+    for batch in (1, 2):
+        out = harness_eval("method=vlmteach", "limit=4", "method.num_steps=3", f"method.batch_instances={batch}",
+                           f"output_root={tmp_path}")
+        runs[batch] = RunDir(run_directory(out.stdout)).latest_records()
+    one, two = runs[1], runs[2]
+    assert sorted(one) == sorted(two) and all(r["status"] == "ok" for r in [*one.values(), *two.values()])
+    for iid, own in one.items():
+        batched = two[iid]
+        assert batched["config_hash"] != own["config_hash"] and batched["seed"] == own["seed"]
+        assert (batched["score"], batched["scores"], batched["steps"]) == (own["score"], own["scores"], own["steps"])
+        b, o = VlmTeachTrace.from_dict(batched["trace"]), VlmTeachTrace.from_dict(own["trace"])
+        assert (b.stopped_early, b.queries, b.lora_seed) == (o.stopped_early, o.queries, o.lora_seed)
+        assert [s.loss for s in b.per_step] == pytest.approx([s.loss for s in o.per_step], abs=LOSS_TOL)
+        assert batched["timings"]["batch_s"] >= batched["timings"]["generate_s"] > 0
