@@ -44,7 +44,9 @@ class Record:
     video: str | None = None  # path relative to the run directory
     video_bytes: int | None = None  # size and digest of the video as written: a later change or loss is detected
     video_sha256: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)  # total_s, generate_s, score_s, ...
+    # total_s, generate_s, score_s, ...; generated in a batch (a method's batch_instances): batch_s, the batch's
+    # seconds, of which generate_s is this instance's share
+    timings: dict[str, float] = field(default_factory=dict)
     steps: int = 0  # the method's own unit of work (harness.types.MethodOutput.steps)
     trace: dict[str, Any] = field(default_factory=dict)  # the method's trace (harness.types.Trace), as read_trace reads
     oracle: bool = False  # the method reads the answer key (harness.method.Method.is_oracle)

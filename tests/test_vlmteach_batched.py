@@ -26,7 +26,7 @@ from harness.rundir import RunDir
 from harness.runner import generation_groups, plan
 from harness.seeding import derive_seed
 from harness.sinks import NullSink
-from harness.types import Instance, MethodFailed, MethodOutput
+from harness.types import Instance, MethodFailed, MethodOutput, UserError
 from harness.vlmteach import OptimisationDiverged, VlmTeach, VlmTeachTrace
 from tests.cli import compose_runner, harness_eval, run_directory
 
@@ -159,6 +159,12 @@ def test_a_failure_before_the_loop_is_the_instances_own(models, instances, monke
     failed, ok = VlmTeach(num_steps=1, batch_instances=2).run_many(instances[:2], contexts(models, instances[:2]))
     assert isinstance(failed, RuntimeError) and str(failed) == "no questions"
     assert isinstance(ok, MethodOutput) and ok.steps <= 1
+
+
+def test_a_student_without_a_batched_lora_is_told(models, instances):
+    ctxs = [MethodContext(student=object(), teacher=models[1], bench=None, seed=0)] * 2
+    with pytest.raises(UserError, match="needs a student with a batched LoRA .* set method.batch_instances=1"):
+        VlmTeach(batch_instances=2).run_many(instances[:2], ctxs)
 
 
 def test_batch_instances_needs_the_first_step_prediction():

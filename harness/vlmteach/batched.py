@@ -5,7 +5,8 @@ moments (AdamW is element-wise, so one optimiser over the stacks of ``WanStudent
 adapter), gradient clipping by its own norm, its early stop and its failure. The light decoder and the teacher
 judge each instance's prediction on its own; the sum of their losses gives each adapter its own gradient. The
 final video samples each instance alone with the adapter it kept, as peft's adapter. Traces and videos equal the
-instances' own runs up to float rounding: the batch computes the same products in another order.
+instances' own runs up to float rounding: the batch computes the same products in another order. Timings are an
+instance's own but for its loop (``optimise_s``, the steps' ``seconds``): the batch's, while it was in it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 
 from harness.method import MethodContext
 from harness.students.lora import BatchedAdapters
-from harness.types import Instance, MethodFailed, MethodOutput, Student, Teacher
+from harness.types import Instance, MethodFailed, MethodOutput, Student, Teacher, UserError
 from harness.vlmteach.method import (OPTIMIZERS, InstanceStart, OptimisationDiverged, VlmTeach, backward,
                                      check_trainable, final_clip)
 from harness.vlmteach.trace import VlmTeachTrace
@@ -45,6 +46,10 @@ class _Member:
 def run_batched(method: VlmTeach, instances: list[Instance], ctxs: list[MethodContext]) -> list[MethodOutput | Exception]:
     """``VlmTeach.run`` of each instance, the loop as one batch: per instance its output or its own failure. An
     exception of the batch as a whole (out of memory) is raised: the runner then runs each instance alone."""
+    student, teacher = ctxs[0].student, ctxs[0].teacher
+    if not hasattr(student, "batched_lora"):
+        raise UserError(f"method.batch_instances > 1 needs a student with a batched LoRA (WanStudent.batched_lora); "
+                        f"{type(student).__name__} has none: set method.batch_instances=1")
     outcomes: list[MethodOutput | Exception | None] = [None] * len(instances)
     members: dict[int, _Member] = {}
     for i, (instance, ctx) in enumerate(zip(instances, ctxs, strict=True)):
@@ -53,7 +58,6 @@ def run_batched(method: VlmTeach, instances: list[Instance], ctxs: list[MethodCo
         except Exception as exc:  # noqa: BLE001 - its own failure, as its own run raises it
             outcomes[i] = exc
     if members:
-        student, teacher = ctxs[0].student, ctxs[0].teacher
         _optimise(method, student, teacher, list(members.values()))
         for i, member in members.items():
             outcomes[i] = _final(student, member)
@@ -62,8 +66,6 @@ def run_batched(method: VlmTeach, instances: list[Instance], ctxs: list[MethodCo
 
 def _optimise(method: VlmTeach, student: Student, teacher: Teacher, members: list[_Member]) -> None:
     """``VlmTeach.optimise`` for every member at once; each leaves the batch where its own loop ends."""
-    if not hasattr(student, "batched_lora"):
-        raise TypeError(f"vlmteach batch_instances > 1 needs a student with batched LoRA, not {type(student).__name__}")
     check_trainable(student, teacher, student.lora_parameters())  # peft's adapter; the stacks are the loop's own
     with student.batched_lora([m.start.lora_seed for m in members]) as adapters:
         optimizer = OPTIMIZERS[method.optimizer](adapters.params, **method.optimizer_kwargs)
