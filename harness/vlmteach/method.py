@@ -47,7 +47,8 @@ class VlmTeach(Method):
 
     Defaults are the paper's (lambda 0.5, K 24, first-step prediction, tau 0.22, N 40, lr 5e-5).
     Choices the paper leaves open are keys here (optimiser, betas, eps, weight decay, clipping) or
-    in the student's ``lora`` config (rank, effective scale, targets, init).
+    in the student's ``lora`` config (rank, effective scale, targets, init). ``batch_instances`` > 1 runs
+    that many instances' loops as one batch, each with its own LoRA (``run_many``, ``harness.vlmteach.batched``).
 
     Trace: ``VlmTeachTrace``. A failure raises ``MethodFailed`` with the trace so far.
     The teacher is told the frames' true time: the instance's fps and the shown frames' indices.
