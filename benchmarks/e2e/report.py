@@ -39,12 +39,14 @@ def _mean(values: list[float]) -> float | None:
 def run_stats(run_dir: Path) -> dict[str, Any]:
     from harness.rundir import RunDir
 
-    records = RunDir(run_dir).latest_records()
+    run = RunDir(run_dir)
+    records = run.latest_records()
+    planned = [m["plan"]["instances"] for m in run.manifests() if m.get("plan")]
     ok = [r for r in records.values() if r["status"] == "ok"]
     timing = lambda key, rows: [r["timings"][key] for r in rows if key in r.get("timings", {})]  # noqa: E731
     peaks = timing("peak_gpu_mem_gib", list(records.values()))
     return {
-        "run_dir": str(run_dir), "instances": len(records), "ok": len(ok),
+        "run_dir": str(run_dir), "planned": planned[0] if planned else None, "instances": len(records), "ok": len(ok),
         "generate_s": _mean(timing("generate_s", ok)), "score_s": _mean(timing("score_s", ok)),
         "total_s": _mean(timing("total_s", ok)), "peak_gpu_mem_gib": max(peaks) if peaks else None,
         "steps": _mean([r.get("steps", 0) for r in ok]),
@@ -145,7 +147,8 @@ def write(out: Path, *, runs_root: Path, commands: list[dict], checkpoints: dict
             if run is None:
                 continue
             stats = run_stats(run)
-            expected = min(EXPECTED[bench], settings.get("limit") or EXPECTED[bench])
+            # The run's own plan: an earlier call may have run this benchmark with another --limit.
+            expected = stats["planned"] or min(EXPECTED[bench], settings.get("limit") or EXPECTED[bench])
             rows.append({"bench": bench, "method": method, "expected": expected,
                          **{k: v for k, v in stats.items() if k != "records"}})
         run_dirs = [found[(bench, m)] for m in settings["methods"] if (bench, m) in found]
