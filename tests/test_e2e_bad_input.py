@@ -6,10 +6,13 @@ from __future__ import annotations
 import re
 import shutil
 import socket
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
 
+from benchmarks.make_tiny import write_tiny
 from benchmarks.ruler.fixtures import write_tiny_release
 from harness.rundir import RunDir
 from tests.cli import RULER_SIZE, VBVR_SIZE, harness_eval, run_directory
@@ -64,6 +67,33 @@ def test_a_missing_or_empty_vbvr_data_dir_says_how_to_download(make, tmp_path):
     said = f"VBVR-Bench data directory {data} does not exist" if make == "missing" else f"no VBVR-Bench samples found under {data}"
     assert said in proc.stdout, proc.stdout[-2000:]
     assert "make data BENCH=vbvr" in proc.stdout and "Traceback" not in proc.stdout
+
+
+def _png_header_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` (PIL checks the size on open, before any pixel)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+BROKEN_FIRST_FRAMES = {  # what the first frame's file holds, and what PIL says of it
+    "truncated": (lambda png: png.write_bytes(png.read_bytes()[: png.stat().st_size // 2]), r"OSError: image file is truncated"),
+    "not an image": (lambda png: png.write_text("<html>rate limited</html>"), r"UnidentifiedImageError"),
+    # 20000^2 is over PIL's decompression-bomb limit: at 16384^2 the GPU run's out-of-memory probe stopped there
+    "over PIL's pixel limit": (lambda png: png.write_bytes(_png_header_claiming(20000, 20000)), r"DecompressionBombError"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_FIRST_FRAMES))
+def test_an_unreadable_vbvr_first_frame_is_named_before_any_model_loads(case, tmp_path):
+    data = write_tiny("vbvr", tmp_path / "VBVR-Bench")
+    png = sorted(data.glob("*/*/00000/first_frame.png"))[0]
+    breaks, kind = BROKEN_FIRST_FRAMES[case]
+    breaks(png)
+    proc = harness_eval("bench=vbvr", "method=frozen", f"bench.data_dir={data}", *VBVR_SIZE,
+                        f"output_root={tmp_path / 'runs'}", expect=2)
+    assert re.search(rf"cannot read the first frame {re.escape(str(png))}: {kind}", proc.stdout), proc.stdout[-2000:]
+    assert "make data BENCH=vbvr" in proc.stdout and "Traceback" not in proc.stdout and "Loading weights" not in proc.stdout
 
 
 def test_a_missing_api_key_keeps_the_videos_and_records_which_variable_to_set(release, tmp_path, monkeypatch):

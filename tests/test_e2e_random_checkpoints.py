@@ -119,3 +119,12 @@ def test_peak_gpu_memory_is_recorded_only_where_cuda_is_in_use(monkeypatch):
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda *a: 3 * 2**30)
     runner.reset_peak_gpu_memory()
     assert runner.peak_gpu_memory() == {"peak_gpu_mem_gib": 3.0}
+
+
+def test_the_gpu_probes_first_frame_is_one_the_loader_reads():
+    """At 16384^2 PIL's decompression-bomb check stopped the GPU run's probe before any instance ran."""
+    from PIL import Image
+
+    from benchmarks.e2e.fixtures import OOM_SIZE
+
+    assert OOM_SIZE**2 < Image.MAX_IMAGE_PIXELS and OOM_SIZE % 32 == 0

@@ -64,17 +64,23 @@ class Sample:
     def first_frame(self) -> np.ndarray:
         """uint8 RGB [H, W, 3] from first_frame.png, else from the index's base64 copy."""
         if self.first_frame_path.is_file():
-            return _rgb(Image.open(self.first_frame_path))
+            return _rgb(self.first_frame_path, self.first_frame_path)
         if self.first_image_b64:
             payload = _DATA_URL_PREFIX.sub("", self.first_image_b64)
-            return _rgb(Image.open(io.BytesIO(base64.b64decode(payload))))
+            return _rgb(io.BytesIO(base64.b64decode(payload)), f"the first_image of {self.task}/{self.index:05d} in {INDEX_FILE}")
         raise UserError(
             f"no first frame for {self.task}/{self.index:05d}: {self.first_frame_path} missing; {DOWNLOAD_HINT}"
         )
 
 
-def _rgb(image: Image.Image) -> np.ndarray:
-    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+def _rgb(source: Path | io.BytesIO, name: object) -> np.ndarray:
+    """Read before any model loads: an image PIL cannot or will not open (truncated, not an image, over PIL's
+    decompression-bomb limit) stops the run here, named, instead of failing deep inside it."""
+    try:
+        with Image.open(source) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise UserError(f"cannot read the first frame {name}: {type(exc).__name__}: {exc}; {DOWNLOAD_HINT}") from None
 
 
 def resolve_root(data_dir: str | Path | None, hub_id: str | None, hub_revision: str | None) -> Path:
