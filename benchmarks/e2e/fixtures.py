@@ -45,12 +45,12 @@ N_RULER = len(RULER_RECORDS)
 VBVR_SAMPLES = {VBVR_TASKS[0]: 3, VBVR_TASKS[1]: 3, VBVR_TASKS[2]: 2}
 N_VBVR = sum(VBVR_SAMPLES.values())
 # The out-of-memory probe: a first frame of this size (VBVR's first_frame protocol generates at it). At
-# 12288^2 the Wan VAE's first encoder activations alone need ~24 GiB each in fp32, and the DiT would see
-# 3.4M tokens: out of memory on any one GPU before any long computation. It stays under PIL's
-# decompression-bomb limit (~179M pixels), which the data loader keeps: 16384^2 stopped the whole run there.
+# 13312^2 the Wan VAE's first fp32 encoder activations alone need ~110 GiB each, and the DiT would see 4M
+# tokens: out of memory on any one GPU before any long computation. It stays under the size PIL refuses to open
+# (twice Image.MAX_IMAGE_PIXELS, ~179M pixels), a limit the data loader keeps: 16384^2 stopped the run there.
 # The tiny run's probe is a size the student refuses (not a multiple of 32 with bench.size_multiple=1): a
 # failure of the same instance, recorded the same way, on a CPU.
-OOM_SIZE, OOM_SIZE_TINY = 12288, 48
+OOM_SIZE, OOM_SIZE_TINY = 13312, 48
 
 
 def write_ruler(root: Path) -> Path:
