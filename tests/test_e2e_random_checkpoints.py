@@ -67,6 +67,7 @@ def test_a_later_call_for_one_benchmark_reports_the_earlier_calls_benchmark_too(
     assert complete and [(r["bench"], r["method"]) for r in second["rows"]] == [
         ("vbvr", m) for m in METHODS] + [("ruler", m) for m in METHODS]
     assert set(second["tables"]) == {"ruler", "vbvr"}
+    assert "Not asked for in this call" in (tmp_path / "e2e_tiny_cpu.md").read_text()  # no probe command this time
 
 
 def test_the_shipped_configs_load_the_layouts_as_written(e2e):

@@ -116,9 +116,13 @@ def markdown(report: dict[str, Any]) -> str:
     if report["not_run"]:
         lines += ["", f"Not run (cut to fit the time budget or not asked for): {', '.join(report['not_run'])}."]
     p = report["probe"]
-    lines += ["", "## Out-of-memory probe", "", f"Oversized instance: {s['oom_instance']}.",
-              f"{'PASS' if p['ok'] else 'FAIL'}: expects {p.get('expects', '?')} on the oversized instance, recorded as "
-              f"its error, and the run going on ({p.get('others_ok', 0)} / {p.get('others', 0)} other instances ok)."]
+    lines += ["", "## Out-of-memory probe", ""]
+    if p.get("asked") is False:
+        lines.append("Not asked for in this call (--no-probe).")
+    else:
+        lines += [f"Oversized instance: {s['oom_instance']}.",
+                  f"{'PASS' if p['ok'] else 'FAIL'}: expects {s['probe_expects']} on the oversized instance, recorded as "
+                  f"its error, and the run going on ({p.get('others_ok', 0)} / {p.get('others', 0)} other instances ok)."]
     if p.get("oversized"):
         o = p["oversized"]
         lines.append(f"- oversized instance: {o['status']} at {o['error_stage']}: {(o['error'] or '')[:300]} "
@@ -159,7 +163,7 @@ def write(out: Path, *, runs_root: Path, commands: list[dict], checkpoints: dict
                 tables[bench] = f"(no table: {type(exc).__name__}: {exc})"
     done = {(r["bench"], r["method"]) for r in rows}
     not_run = [f"{b}/{m}" for b in [*settings["benches"], *earlier] for m in settings["methods"] if (b, m) not in done]
-    probe = probe_verdict(runs_root, settings) if any(c.get("probe") for c in commands) else {"ok": True, "why": "not asked for"}
+    probe = probe_verdict(runs_root, settings) if any(c.get("probe") for c in commands) else {"ok": True, "asked": False}
     report = {"hardware": hardware(), "settings": settings, "checkpoints": {k: v for k, v in checkpoints.items()
                                                                              if k != "configs"},
               "rows": rows, "not_run": not_run, "probe": probe, "tables": tables,
