@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -44,20 +45,24 @@ class PassAtK(Method):
 
     def run(self, instance: Instance, ctx: MethodContext) -> MethodOutput:
         start = time.perf_counter()
-        clips, seeds = _generate_candidates(ctx, instance, self.k)
-        generated = time.perf_counter()
-        scores: list[float | None] = []
-        errors: list[str | None] = []
-        with tempfile.TemporaryDirectory() as tmp:
-            for j, clip in enumerate(clips):
-                path = Path(tmp) / f"candidate{j}.mp4"
-                write_mp4(path, clip, fps=instance.fps)  # score the file exactly as it would be saved
-                try:
-                    scores.append(float(ctx.bench.score(instance, path).score))
-                    errors.append(None)
-                except ScoringError as exc:
-                    scores.append(None)
-                    errors.append(str(exc))
+        seeds = candidate_seeds(ctx.seed, self.k)
+        # Where the benchmark scores several videos at once (the judge's requests in flight, VBVR's scoring
+        # processes), each candidate is scored while the next is generated: the official scorers take longer than
+        # a sample. Otherwise scoring waits for all candidates, on this thread, as a benchmark that is not
+        # thread-safe needs.
+        workers = int(getattr(ctx.bench, "score_concurrency", 1))
+        with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max(1, workers)) as pool:
+            clips, paths, pending = [], [], []
+            for j, seed in enumerate(seeds):
+                clips.append(generate_clip(ctx.student, instance, seed))
+                paths.append(Path(tmp) / f"candidate{j}.mp4")
+                write_mp4(paths[-1], clips[-1], fps=instance.fps)  # score the file exactly as it would be saved
+                if workers > 1:
+                    pending.append(pool.submit(_candidate_score, ctx.bench, instance, paths[-1]))
+            generated = time.perf_counter()
+            outcomes = [f.result() for f in pending] if workers > 1 else [_candidate_score(ctx.bench, instance, p) for p in paths]
+        scores = [score for score, _ in outcomes]
+        errors = [error for _, error in outcomes]
         valid = [j for j, s in enumerate(scores) if s is not None]
         if not valid:
             raise ScoringError(f"pass_at_k: no candidate could be scored: {errors}")
@@ -65,6 +70,14 @@ class PassAtK(Method):
         trace = ScorerSelection(seeds=seeds, chosen=best, candidate_scores=scores, candidate_errors=errors)
         timings = {"sampling_s": generated - start, "selection_s": time.perf_counter() - generated}
         return MethodOutput(clip=clips[best], trace=trace, timings=timings, steps=self.k)
+
+
+def _candidate_score(bench, instance: Instance, path: Path) -> tuple[float | None, str | None]:
+    """A candidate's score, or None with the reason where the benchmark could not score it."""
+    try:
+        return float(bench.score(instance, path).score), None
+    except ScoringError as exc:
+        return None, str(exc)
 
 
 class BestOfN(Method):
