@@ -123,3 +123,15 @@ def test_an_int_reads_as_a_float_and_nested_dataclasses_are_rebuilt():
 def test_a_vlmteach_trace_from_before_its_dataclass_reads_as_it():
     written = TRACES[0]
     assert rec.read_trace(legacy_loop_trace(written.to_dict()), VlmTeachTrace) == written
+
+
+def test_a_trace_type_that_no_longer_imports_leaves_dicts_and_says_so(tmp_path, caplog):
+    trace = ScorerSelection(seeds=[1, 2], chosen=0, candidate_scores=[0.5, 0.1], candidate_errors=[None, None])
+    run = write_run(tmp_path, "pass_at_k", frozen_scores(), trace_type=ScorerSelection,
+                    fields={iid: {"trace": trace.to_dict()} for iid in frozen_scores()})
+    for manifest in run.path.glob("manifest*.json"):
+        manifest.write_text(manifest.read_text().replace("ScorerSelection", "RenamedSelection"))
+    with caplog.at_level("WARNING", logger="harness.results.runs"):
+        records = load_run(run.path).records
+    assert all(r["trace"] == trace.to_dict() for r in records if r["status"] == "ok")
+    assert "baselines.traces.RenamedSelection, which does not import here" in caplog.text

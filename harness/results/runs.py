@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from harness.types import Trace, UserError
 # Runs written before the manifests named their trace type: vlmteach's, the one trace with an audit, is told by its
 # per-step log.
 LOOP_TRACE = "harness.vlmteach.trace.VlmTeachTrace"
+
+log = logging.getLogger(__name__)
 
 
 def display_method(label: str, oracle: bool) -> str:
@@ -107,11 +110,14 @@ def load_run(path: str | Path) -> RunResults:
 
 
 def _trace_type(name: str) -> type[Trace] | None:
-    """The trace type a manifest names; None where it no longer imports (renamed since): its traces stay dicts."""
+    """The trace type a manifest names; None where it no longer imports (renamed since): its traces stay dicts,
+    and the reader is told, since their audit is then missing from the tables."""
     module, _, qualname = name.rpartition(".")
     try:
         return getattr(importlib.import_module(module), qualname)
-    except (ImportError, AttributeError):
+    except (ImportError, AttributeError) as exc:
+        log.warning("the run's manifests name the trace type %s, which does not import here (%s): its traces are "
+                    "read as plain dicts, without their audit", name, exc)
         return None
 
 
