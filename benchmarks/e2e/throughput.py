@@ -23,7 +23,6 @@ import os
 import shutil
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         for k in batches:
             command = run_logged(eval_argv(k, steps=steps, instances=args.instances, common=common), log, clock, env)
             row = run_row(here / "runs" / "ruler" / "vlmteach" / run_name(k), k, args.instances)
-            rows.append({**row, "command": {**command, "argv": " ".join(command["argv"][1:])}})
+            rows.append({**row, "command": {**command, "argv": " ".join(["python", *command["argv"][1:]])}})
     finally:
         judge.kill()
         judge.wait()
