@@ -44,8 +44,8 @@ T2V_TEMPLATES = [r for r in fixtures.RULER_RECORDS if not r["input_image_path"]]
 
 def throughput_records(n: int) -> list[dict[str, Any]]:
     """``n`` text-to-video RULER records: the templates in turn, each with its own index and prompt."""
-    return [{**T2V_TEMPLATES[i % len(T2V_TEMPLATES)], "index": i,
-             "prompt": f"{T2V_TEMPLATES[i % len(T2V_TEMPLATES)]['prompt']} Take {i}."} for i in range(n)]
+    templates = [T2V_TEMPLATES[i % len(T2V_TEMPLATES)] for i in range(n)]
+    return [{**t, "index": i, "prompt": f"{t['prompt']} Take {i}."} for i, t in enumerate(templates)]
 
 
 def run_name(k: int) -> str:
@@ -59,7 +59,7 @@ def eval_argv(k: int, *, steps: int, instances: int, common: list[str]) -> list[
 
 
 def step_seconds(records: list[dict[str, Any]]) -> list[float]:
-    """Every timed step of the records' traces (a batch's step appears once per member: the median is the same)."""
+    """Every timed step of the records' traces: a batch's step once per member (full batches: the same median)."""
     return [s["seconds"] for r in records for s in (r.get("trace") or {}).get("per_step", []) if s.get("seconds") is not None]
 
 
