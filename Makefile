@@ -18,7 +18,7 @@ comma := ,
 SHARDING = $(if $(filter-out 1,$(SHARDS)),hydra/launcher=local_cpus num_shards=$(SHARDS) 'shard=range(0,$(SHARDS))',)
 MULTIRUN = $(if $(or $(findstring $(comma),$(METHOD)),$(SHARDING)),--multirun,)
 
-.PHONY: setup browser eval test readme-check data clean-runs bench-gpu bench-e2e train-micro
+.PHONY: setup browser eval test readme-check data clean-runs bench-gpu bench-e2e bench-throughput train-micro
 
 # Where `make data` puts each benchmark (the bench configs' data_dir points here).
 HUB_ruler := hexmSeeU/RULER-Bench
@@ -82,6 +82,12 @@ bench-gpu: setup
 BENCH_E2E_ARGS ?=
 bench-e2e:
 	scripts/bench_e2e.sh $(BENCH_E2E_ARGS)
+
+# vlmteach's instances per hour per method.batch_instances (issue 35) through python -m harness.eval, on the e2e
+# run's checkpoints and a 16-instance RULER-format fixture of one shape. Writes results/perf/throughput_<gpu>.* (or $OUT).
+BENCH_THROUGHPUT_ARGS ?=
+bench-throughput:
+	scripts/bench_e2e.sh --throughput $(BENCH_THROUGHPUT_ARGS)
 
 # Train the micro VAE, student, light decoder and teacher (one GPU, ~12 min) and swap them into benchmarks/micro/weights.
 train-micro: setup

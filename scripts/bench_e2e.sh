@@ -5,6 +5,10 @@
 # step does). Writes e2e_<gpu>.md/.json/_log.txt under $OUT if set, else results/perf/e2e/.
 #
 #   scripts/bench_e2e.sh [--tiny] [--benches ruler|vbvr|ruler,vbvr] [--methods ...] [--budget-s 560]
+#   scripts/bench_e2e.sh --throughput [--tiny] [--instances 16] [--batch 1,4] [--steps 16] [--budget-s 560]
+#
+# --throughput (first argument): vlmteach's instances per hour per method.batch_instances instead, on the same
+# checkpoints and packages (python -m benchmarks.e2e.throughput; RULER only, so no OpenCV or VBVR scorers needed).
 #
 # Resumable: checkpoints, data and runs stay in build/e2e (git-ignored, so a warm device machine keeps them
 # between calls); a call cut by --budget-s is finished by the same command.
@@ -15,6 +19,12 @@
 # Call it with the `run` tool with carry [".whl"]. Plain .whl/*.whl files are installed too (pip --target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+module=benchmarks.e2e.run
+needs="cv2 vbvr_bench"  # VBVR's official scorers
+if [ "${1:-}" = --throughput ]; then
+  module=benchmarks.e2e.throughput needs=""
+  shift
+fi
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
 # Every .whl/*.tar.xz unpacks into build/site, which a warm device machine keeps between calls: the packages
 # need more than one call's 64 MiB carry (the device's OpenCV 5 fails VBVR's check, and OpenCV 4 alone is
@@ -29,9 +39,10 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && [ ! -d .whl ] && PY=.venv/bin/python
-missing=$($PY - <<'PY'
+missing=$($PY - $needs <<'PY'
 import importlib.util as u
-mods = ["diffusers", "transformers", "hydra", "omegaconf", "ftfy", "openai", "av", "cv2", "peft", "safetensors", "vbvr_bench"]
+import sys
+mods = ["diffusers", "transformers", "hydra", "omegaconf", "ftfy", "openai", "av", "peft", "safetensors", *sys.argv[1:]]
 print(" ".join(m for m in mods if u.find_spec(m) is None))
 PY
 )
@@ -39,4 +50,4 @@ if [ -n "$missing" ]; then
   echo "bench_e2e: missing Python packages: $missing (run scripts/pack_e2e_wheels.sh here and carry .whl: see this script's header)" >&2
   exit 2
 fi
-exec $PY -m benchmarks.e2e.run "$@"
+exec $PY -m $module "$@"

@@ -32,6 +32,11 @@ def hardware() -> dict[str, Any]:
     return info
 
 
+def device_slug(hw: dict[str, Any], tiny: bool) -> str:
+    """``h100_80gb_hbm3``, ``tiny_cpu``: the report files' suffix."""
+    return ("tiny_" if tiny else "") + "".join(c if c.isalnum() else "_" for c in hw.get("gpu", "cpu")).strip("_").lower()
+
+
 def _mean(values: list[float]) -> float | None:
     return statistics.mean(values) if values else None
 
@@ -168,9 +173,7 @@ def write(out: Path, *, runs_root: Path, commands: list[dict], checkpoints: dict
                                                                              if k != "configs"},
               "rows": rows, "not_run": not_run, "probe": probe, "tables": tables,
               "commands": [{k: v for k, v in c.items() if k != "argv"} | {"argv": " ".join(c["argv"])} for c in commands]}
-    hw = report["hardware"]
-    slug = ("tiny_" if settings["tiny"] else "") + "".join(
-        c if c.isalnum() else "_" for c in hw.get("gpu", "cpu")).strip("_").lower()
+    slug = device_slug(report["hardware"], settings["tiny"])
     out.mkdir(parents=True, exist_ok=True)
     (out / f"e2e_{slug}.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     (out / f"e2e_{slug}.md").write_text(markdown(report))

@@ -109,6 +109,10 @@ def ensure_checkpoints(ckpt: Path, tiny: bool, log: Path, clock: Clock, env: dic
     return {"reused": False, "wall_s": result["wall_s"], **json.loads(marker.read_text())}
 
 
+def judge_overrides(judge_url: str, work: Path) -> list[str]:
+    return [f"judge.base_url={judge_url}", "judge.api_key_env=null", f"judge.cache_dir={work / 'judge_cache'}"]
+
+
 def model_overrides(ckpt: Path, tiny: bool) -> list[str]:
     return ["student=fastwan22_ti2v_5b", f"student.path={ckpt / ck.FASTWAN_DIR}",
             f"student.light_decoder.path={ckpt / ck.TAEHV_FILE}", "teacher=qwen3_vl_4b",
@@ -150,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         models = model_overrides(work / "ckpt", args.tiny)
         common = [*models, f"output_root={runs_root}", "progress=false", *([f"limit={args.limit}"] if args.limit else [])]
-        judge_args = [f"judge.base_url={judge_url}", "judge.api_key_env=null", f"judge.cache_dir={work / 'judge_cache'}"]
+        judge_args = judge_overrides(judge_url, work)
         for bench in [b for b in args.benches.split(",") if b]:
             bench_args = [f"bench={bench}", f"bench.data_dir={data[bench]}", *SIZES[args.tiny][bench],
                           *(judge_args if bench == "ruler" else [SCORE_WORKERS[args.tiny]])]

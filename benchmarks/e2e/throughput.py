@@ -1,0 +1,199 @@
+"""vlmteach's instances per hour through the product (issue 35): one ``python -m harness.eval`` run per batch size.
+
+    python -m benchmarks.e2e.throughput [--tiny] [--instances 16] [--batch 1,4] [--steps 16] [--budget-s 560]
+                                        [--work build/e2e] [--out DIR] [--extra-overrides KEY=VALUE ...]
+
+The checkpoints, overrides, sizes and stub judge are the end-to-end run's (``benchmarks.e2e.run``); the fixture
+is RULER-shaped, ``--instances`` text-to-video records in the released format, so every instance has one
+generation shape and ``method.batch_instances=k`` forms full batches. Per k: ``method=vlmteach
+method.num_steps=N method.early_stop=false method.batch_instances=k bench=ruler limit=n run_name=throughput-b{k}``
+(early stop off: every instance costs the same). The report (``throughput_<device>.md``/``.json`` in ``--out``,
+default ``$OUT``, else results/perf/) is read from the runs' records: generation seconds (the sum of the records'
+``generate_s``; a batch's ``batch_s`` is split evenly among its instances), instances per hour, the median step's
+seconds from the traces (a batched step is the batch's), peak GPU memory, the ratio to k=1 (the issue's target:
+>= 1.5x) and, on an H200, to the issue's arithmetic bound. The runs start afresh on each call (their records are
+the measurement). Exit code 0: every run has all its instances ok.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.e2e import fixtures
+from benchmarks.e2e.run import (ROOT, SIZES, Clock, ensure_checkpoints, judge_overrides, model_overrides, run_logged,
+                                start_judge)
+from benchmarks.ruler.fixtures import write_tiny_release
+
+# Issue 35's arithmetic bound for vlmteach on one H200 (FastWan2.2-5B at 89x512x512 with Qwen3-VL-4B): ~0.27 s per
+# optimisation step, ~7.5 s per 16-step instance. Not measured here; other GPUs get no ratio to it.
+BOUND_GPU = "H200"
+BOUND_S_PER_STEP = 0.27
+BOUND_S_PER_INSTANCE = 7.5
+BOUND_STEPS = 16
+TARGET_SPEEDUP = 1.5  # issue 35, goal 2: instances per hour of the batched path over k=1
+# The fixture's templates: the end-to-end records without a first frame (text-to-video), one generation shape.
+T2V_TEMPLATES = [r for r in fixtures.RULER_RECORDS if not r["input_image_path"]]
+
+
+def throughput_records(n: int) -> list[dict[str, Any]]:
+    """``n`` text-to-video RULER records: the templates in turn, each with its own index and prompt."""
+    templates = [T2V_TEMPLATES[i % len(T2V_TEMPLATES)] for i in range(n)]
+    return [{**t, "index": i, "prompt": f"{t['prompt']} Take {i}."} for i, t in enumerate(templates)]
+
+
+def run_name(k: int) -> str:
+    return f"throughput-b{k}"
+
+
+def eval_argv(k: int, *, steps: int, instances: int, common: list[str]) -> list[str]:
+    return [sys.executable, "-m", "harness.eval", "method=vlmteach", f"method.num_steps={steps}",
+            "method.early_stop=false", f"method.batch_instances={k}", f"limit={instances}", f"run_name={run_name(k)}",
+            *common]
+
+
+def step_seconds(records: list[dict[str, Any]]) -> list[float]:
+    """Every timed step of the records' traces: a batch's step once per member (full batches: the same median)."""
+    return [s["seconds"] for r in records for s in (r.get("trace") or {}).get("per_step", []) if s.get("seconds") is not None]
+
+
+def run_row(run_dir: Path, k: int, expected: int) -> dict[str, Any]:
+    """One batch size's row, from its run's latest records."""
+    from harness.rundir import RunDir
+
+    records = list(RunDir(run_dir).latest_records().values()) if run_dir.is_dir() else []
+    ok = [r for r in records if r["status"] == "ok"]
+    generation_s = sum(r["timings"].get("generate_s", 0.0) for r in records)
+    steps = step_seconds(ok)
+    peaks = [r["timings"]["peak_gpu_mem_gib"] for r in records if "peak_gpu_mem_gib" in r.get("timings", {})]
+    return {"k": k, "run_dir": str(run_dir), "expected": expected, "instances": len(records), "ok": len(ok),
+            "batched_records": sum("batch_s" in r.get("timings", {}) for r in records),
+            "generation_s": generation_s,
+            "instances_per_hour": len(ok) * 3600 / generation_s if generation_s > 0 else None,
+            "s_per_instance": generation_s / len(ok) if ok else None,
+            "median_step_s": statistics.median(steps) if steps else None,
+            "peak_gpu_mem_gib": max(peaks) if peaks else None}
+
+
+def add_ratios(rows: list[dict[str, Any]], gpu: str | None, steps: int) -> None:
+    """Per row: instances per hour over k=1's, and (on the bound's GPU) seconds over the arithmetic bound."""
+    naive = next((r["instances_per_hour"] for r in rows if r["k"] == 1), None)
+    on_bound_gpu = gpu is not None and BOUND_GPU in gpu
+    for row in rows:
+        row["vs_k1"] = row["instances_per_hour"] / naive if naive and row["instances_per_hour"] else None
+        # A batch's step serves k instances: its per-instance share is what the per-step bound counts.
+        row["vs_step_bound"] = (row["median_step_s"] / row["k"] / BOUND_S_PER_STEP
+                                if on_bound_gpu and row["median_step_s"] else None)
+        row["vs_instance_bound"] = (row["s_per_instance"] / BOUND_S_PER_INSTANCE
+                                    if on_bound_gpu and steps == BOUND_STEPS and row["s_per_instance"] else None)
+
+
+def _f(x: float | None, fmt: str = ".2f") -> str:
+    return "–" if x is None else format(x, fmt)
+
+
+def bound_note(gpu: str | None, steps: int) -> str:
+    if gpu is None or BOUND_GPU not in gpu:
+        return f"bound given for {BOUND_GPU}: no ratio on {gpu or 'a CPU'}"
+    if steps != BOUND_STEPS:
+        return f"per-instance bound given for {BOUND_STEPS} steps: only the per-step ratio at {steps}"
+    return f"ratio to {BOUND_S_PER_INSTANCE} s per instance and {BOUND_S_PER_STEP} s per instance-step"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    hw, s = report["hardware"], report["settings"]
+    gpu = hw.get("gpu")
+    lines = [f"# vlmteach throughput ({'tiny, ' if s['tiny'] else ''}{gpu or 'CPU (' + str(hw.get('cpu')) + ')'})", "",
+             f"{s['instances']} text-to-video RULER-format instances of one shape ({' '.join(s['sizes'])}), "
+             f"{s['steps']} steps each, early stop off, through `python -m harness.eval` with the end-to-end run's "
+             f"overrides{' and ' + ' '.join(s['extra_overrides']) if s['extra_overrides'] else ''}. "
+             f"Arithmetic bound (issue 35, one {BOUND_GPU}): {BOUND_S_PER_STEP} s per step, {BOUND_S_PER_INSTANCE} s "
+             f"per {BOUND_STEPS}-step instance; here: {bound_note(gpu, s['steps'])}.", "",
+             "| k | ok / expected | generation s | instances / h | median step s | peak GPU GiB | vs k=1 "
+             f"(target >= {TARGET_SPEEDUP}x) | s/instance vs bound | step/k vs bound | process s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        lines.append(f"| {r['k']} | {r['ok']} / {r['expected']} | {_f(r['generation_s'])} | "
+                     f"{_f(r['instances_per_hour'], '.1f')} | {_f(r['median_step_s'], '.3f')} | "
+                     f"{_f(r['peak_gpu_mem_gib'], '.1f')} | {_f(r['vs_k1'])} | {_f(r['vs_instance_bound'])} | "
+                     f"{_f(r['vs_step_bound'])} | {r['command'].get('wall_s')} |")
+    lines += ["", "Generation s: the records' generate_s summed (model loading and scoring outside it); process s: "
+              "the whole `python -m harness.eval` call. Median step s: a batch's step for k > 1.", "", "## Commands", ""]
+    lines += [f"- k={r['k']}: {r['command'].get('skipped') or r['command'].get('cut') or 'rc ' + str(r['command']['rc'])}: "
+              f"`{r['command']['argv']}`" for r in report["rows"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out: Path, report: dict[str, Any]) -> Path:
+    from benchmarks.e2e.report import device_slug
+
+    slug = device_slug(report["hardware"], report["settings"]["tiny"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"throughput_{slug}.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    (out / f"throughput_{slug}.md").write_text(markdown(report))
+    return out / f"throughput_{slug}.md"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.e2e.throughput", description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="tiny checkpoints and sizes on the CPU")
+    parser.add_argument("--work", type=Path, default=ROOT / "build" / "e2e", help="checkpoints (shared with the e2e run)")
+    parser.add_argument("--out", type=Path, default=None, help="report folder (default $OUT, else results/perf)")
+    parser.add_argument("--instances", type=int, default=16)
+    parser.add_argument("--batch", default="1,4", help="batch sizes (method.batch_instances), one run each")
+    parser.add_argument("--steps", type=int, default=None, help=f"default {BOUND_STEPS} (tiny: 2)")
+    parser.add_argument("--budget-s", type=float, default=560.0, help="stop starting/kill runs past this")
+    parser.add_argument("--extra-overrides", nargs="*", default=[], help="more harness.eval overrides, every run")
+    args = parser.parse_args(argv)
+    from benchmarks.e2e.report import hardware
+
+    clock = Clock(args.budget_s)
+    out = args.out or (Path(os.environ["OUT"]) if os.environ.get("OUT") else ROOT / "results" / "perf")
+    work = args.work.resolve()
+    here = work / "throughput"
+    shutil.rmtree(here / "runs", ignore_errors=True)  # this call's records only
+    here.mkdir(parents=True, exist_ok=True)
+    log = here / "throughput.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "1", "TOKENIZERS_PARALLELISM": "false"}
+    steps = args.steps or (2 if args.tiny else BOUND_STEPS)
+    batches = [int(k) for k in args.batch.split(",") if k]
+    sizes = SIZES[args.tiny]["ruler"]
+
+    ensure_checkpoints(work / "ckpt", args.tiny, log, clock, env)
+    data = write_tiny_release(here / "data" / f"ruler_t2v_{args.instances}", records=throughput_records(args.instances))
+    judge, judge_url = start_judge(here, env)
+    rows = []
+    try:
+        common = [*model_overrides(work / "ckpt", args.tiny), "bench=ruler", f"bench.data_dir={data}", *sizes,
+                  *judge_overrides(judge_url, here), f"output_root={here / 'runs'}", "progress=false",
+                  *args.extra_overrides]
+        for k in batches:
+            command = run_logged(eval_argv(k, steps=steps, instances=args.instances, common=common), log, clock, env)
+            row = run_row(here / "runs" / "ruler" / "vlmteach" / run_name(k), k, args.instances)
+            rows.append({**row, "command": {**command, "argv": " ".join(["python", *command["argv"][1:]])}})
+    finally:
+        judge.kill()
+        judge.wait()
+    hw = hardware()
+    add_ratios(rows, hw.get("gpu"), steps)
+    report = {"hardware": hw, "rows": rows,
+              "settings": {"tiny": args.tiny, "instances": args.instances, "batch": batches, "steps": steps,
+                           "sizes": list(sizes), "extra_overrides": args.extra_overrides, "budget_s": args.budget_s,
+                           "bound": {"gpu": BOUND_GPU, "s_per_step": BOUND_S_PER_STEP,
+                                     "s_per_instance": BOUND_S_PER_INSTANCE, "steps": BOUND_STEPS}}}
+    path = write_report(out, report)
+    shutil.copyfile(log, path.with_name(path.stem + "_log.txt"))
+    complete = all(r["ok"] == r["expected"] for r in rows)
+    print(markdown(report))
+    print(f"[throughput] report: {path} ({'complete' if complete else 'INCOMPLETE'})")
+    return 0 if complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
