@@ -14,7 +14,9 @@ import pytest
 
 from benchmarks.make_tiny import write_tiny
 from benchmarks.ruler.fixtures import write_tiny_release
+from benchmarks.vbvr import VbvrBenchmark
 from harness.rundir import RunDir
+from harness.types import UserError
 from tests.cli import RULER_SIZE, VBVR_SIZE, harness_eval, run_directory
 
 
@@ -84,15 +86,25 @@ BROKEN_FIRST_FRAMES = {  # what the first frame's file holds, and what PIL says 
 }
 
 
-@pytest.mark.parametrize("case", sorted(BROKEN_FIRST_FRAMES))
-def test_an_unreadable_vbvr_first_frame_is_named_before_any_model_loads(case, tmp_path):
+def _broken_first_frame(case: str, tmp_path: Path) -> tuple[Path, Path]:
     data = write_tiny("vbvr", tmp_path / "VBVR-Bench")
     png = sorted(data.glob("*/*/00000/first_frame.png"))[0]
-    breaks, kind = BROKEN_FIRST_FRAMES[case]
-    breaks(png)
+    BROKEN_FIRST_FRAMES[case][0](png)
+    return data, png
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_FIRST_FRAMES))
+def test_an_unreadable_vbvr_first_frame_is_named(case, tmp_path):
+    data, png = _broken_first_frame(case, tmp_path)
+    with pytest.raises(UserError, match=rf"cannot read the first frame {re.escape(str(png))}: {BROKEN_FIRST_FRAMES[case][1]}"):
+        VbvrBenchmark(data_dir=str(data)).instances()
+
+
+def test_an_unreadable_vbvr_first_frame_stops_the_cli_before_any_model_loads(tmp_path):
+    data, png = _broken_first_frame("over PIL's pixel limit", tmp_path)
     proc = harness_eval("bench=vbvr", "method=frozen", f"bench.data_dir={data}", *VBVR_SIZE,
                         f"output_root={tmp_path / 'runs'}", expect=2)
-    assert re.search(rf"cannot read the first frame {re.escape(str(png))}: {kind}", proc.stdout), proc.stdout[-2000:]
+    assert f"cannot read the first frame {png}: DecompressionBombError" in proc.stdout, proc.stdout[-2000:]
     assert "make data BENCH=vbvr" in proc.stdout and "Traceback" not in proc.stdout and "Loading weights" not in proc.stdout
 
 
