@@ -47,7 +47,7 @@ SIZES = {
 }
 PROBE_RUN = "oom-probe"
 # The official VBVR scorers take ~16 s of CPU per 89x512² video: score in processes while the GPU generates.
-SCORE_WORKERS = {False: "bench.score_workers=4", True: "bench.score_workers=2"}
+SCORE_WORKERS = {False: "bench.score_workers=4", True: "bench.score_workers=1"}  # tiny: tests/test_e2e_vbvr.py covers >1
 
 
 class Clock:
