@@ -11,9 +11,10 @@ import urllib.request
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from omegaconf import open_dict
 
-from harness.config import CONF_DIR
+from harness.config import CONF_DIR, component_kwargs
 from harness.runner import Runner
 
 ROOT = CONF_DIR.parent
@@ -42,6 +43,17 @@ def compose_runner(output_root: Path, *overrides: str) -> Runner:
     with open_dict(cfg):
         del cfg["hydra"]
     return Runner(cfg, choices)
+
+
+def micro_student_and_teacher():
+    """The configs' default (micro) student and teacher on the CPU, built as the runner builds them; the teacher's
+    question synthesis kept short (16 tokens, no retry)."""
+    overrides = ["method=vlmteach", "student.device=cpu", "teacher.device=cpu", "teacher.synthesis_retries=0",
+                 "teacher.max_new_tokens=16"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    return (instantiate(component_kwargs(cfg, "student"), _convert_="all"),
+            instantiate(component_kwargs(cfg, "teacher"), _convert_="all"))
 
 
 def harness_eval(*overrides: str, expect: int | None = 0) -> subprocess.CompletedProcess:

@@ -27,7 +27,7 @@ from harness.seeding import derive_seed
 from harness.sinks import NullSink
 from harness.types import Instance, MethodFailed, MethodOutput, UserError
 from harness.vlmteach import OptimisationDiverged, VlmTeach
-from tests.cli import compose_runner
+from tests.cli import compose_runner, micro_student_and_teacher
 
 SEED = 11
 LOSS_TOL = 2e-4  # abs, on losses and P(Yes)
@@ -36,13 +36,7 @@ GRAD_NORM_RTOL = 2e-3
 
 @pytest.fixture(scope="module")
 def models():
-    overrides = ["method=vlmteach", "student.device=cpu", "teacher.device=cpu", "teacher.synthesis_retries=0",
-                 "teacher.max_new_tokens=16"]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-    student = instantiate(component_kwargs(cfg, "student"), _convert_="all")
-    teacher = instantiate(component_kwargs(cfg, "teacher"), _convert_="all")
-    return student, teacher
+    return micro_student_and_teacher()
 
 
 @pytest.fixture(scope="module")

@@ -5,17 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
 from benchmarks.micro import generate_instances
-from harness.config import CONF_DIR, component_kwargs
 from harness.method import MethodContext, generate_clip
 from harness.seeding import derive_seed
 from harness.types import MethodFailed, Queries
 from harness.vlmteach import OptimisationDiverged, VlmTeach, VlmTeachTrace
 from harness.vlmteach.frames import select_frames
 from harness.vlmteach.loss import weigh_questions
+from tests.cli import micro_student_and_teacher
 
 FIXED = {"goal": "Is the yellow square on the red cell at the end?", "process": ["Does the yellow square stay whole?", "Do the other squares stay put?"]}
 SEED = 11
@@ -25,13 +23,7 @@ FAST = dict(lr=1e-2, fixed_queries=FIXED)
 
 @pytest.fixture(scope="module")
 def models():
-    overrides = ["method=vlmteach", "student.device=cpu", "teacher.device=cpu", "teacher.synthesis_retries=0",
-                 "teacher.max_new_tokens=16"]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-    student = instantiate(component_kwargs(cfg, "student"), _convert_="all")
-    teacher = instantiate(component_kwargs(cfg, "teacher"), _convert_="all")
-    return student, teacher
+    return micro_student_and_teacher()
 
 
 @pytest.fixture(scope="module")

@@ -86,7 +86,8 @@ def probe_verdict(runs_root: Path, settings: dict[str, Any]) -> dict[str, Any]:
             "others": len(others), "expects": settings["probe_expects"]}
 
 
-def _f(x: float | None, fmt: str = ".2f") -> str:
+def cell(x: float | None, fmt: str = ".2f") -> str:
+    """A table cell: ``x`` formatted, or a dash where there is no value."""
     return "–" if x is None else format(x, fmt)
 
 
@@ -109,9 +110,9 @@ def markdown(report: dict[str, Any]) -> str:
              "| bench | method | ok / expected | generate s | score s | total s | peak GPU GiB (max) | steps |",
              "|---|---|---|---|---|---|---|---|"]
     for row in report["rows"]:
-        lines.append(f"| {row['bench']} | {row['method']} | {row['ok']} / {row['expected']} | {_f(row['generate_s'])} | "
-                     f"{_f(row['score_s'])} | {_f(row['total_s'])} | {_f(row['peak_gpu_mem_gib'], '.1f')} | "
-                     f"{_f(row['steps'], '.0f')} |")
+        lines.append(f"| {row['bench']} | {row['method']} | {row['ok']} / {row['expected']} | {cell(row['generate_s'])} | "
+                     f"{cell(row['score_s'])} | {cell(row['total_s'])} | {cell(row['peak_gpu_mem_gib'], '.1f')} | "
+                     f"{cell(row['steps'], '.0f')} |")
     lines += ["", "Means over ok instances; model loading and compilation are outside these numbers (the "
               "process wall times below include them).", "", "## Commands", ""]
     for c in report["commands"]:
@@ -131,7 +132,7 @@ def markdown(report: dict[str, Any]) -> str:
     if p.get("oversized"):
         o = p["oversized"]
         lines.append(f"- oversized instance: {o['status']} at {o['error_stage']}: {(o['error'] or '')[:300]} "
-                     f"(peak {_f(o['timings'].get('peak_gpu_mem_gib'), '.1f')} GiB)")
+                     f"(peak {cell(o['timings'].get('peak_gpu_mem_gib'), '.1f')} GiB)")
     elif p.get("why"):
         lines.append(f"- {p['why']}")
     lines += ["", "## Instance failures", ""]

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.e2e import fixtures
+from benchmarks.e2e.report import cell
 from benchmarks.e2e.run import (ROOT, SIZES, Clock, ensure_checkpoints, judge_overrides, model_overrides, run_logged,
                                 start_judge)
 from benchmarks.ruler.fixtures import write_tiny_release
@@ -94,10 +95,6 @@ def add_ratios(rows: list[dict[str, Any]], gpu: str | None, steps: int) -> None:
                                     if on_bound_gpu and steps == BOUND_STEPS and row["s_per_instance"] else None)
 
 
-def _f(x: float | None, fmt: str = ".2f") -> str:
-    return "–" if x is None else format(x, fmt)
-
-
 def bound_note(gpu: str | None, steps: int) -> str:
     if gpu is None or BOUND_GPU not in gpu:
         return f"bound given for {BOUND_GPU}: no ratio on {gpu or 'a CPU'}"
@@ -119,10 +116,10 @@ def markdown(report: dict[str, Any]) -> str:
              f"(target >= {TARGET_SPEEDUP}x) | s/instance vs bound | step/k vs bound | process s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
-        lines.append(f"| {r['k']} | {r['ok']} / {r['expected']} | {_f(r['generation_s'])} | "
-                     f"{_f(r['instances_per_hour'], '.1f')} | {_f(r['median_step_s'], '.3f')} | "
-                     f"{_f(r['peak_gpu_mem_gib'], '.1f')} | {_f(r['vs_k1'])} | {_f(r['vs_instance_bound'])} | "
-                     f"{_f(r['vs_step_bound'])} | {r['command'].get('wall_s')} |")
+        lines.append(f"| {r['k']} | {r['ok']} / {r['expected']} | {cell(r['generation_s'])} | "
+                     f"{cell(r['instances_per_hour'], '.1f')} | {cell(r['median_step_s'], '.3f')} | "
+                     f"{cell(r['peak_gpu_mem_gib'], '.1f')} | {cell(r['vs_k1'])} | {cell(r['vs_instance_bound'])} | "
+                     f"{cell(r['vs_step_bound'])} | {r['command'].get('wall_s')} |")
     lines += ["", "Generation s: the records' generate_s summed (model loading and scoring outside it); process s: "
               "the whole `python -m harness.eval` call. Median step s: a batch's step for k > 1.", "", "## Commands", ""]
     lines += [f"- k={r['k']}: {r['command'].get('skipped') or r['command'].get('cut') or 'rc ' + str(r['command']['rc'])}: "
