@@ -11,6 +11,7 @@ stay far below what another instance's LoRA or noise gives.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import replace
 
 import numpy as np
@@ -137,6 +138,40 @@ def test_an_instance_that_diverges_fails_alone(models, instances, monkeypatch):
     monkeypatch.undo()
     (own,) = alone(VlmTeach(lr=3e-4, num_steps=3, early_stop=False), models, [fine])
     assert_same_run(ok, own)
+
+
+class _Saved:
+    """What the teacher's autograd graph saves, made weakly referable (so a test sees when the graph lets go)."""
+
+    __slots__ = ("tensor", "__weakref__")
+
+    def __init__(self, tensor: torch.Tensor):
+        self.tensor = tensor
+
+
+def test_the_batch_holds_one_judges_graph_at_a_time(models, instances, monkeypatch):
+    """Memory: each member's teacher graph is freed (its gradient taken) before the next member is judged, so the
+    batch's peak holds k DiT graphs and one judge's, not k of each."""
+    teacher = models[1]
+    original = teacher.yes_nll
+    saved: list[weakref.ref] = []  # everything any teacher graph saved
+    alive_at_call: list[int] = []  # per judge call: how much of the earlier graphs is still held
+
+    def pack(tensor):
+        held = _Saved(tensor)
+        saved.append(weakref.ref(held))
+        return held
+
+    def watched(frames, questions, clock=None):
+        alive_at_call.append(sum(ref() is not None for ref in saved))
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda held: held.tensor):
+            return original(frames, questions, clock)
+
+    monkeypatch.setattr(teacher, "yes_nll", watched)
+    picked = instances[:3]
+    VlmTeach(lr=3e-4, num_steps=1, early_stop=False, batch_instances=3).run_many(picked, contexts(models, picked))
+    assert saved and len(alive_at_call) == 6  # two evaluations of three members; the first one's graphs saved
+    assert alive_at_call == [0] * 6
 
 
 def test_a_failure_before_the_loop_is_the_instances_own(models, instances, monkeypatch):

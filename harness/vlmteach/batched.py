@@ -3,10 +3,11 @@
 Each instance keeps what its own run (``VlmTeach.run``) has: its questions, noise and LoRA seed, its optimiser
 moments (AdamW is element-wise, so one optimiser over the stacks of ``WanStudent.batched_lora`` is one per
 adapter), gradient clipping by its own norm, its early stop and its failure. The light decoder and the teacher
-judge each instance's prediction on its own; the sum of their losses gives each adapter its own gradient. The
-final video samples each instance alone with the adapter it kept, as peft's adapter. Traces and videos equal the
-instances' own runs up to float rounding: the batch computes the same products in another order. Timings are an
-instance's own but for its loop (``optimise_s``, the steps' ``seconds``): the batch's, while it was in it.
+judge each instance's prediction on its own; each loss's gradient reaches its own row of the batch's prediction
+and, through the DiT, its own adapter. The final video samples each instance alone with the adapter it kept, as
+peft's adapter. Traces and videos equal the instances' own runs up to float rounding: the batch computes the same
+products in another order. Timings are an instance's own but for its loop (``optimise_s``, the steps'
+``seconds``): the batch's, while it was in it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 from harness.method import MethodContext
 from harness.students.lora import BatchedAdapters
 from harness.types import Instance, MethodFailed, MethodOutput, Student, Teacher, UserError
-from harness.vlmteach.method import (OPTIMIZERS, InstanceStart, OptimisationDiverged, VlmTeach, backward,
+from harness.vlmteach.method import (OPTIMIZERS, InstanceStart, OptimisationDiverged, VlmTeach,
                                      check_trainable, final_clip)
 from harness.vlmteach.trace import VlmTeachTrace
 
@@ -75,9 +76,9 @@ def _optimise(method: VlmTeach, student: Student, teacher: Teacher, members: lis
             started = time.perf_counter()
             adapters.use_rows([m.row for m in running])
             with torch.set_grad_enabled(step < method.num_steps):
-                losses = _evaluate(method, student, teacher, running)
+                judged = _evaluate(method, student, teacher, running)
             updating = []
-            for member, loss in zip(running, losses, strict=True):
+            for j, member in enumerate(running):
                 logged = member.trace.per_step[-1]
                 if not math.isfinite(logged.loss):
                     member.failure = _raised(OptimisationDiverged(f"vlmteach: loss is {logged.loss} at step {step}"))
@@ -87,43 +88,66 @@ def _optimise(method: VlmTeach, student: Student, teacher: Teacher, members: lis
                     member.trace.finish(stopped_early=step < method.num_steps, last_eval_s=time.perf_counter() - started)
                     member.loop_s = time.perf_counter() - loop_start
                 else:
-                    updating.append((member, loss))
+                    updating.append((j, member))
             # Those that left no longer run: the batch shrinks, and the DiT spends nothing on them.
-            running = _update(method, optimizer, adapters, updating, step) if updating else []
+            running = _update(method, optimizer, adapters, judged, updating, step) if updating else []
             for member in running:
                 member.trace.per_step[-1].seconds = time.perf_counter() - started
             if not running:
                 break
 
 
-def _evaluate(method: VlmTeach, student: Student, teacher: Teacher, running: list[_Member]) -> list[torch.Tensor]:
-    """One batched one-step prediction, judged per member (logged in its trace); their losses."""
+def _evaluate(method: VlmTeach, student: Student, teacher: Teacher, running: list[_Member]) -> _Judged:
+    """One batched one-step prediction, judged per member (logged in its trace). With gradients on, each member's
+    loss is backpropagated to its row of the prediction at once, freeing its light decoder's and teacher's graph:
+    the batch holds k DiT graphs but one judge's at a time (the DiT's backward, in ``_update``, takes those rows)."""
     cond = student.stack_conditions([m.start.cond for m in running])
     noise = torch.cat([m.start.noise for m in running])
     x0 = student.predict_x0(cond, noise, student.sigmas[0])
+    judged = x0.detach().requires_grad_(x0.requires_grad)
     losses = []
     for j, member in enumerate(running):
-        decoded = student.decode(x0[j:j + 1], light=True)
-        loss, _ = method.judge(teacher, decoded, member.start.weighted, member.trace, member.fps)
-        losses.append(loss)
-    return losses
+        decoded = student.decode(judged[j:j + 1], light=True)
+        loss, logged = method.judge(teacher, decoded, member.start.weighted, member.trace, member.fps)
+        if judged.requires_grad and math.isfinite(logged.loss):
+            loss.backward()
+        losses.append(loss.detach())
+    return _Judged(x0, judged.grad, losses)
 
 
-def _update(method: VlmTeach, optimizer: torch.optim.Optimizer, adapters: BatchedAdapters,
-            updating: list[tuple[_Member, torch.Tensor]], step: int) -> list[_Member]:
+@dataclass
+class _Judged:
+    """A step's prediction [k, ...], the members' loss gradients on it (rows of members not judged: zero), and
+    their losses."""
+
+    x0: torch.Tensor
+    x0_grad: torch.Tensor | None
+    losses: list[torch.Tensor]
+
+
+def _update(method: VlmTeach, optimizer: torch.optim.Optimizer, adapters: BatchedAdapters, judged: _Judged,
+            updating: list[tuple[int, _Member]], step: int) -> list[_Member]:
     """One optimiser step on every updating member's adapter, each clipped by its own gradient norm (as its own
-    run clips its LoRA's total norm); a member whose norm is not finite fails instead. Returns those updated."""
-    backward(optimizer, adapters.params, torch.stack([loss for _, loss in updating]).sum())
+    run clips its LoRA's total norm); a member whose norm is not finite fails instead. ``updating``: (row in the
+    step's batch, member). Returns those updated."""
+    if judged.x0_grad is None:
+        raise RuntimeError("vlmteach: the loss does not depend on the LoRA; the student's predict_x0/decode(light=True) "
+                           "and the teacher's yes_nll must keep the autograd graph")
+    # Only the updating members' rows: one that stops here keeps its adapter, so its gradient is not wanted.
+    keep = torch.zeros(len(judged.losses), dtype=torch.bool, device=judged.x0.device)
+    keep[[j for j, _ in updating]] = True
+    optimizer.zero_grad(set_to_none=True)
+    judged.x0.backward(judged.x0_grad * keep.view(-1, *[1] * (judged.x0.ndim - 1)))
     norms = adapter_grad_norms(adapters.params)
     updated = []
-    for member, loss in updating:
+    for j, member in updating:
         norm = norms[member.row]
         if torch.isfinite(norm):
             member.trace.per_step[-1].grad_norm = float(norm)
             updated.append(member)
         else:  # its rows may turn NaN in the step below; it runs no more, and no other adapter reads them
             member.failure = _raised(OptimisationDiverged(
-                f"vlmteach: gradient norm is {float(norm)} at step {step} (loss {loss.item()})"))
+                f"vlmteach: gradient norm is {float(norm)} at step {step} (loss {judged.losses[j].item()})"))
     if method.grad_clip is not None:
         clip_per_adapter(adapters.params, method.grad_clip, norms)
     optimizer.step()
