@@ -73,6 +73,9 @@ def test_the_report_is_computed_from_the_records(bench):
         assert row["median_step_s"] == pytest.approx(statistics.median(steps))
         assert row["peak_gpu_mem_gib"] is None and row["vs_instance_bound"] is None and row["vs_step_bound"] is None
         assert f"| {k} | {INSTANCES} / {INSTANCES} | {row['generation_s']:.2f} | {row['instances_per_hour']:.1f} |" in md
+        for phase in throughput.PHASES:
+            assert row["phases_s"][phase] == pytest.approx(statistics.mean(r["timings"][phase] for r in values))
+        assert row["phases_s"]["optimise_s"] > 0
     assert rows[2]["vs_k1"] == pytest.approx(rows[2]["instances_per_hour"] / rows[1]["instances_per_hour"])
     assert rows[1]["vs_k1"] == pytest.approx(1.0)
     assert "bound given for H200" in md and md in stdout

@@ -39,6 +39,8 @@ BOUND_S_PER_STEP = 0.27
 BOUND_S_PER_INSTANCE = 7.5
 BOUND_STEPS = 16
 TARGET_SPEEDUP = 1.5  # issue 35, goal 2: instances per hour of the batched path over k=1
+# Where an instance's generation goes (vlmteach's record timings): the loop is shared by a batch, the rest is not.
+PHASES = ("synthesis_s", "encode_s", "optimise_s", "final_eval_s", "final_s")
 # The fixture's templates: the end-to-end records without a first frame (text-to-video), one generation shape.
 T2V_TEMPLATES = [r for r in fixtures.RULER_RECORDS if not r["input_image_path"]]
 
@@ -79,7 +81,9 @@ def run_row(run_dir: Path, k: int, expected: int) -> dict[str, Any]:
             "instances_per_hour": len(ok) * 3600 / generation_s if generation_s > 0 else None,
             "s_per_instance": generation_s / len(ok) if ok else None,
             "median_step_s": statistics.median(steps) if steps else None,
-            "peak_gpu_mem_gib": max(peaks) if peaks else None}
+            "peak_gpu_mem_gib": max(peaks) if peaks else None,
+            "phases_s": {p: statistics.mean(r["timings"][p] for r in ok) if ok and all(p in r["timings"] for r in ok)
+                         else None for p in PHASES}}
 
 
 def add_ratios(rows: list[dict[str, Any]], gpu: str | None, steps: int) -> None:
@@ -121,7 +125,13 @@ def markdown(report: dict[str, Any]) -> str:
                      f"{cell(r['peak_gpu_mem_gib'], '.1f')} | {cell(r['vs_k1'])} | {cell(r['vs_instance_bound'])} | "
                      f"{cell(r['vs_step_bound'])} | {r['command'].get('wall_s')} |")
     lines += ["", "Generation s: the records' generate_s summed (model loading and scoring outside it); process s: "
-              "the whole `python -m harness.eval` call. Median step s: a batch's step for k > 1.", "", "## Commands", ""]
+              "the whole `python -m harness.eval` call. Median step s: a batch's step for k > 1.", "",
+              "## Where an instance's seconds go", "",
+              "Means over ok instances of their records' timings. For k > 1, the loop (optimise, final eval) is the "
+              "batch's while the instance was in it, shared by its members; the rest is the instance's own.", "",
+              "| k | " + " | ".join(PHASES) + " |", "|---|" + "---|" * len(PHASES)]
+    lines += [f"| {r['k']} | " + " | ".join(cell(r["phases_s"][p]) for p in PHASES) + " |" for r in report["rows"]]
+    lines += ["", "## Commands", ""]
     lines += [f"- k={r['k']}: {r['command'].get('skipped') or r['command'].get('cut') or 'rc ' + str(r['command']['rc'])}: "
               f"`{r['command']['argv']}`" for r in report["rows"]]
     return "\n".join(lines) + "\n"
