@@ -23,6 +23,7 @@ from tests.test_vlmteach_batched import LOSS_TOL
 
 INSTANCES, STEPS = 2, 2  # one batch of two at k=2
 FLOAT32 = ("student.dtype=float32", "student.light_decoder.dtype=float32", "teacher.dtype=float32")
+BATCHED = "student.uncheckpointed_blocks=0"  # for the k > 1 runs only (as a batch's memory may need on a GPU)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def bench(tmp_path_factory):
     work, out = tmp_path_factory.mktemp("work"), tmp_path_factory.mktemp("out")
     proc = subprocess.run([sys.executable, "-m", "benchmarks.e2e.throughput", "--tiny", "--work", str(work),
                            "--out", str(out), "--instances", str(INSTANCES), "--batch", "1,2", "--steps", str(STEPS),
-                           "--budget-s", "200", "--extra-overrides", *FLOAT32],
+                           "--budget-s", "200", "--extra-overrides", *FLOAT32, "--batched-overrides", BATCHED],
                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-6000:]
     report = json.loads((out / "throughput_tiny_cpu.json").read_text())
@@ -45,6 +46,7 @@ def test_every_run_has_all_its_instances_ok(bench):
         assert len(latest) == INSTANCES and all(r["status"] == "ok" and r["steps"] == STEPS for r in latest.values()), k
     assert all(r["command"]["rc"] == 0 and "python -m harness.eval method=vlmteach" in r["command"]["argv"]
                for r in report["rows"])
+    assert [BATCHED in r["command"]["argv"] for r in report["rows"]] == [False, True]
 
 
 def test_the_batched_run_is_the_one_at_a_time_run_within_tolerance(bench):
@@ -77,6 +79,11 @@ def test_the_report_is_computed_from_the_records(bench):
             assert row["phases_s"][phase] == pytest.approx(statistics.mean(r["timings"][phase] for r in values))
         assert row["phases_s"]["optimise_s"] > 0
     assert rows[2]["vs_k1"] == pytest.approx(rows[2]["instances_per_hour"] / rows[1]["instances_per_hour"])
+    # After the first batch: k=1 leaves out the first instance in the runner's order (by id); k=2 has no second batch.
+    first, second = sorted(records[1])
+    assert (rows[1]["steady_ok"], rows[1]["steady_generation_s"]) == (1, records[1][second]["timings"]["generate_s"])
+    assert rows[1]["steady_vs_k1"] == pytest.approx(1.0)
+    assert (rows[2]["steady_ok"], rows[2]["steady_instances_per_hour"], rows[2]["steady_vs_k1"]) == (0, None, None)
     assert rows[1]["vs_k1"] == pytest.approx(1.0)
     assert "bound given for H200" in md and md in stdout
 
