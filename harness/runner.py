@@ -41,7 +41,7 @@ from harness.video import CorruptVideoError, temp_prefix, write_mp4, write_previ
 log = logging.getLogger(__name__)
 
 # What staging an instance gives: its final record, or the arguments of ``Runner._score``.
-Staged = rec.Record | tuple[Instance, Path, rec.Record, float]
+Staged = rec.Record | tuple[Instance, Path, rec.Record]
 
 
 @dataclass
@@ -53,7 +53,6 @@ class _Job:
     video: Path
     relpath: Path
     record: rec.Record
-    start: float
 
 
 def generation_shape(instance: Instance) -> tuple[int, int, int, bool]:
@@ -312,7 +311,7 @@ class Runner:
             config_hash=self.chash, score_hash=self.score_hash, versions=self.versions, shard=f"{self.shard}/{self.num_shards}",
             oracle=type(self.method).is_oracle,
         )
-        job = _Job(instance, seed, video, relpath, record, start=time.perf_counter())
+        job = _Job(instance, seed, video, relpath, record)
         video_problem = self.run.video_problem(previous) if previous and previous.get("video") else "no video recorded"
         if video_problem is None:  # reuse: a deferred or failed score, or an ok record scored again
             prior = rec.Record.from_dict(previous)
@@ -328,7 +327,7 @@ class Runner:
             return record
         if self.cfg.stage == Stage.generate:
             return replace(record, status=rec.STATUS_GENERATED, error=None, error_stage=None)
-        return job.instance, job.video, record, job.start
+        return job.instance, job.video, record
 
     def _generate(self, jobs: list[_Job]) -> list[rec.Record]:
         """The jobs' records once their videos are made: one at a time, or as one batch (``method.run_many``).
@@ -403,7 +402,7 @@ class Runner:
             self.run.preview_of(video).unlink(missing_ok=True)  # never a former video's
             log.warning("no preview of %s: %s", video, _describe(exc))
 
-    def _score(self, instance: Instance, video: Path, record: rec.Record, start: float) -> rec.Record:
+    def _score(self, instance: Instance, video: Path, record: rec.Record) -> rec.Record:
         t0 = time.perf_counter()
         try:
             score = self.bench.score(instance, video)
