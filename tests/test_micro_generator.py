@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from benchmarks.micro import FAMILIES, generate_instances, render_solution, tokenize, vocabulary
 from benchmarks.micro.world import NUM_FRAMES, SIZE, manhattan
+from tests.cli import ROOT
 
 
 def _same(a, b) -> bool:
@@ -96,3 +100,14 @@ def test_unknown_family_or_split_is_rejected():
         generate_instances("id", 1, seed=0, families=["sokoban"])
     with pytest.raises(ValueError, match="split"):
         generate_instances("test", 1, seed=0)
+
+
+def test_the_gpu_benchmark_imports_without_datasets():
+    """``scripts/bench_gpu.py`` runs on a device machine that has no ``datasets`` (the e2e wheel pack leaves it
+    out): of the micro world it needs the vocabulary and the model builders, not the parquet I/O."""
+    code = ("import importlib.util, sys; sys.modules['datasets'] = None; "  # None: `import datasets` raises
+            "spec = importlib.util.spec_from_file_location('bench_gpu', 'scripts/bench_gpu.py'); "
+            "spec.loader.exec_module(importlib.util.module_from_spec(spec)); "
+            "from benchmarks.micro import generate_instances; assert generate_instances('id', 1, seed=0)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]

@@ -7,35 +7,46 @@ width, fps. The committed sets (dev and evaluation) are named in ``sets.py``; ``
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
 import numpy as np
 
 from benchmarks.micro.tasks import FAMILIES, SPLITS
 from benchmarks.micro.world import FPS, NUM_FRAMES, SIZE, render_scene
 from harness.types import Instance, UserError
 
+if TYPE_CHECKING:
+    import datasets
+
 BENCH = "micro"
 REGENERATE_COMMAND = "python -m benchmarks.micro.make_data"
 
-FEATURES = datasets.Features(
-    {
-        "id": datasets.Value("string"),
-        "task": datasets.Value("string"),
-        "category": datasets.Value("string"),
-        "split": datasets.Value("string"),
-        "prompt": datasets.Value("string"),
-        "first_frame": datasets.Image(),
-        "reference": datasets.Value("string"),
-        "num_frames": datasets.Value("int32"),
-        "height": datasets.Value("int32"),
-        "width": datasets.Value("int32"),
-        "fps": datasets.Value("int32"),
-    }
-)
+
+@functools.cache
+def features() -> datasets.Features:
+    """The parquet's columns (``datasets`` is imported here: the micro world's other modules, which the GPU
+    benchmarks import, run without it)."""
+    import datasets
+
+    return datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "task": datasets.Value("string"),
+            "category": datasets.Value("string"),
+            "split": datasets.Value("string"),
+            "prompt": datasets.Value("string"),
+            "first_frame": datasets.Image(),
+            "reference": datasets.Value("string"),
+            "num_frames": datasets.Value("int32"),
+            "height": datasets.Value("int32"),
+            "width": datasets.Value("int32"),
+            "fps": datasets.Value("int32"),
+        }
+    )
 
 
 def instance_id(split: str, task: str, index: int) -> str:
@@ -85,6 +96,8 @@ def generate_instances(split: str, n_per_family: int, seed: int, families: list[
 
 
 def to_dataset(instances: list[Instance]) -> datasets.Dataset:
+    import datasets
+
     rows = [
         {
             "id": x.id,
@@ -101,7 +114,7 @@ def to_dataset(instances: list[Instance]) -> datasets.Dataset:
         }
         for x in instances
     ]
-    return datasets.Dataset.from_list(rows, features=FEATURES)
+    return datasets.Dataset.from_list(rows, features=features())
 
 
 def write_instances(instances: list[Instance], path: str | Path) -> None:
@@ -118,7 +131,9 @@ def read_instances(path: str | Path) -> list[Instance]:
             f"micro benchmark data not found at {path}. `{REGENERATE_COMMAND}` regenerates the committed sets; "
             "bench.data_path must name an existing file written by benchmarks.micro.dataset.write_instances."
         )
-    table = datasets.Dataset.from_parquet(str(path), features=FEATURES, keep_in_memory=True)
+    import datasets
+
+    table = datasets.Dataset.from_parquet(str(path), features=features(), keep_in_memory=True)
     return [
         Instance(
             id=row["id"],
