@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.e2e import fixtures
-from benchmarks.e2e.report import cell
+from benchmarks.e2e.report import cell, device_slug, hardware
 from benchmarks.e2e.run import (ROOT, SIZES, Clock, ensure_checkpoints, judge_overrides, model_overrides, run_logged,
                                 start_judge)
 from benchmarks.ruler.fixtures import write_tiny_release
@@ -164,8 +164,6 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def write_report(out: Path, report: dict[str, Any]) -> Path:
-    from benchmarks.e2e.report import device_slug
-
     slug = device_slug(report["hardware"], report["settings"]["tiny"])
     out.mkdir(parents=True, exist_ok=True)
     (out / f"throughput_{slug}.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
@@ -187,8 +185,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="overrides for the k > 1 runs only (e.g. the memory a batch needs: "
                              "student.uncheckpointed_blocks=0), so k=1 stays the shipped one-at-a-time path")
     args = parser.parse_args(argv)
-    from benchmarks.e2e.report import hardware
-
     clock = Clock(args.budget_s)
     out = args.out or (Path(os.environ["OUT"]) if os.environ.get("OUT") else ROOT / "results" / "perf")
     work = args.work.resolve()

@@ -21,7 +21,7 @@ import torch
 from harness.method import MethodContext
 from harness.students.lora import BatchedAdapters
 from harness.types import Instance, MethodFailed, MethodOutput, Student, Teacher, UserError
-from harness.vlmteach.method import (OPTIMIZERS, InstanceStart, OptimisationDiverged, VlmTeach,
+from harness.vlmteach.method import (NO_GRAPH, OPTIMIZERS, InstanceStart, OptimisationDiverged, VlmTeach,
                                      check_trainable, final_clip)
 from harness.vlmteach.trace import VlmTeachTrace
 
@@ -131,8 +131,7 @@ def _update(method: VlmTeach, optimizer: torch.optim.Optimizer, adapters: Batche
     run clips its LoRA's total norm); a member whose norm is not finite fails instead. ``updating``: (row in the
     step's batch, member). Returns those updated."""
     if judged.x0_grad is None:
-        raise RuntimeError("vlmteach: the loss does not depend on the LoRA; the student's predict_x0/decode(light=True) "
-                           "and the teacher's yes_nll must keep the autograd graph")
+        raise RuntimeError(NO_GRAPH)
     # Only the updating members' rows: one that stops here keeps its adapter, so its gradient is not wanted.
     keep = torch.zeros(len(judged.losses), dtype=torch.bool, device=judged.x0.device)
     keep[[j for j, _ in updating]] = True

@@ -249,13 +249,14 @@ class VlmTeach(Method):
         return float(norm)
 
 
+NO_GRAPH = ("vlmteach: the loss does not depend on the LoRA; the student's predict_x0/decode(light=True) "
+            "and the teacher's yes_nll must keep the autograd graph")
+
+
 def backward(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], loss: torch.Tensor) -> list[torch.Tensor]:
     """Fresh gradients of ``loss`` on ``params``; returns those that received one."""
     if not loss.requires_grad:
-        raise RuntimeError(
-            "vlmteach: the loss does not depend on the LoRA; the student's predict_x0/decode(light=True) "
-            "and the teacher's yes_nll must keep the autograd graph"
-        )
+        raise RuntimeError(NO_GRAPH)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grads = [p.grad for p in params if p.grad is not None]
