@@ -27,6 +27,7 @@ takes exactly ``--steps`` updates):
   decoding compiled by ``generate``;
 - ``..._tcompile``: the teacher's decoder layers compiled (``teacher.compile``);
 - ``..._vae16``: the final decode with the Wan VAE in bf16 (``student.vae_dtype``);
+- ``..._lora16``: the LoRA's products in bf16, its weights fp32 (``student.lora.compute_dtype``);
 - ``..._vsplit``: the teacher's vision attention as one SDPA call per frame pair, transformers' own path
   (``teacher.packed_vision_attention=false``); without it, one call for all pairs, as the configs do;
 - ``naive``: the batched teacher (every question a full row, video included) on the eager DiT: the
@@ -34,8 +35,10 @@ takes exactly ``--steps`` updates):
 A path written ``NAME:N`` leaves ``N`` blocks out of checkpointing instead of ``--uncheckpointed``.
 Paths run in the order given (compilation and the FP8 swap cannot be undone in a process, so compiled
 paths come after eager ones and FP8 paths last).
-Writes ``bench_gpu_<device>.json`` and ``.md`` to ``--out`` (and, with ``--profile N``, the operators that
-take the most device time over N more steps of the last path, ``profile_<device>.txt``).
+Writes ``bench_gpu_<device>.json`` and ``.md`` to ``--out``, each path's speed-up over ``naive`` (when it ran) and,
+on an H200, its ratio to issue 35's arithmetic bound. With ``--profile N``: over N more steps of the last path,
+where the GPU's time goes (kinds of kernel, and idle) and the operators that take the most of it,
+``profile_<device>.txt``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -59,8 +63,10 @@ from safetensors.torch import save_file  # noqa: E402
 from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, T5Config, T5EncoderModel  # noqa: E402
 
 from benchmarks.micro import vocabulary as student_words  # noqa: E402
+from benchmarks.perf_bound import BOUND_S_PER_INSTANCE, BOUND_S_PER_STEP, BOUND_STEPS, on_bound_gpu  # noqa: E402
 from harness.method import MethodContext  # noqa: E402
 from harness.students.fp8 import fp8_base_layers  # noqa: E402
+from harness.students.lora import set_compute_dtype  # noqa: E402
 from harness.students.taehv import TAEHVDecoder  # noqa: E402
 from harness.students.wan import WanStudent, checkpoint_blocks  # noqa: E402
 from harness.teachers.packed_attention import use_packed_vision_attention  # noqa: E402
@@ -210,10 +216,8 @@ def profile_steps(student: WanStudent, teacher: QwenVLTeacher, instance: Instanc
     noise = student.make_noise(cond, seed=0)
     weighted = weigh_questions(teacher.synthesize_queries(instance, max_process=2), 0.5)
     params = student.lora_parameters()
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    if torch.cuda.is_available():
-        activities.append(torch.profiler.ProfilerActivity.CUDA)
-    with torch.profiler.profile(activities=activities) as prof:
+
+    def run_steps() -> None:
         for _ in range(steps):
             x0 = student.predict_x0(cond, noise, student.sigmas[0])
             frames, _ = select_frames(student.decode(x0, light=True), k)
@@ -222,8 +226,64 @@ def profile_steps(student: WanStudent, teacher: QwenVLTeacher, instance: Instanc
                 p.grad = None
         if torch.cuda.is_available():
             torch.cuda.synchronize()
+
+    gpu = [torch.profiler.ProfilerActivity.CUDA] if torch.cuda.is_available() else []
+    timeline: dict[str, float] = {}
+    if gpu:
+        # The timeline from the GPU's activity alone: recording every host-side operator slows the launches
+        # and would show idle time the unprofiled loop does not have.
+        with torch.profiler.profile(activities=gpu) as timeline_prof:
+            run_steps()
+        with tempfile.TemporaryDirectory() as tmp:
+            timeline_prof.export_chrome_trace(f"{tmp}/trace.json")
+            timeline = gpu_timeline(json.loads(Path(f"{tmp}/trace.json").read_text()).get("traceEvents", []), steps)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU, *gpu]) as prof:
+        run_steps()
     table = prof.key_averages().table(sort_by="self_device_time_total", row_limit=60, max_name_column_width=90)
-    out.write_text(f"{steps} optimisation steps (DiT forward, light decode, teacher forward, backward)\n{table}\n")
+    out.write_text(f"{steps} optimisation steps (DiT forward, light decode, teacher forward, backward)\n\n"
+                   f"{timeline_markdown(timeline)}\nOperators and kernels (host operators recorded too):\n{table}\n")
+
+
+# Kinds of GPU kernel, by name, first match wins (convolutions' implicit GEMMs before the matmuls).
+KERNEL_KINDS = (
+    ("convolutions", re.compile(r"conv|implicit_gemm|nchwToNhwc|nhwcToNchw", re.I)),
+    ("attention", re.compile(r"sdpa|flash|fmha|attention", re.I)),
+    ("matmuls", re.compile(r"gemm|nvjet|cutlass|s1688|matmul", re.I)),
+    ("compiled (Triton)", re.compile(r"^triton_")),
+)
+
+
+def kernel_kind(name: str) -> str:
+    return next((kind for kind, pattern in KERNEL_KINDS if pattern.search(name)), "other kernels")
+
+
+def gpu_timeline(events: list[dict[str, Any]], steps: int) -> dict[str, float]:
+    """Per step, from a chrome trace's GPU events (microseconds): seconds in each kind of kernel, copies, the
+    time anything ran (overlaps once), and idle time between the first kernel's start and the last's end."""
+    spans = sorted((e["ts"], e["ts"] + e["dur"], e) for e in events
+                   if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset") and "dur" in e)
+    if not spans:
+        return {}
+    kinds: dict[str, float] = {}
+    busy, reach = 0.0, spans[0][0]
+    for start, end, event in spans:
+        kind = kernel_kind(event["name"]) if event["cat"] == "kernel" else "copies"
+        kinds[kind] = kinds.get(kind, 0.0) + event["dur"]
+        busy += max(0.0, end - max(start, reach))
+        reach = max(reach, end)
+    wall = reach - spans[0][0]
+    per_step = {kind: us / steps / 1e6 for kind, us in sorted(kinds.items(), key=lambda kv: -kv[1])}
+    return {"wall": wall / steps / 1e6, "busy": busy / steps / 1e6, "idle": (wall - busy) / steps / 1e6} | per_step
+
+
+def timeline_markdown(timeline: dict[str, float]) -> str:
+    if not timeline:
+        return "GPU timeline: no GPU activity recorded.\n"
+    lines = ["Where a step's GPU time goes (GPU activity alone recorded):", "", "| | s / step | share of the step |",
+             "|---|---|---|"]
+    for key, seconds in timeline.items():
+        lines.append(f"| {key} | {seconds:.3f} | {seconds / timeline['wall']:.0%} |")
+    return "\n".join(lines) + "\n"
 
 
 def run_path(name: str, student: WanStudent, teacher: QwenVLTeacher, instance: Instance, steps: int, k: int,
@@ -277,21 +337,43 @@ def markdown(report: dict[str, Any]) -> str:
              f" Shapes: {shapes}. Random weights of the real sizes; {report['steps']} steps per instance, early stop"
              " off; instance = question synthesis + encode + steps (+1 evaluation) + final 4-step sample + full VAE"
              " decode.", "",
-             "| path | s / step (median) | s / instance | peak GiB (allocated) | DiT fwd | decode | teacher fwd |"
-             " backward | synthesis s | final s | warm-up s (compiles) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| path | s / step (median) | s / instance | peak GiB (allocated) | x naive (step, instance) |"
+             " x bound (step, instance) | DiT fwd | decode | teacher fwd | backward | synthesis s | final s |"
+             " warm-up s (compiles) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["paths"]:
         if "error" in r:
-            lines.append(f"| {r['path']} | {r['error']} | | | | | | | | | |")
+            lines.append(f"| {r['path']} | {r['error']} | | | | | | | | | | | |")
             continue
         b, t = r["step_breakdown"], r["timings"]
         peak = f"{r['peak_gib']:.1f}" if "peak_gib" in r else "n/a"
         lines.append(f"| {r['path']} | {r['s_per_step_median']:.3f} | {r['instance_s']:.1f} | {peak} | "
+                     f"{_pair(r, 'speedup_vs_naive')} | {_pair(r, 'vs_bound')} | "
                      f"{b['dit_forward_s']:.3f} | {b['light_decode_s']:.3f} | {b['teacher_forward_s']:.3f} | "
                      f"{b['backward_s']:.3f} | {t['synthesis_s']:.2f} | {t['final_s']:.2f} | {r['warmup_s']:.1f} |")
     lines += ["", f"Targets (one H200): <= {TARGETS['s_per_step']} s per step, <= {TARGETS['s_per_instance']} s per "
-              f"instance of 16 steps, peak <= {TARGETS['peak_gib']} GiB."]
+              f"instance of 16 steps, peak <= {TARGETS['peak_gib']} GiB. x naive: how many times faster than the naive "
+              f"path of the same run. x bound: seconds over issue 35's arithmetic bound ({BOUND_S_PER_STEP} s per step, "
+              f"{BOUND_S_PER_INSTANCE} s per {BOUND_STEPS}-step instance), on an H200 only."]
     return "\n".join(lines) + "\n"
+
+
+def _pair(row: dict[str, Any], key: str) -> str:
+    pair = row.get(key)
+    return "" if pair is None else " / ".join("" if x is None else f"{x:.2f}" for x in pair)
+
+
+def add_ratios(results: list[dict[str, Any]], gpu: str | None, steps: int) -> None:
+    """Each measured path's speed-up over the run's naive path, per step and per instance, and its seconds
+    over the arithmetic bound (on the bound's GPU; per instance only at the bound's step count)."""
+    measured = [r for r in results if "error" not in r]
+    naive = next((r for r in measured if r["path"].partition(":")[0] == "naive"), None)
+    for r in measured:
+        r["speedup_vs_naive"] = None if naive is None else (
+            naive["s_per_step_median"] / r["s_per_step_median"], naive["instance_s"] / r["instance_s"])
+        r["vs_bound"] = None if not on_bound_gpu(gpu) else (
+            r["s_per_step_median"] / BOUND_S_PER_STEP,
+            r["instance_s"] / BOUND_S_PER_INSTANCE if steps == BOUND_STEPS else None)
 
 
 def main() -> None:
@@ -345,6 +427,8 @@ def main() -> None:
             compile_decoder_layers(teacher.model.model.language_model.layers)  # what teacher.compile=true does
             teacher_compiled = True
         student.vae.to(torch.bfloat16 if "vae16" in flags else torch.float32)  # student.vae_dtype=bfloat16
+        # student.lora.compute_dtype=bfloat16
+        set_compute_dtype(student.transformer, torch.bfloat16 if "lora16" in flags else torch.float32)
         if "vsplit" in flags:
             teacher.model.set_attn_implementation({"vision_config": "sdpa"})  # packed_vision_attention=false
         else:
@@ -373,7 +457,9 @@ def main() -> None:
 
 def write_report(args, device, student, frames, size, teacher_size, build_s, results) -> dict[str, Any]:
     """Rewritten after every path, so a run cut short keeps what it measured."""
-    report = {"hardware": hardware(device), "build_s": build_s, "steps": args.steps, "targets": TARGETS,
+    hw = hardware(device)
+    add_ratios(results, hw.get("gpu"), args.steps)
+    report = {"hardware": hw, "build_s": build_s, "steps": args.steps, "targets": TARGETS,
               "shapes": {"frames": frames, "size": size, "latent": list(student.latent_shape(frames, size, size)),
                          "teacher_frames": args.k, "teacher_size": teacher_size, "questions": 3,
                          "uncheckpointed_blocks": args.uncheckpointed},

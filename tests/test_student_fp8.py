@@ -6,7 +6,7 @@ import pytest
 import torch
 from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.lora import LoraLayer
-from test_student_wan import _perturb_lora_b, make_instance, micro
+from test_student_wan import LORA, _perturb_lora_b, make_instance, micro
 
 from harness.students.fp8 import FP8, Fp8FrozenLinear, fp8_base_layers, quantise_rows
 from harness.types import UserError
@@ -72,8 +72,11 @@ def test_fp8_student_swaps_every_lora_base_layer_and_keeps_the_gradient():
 
 
 def test_fp8_compiles_with_the_regional_compile():
-    eager = micro(dtype="bfloat16", fp8=True)
-    compiled = micro(dtype="bfloat16", fp8=True, compile=True, gradient_checkpointing=True, uncheckpointed_blocks=1)
+    """With the adapter's products in bf16 as well (``experiment=fast_h200``): one compilation checks both."""
+    lora = LORA | {"compute_dtype": "bfloat16"}
+    eager = micro(dtype="bfloat16", fp8=True, lora=lora)
+    compiled = micro(dtype="bfloat16", fp8=True, lora=lora, compile=True, gradient_checkpointing=True,
+                     uncheckpointed_blocks=1)
     cond = eager.encode(make_instance(17, 32, i2v=False))
     noise = eager.make_noise(cond, 0)
     grads = []

@@ -395,10 +395,12 @@ def test_a_vae_that_reads_past_frames_is_not_frame_wise():
     assert not is_frame_wise(student.vae)
 
 
-def test_batched_lora_gives_each_batch_element_its_own_adapter():
+@pytest.mark.parametrize("compute_dtype", ["float32", "bfloat16"])
+def test_batched_lora_gives_each_batch_element_its_own_adapter(compute_dtype):
     """Two instances in one batch, adapters from seeds 3 and 4 with non-zero B: element i's prediction and
     A's gradient are those of the ordinary adapter of seed i, with the same B, on instance i alone."""
-    student = micro(guidance_scale=2.0, negative_prompt="blurry static")  # guidance: both forwards batched
+    student = micro(guidance_scale=2.0, negative_prompt="blurry static",  # guidance: both forwards batched
+                    lora=LORA | {"compute_dtype": compute_dtype})
     conds = [student.encode(make_instance(17, 32, i2v=True, prompt=p)) for p in ("move red", "turn blue")]
     noises = [student.make_noise(c, i) for i, c in enumerate(conds)]
     b_values: list[list[torch.Tensor]] = []

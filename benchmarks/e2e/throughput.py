@@ -32,14 +32,9 @@ from benchmarks.e2e import fixtures
 from benchmarks.e2e.report import cell, device_slug, hardware
 from benchmarks.e2e.run import (ROOT, SIZES, Clock, ensure_checkpoints, judge_overrides, model_overrides, run_logged,
                                 start_judge)
+from benchmarks.perf_bound import BOUND_GPU, BOUND_S_PER_INSTANCE, BOUND_S_PER_STEP, BOUND_STEPS, on_bound_gpu
 from benchmarks.ruler.fixtures import write_tiny_release
 
-# Issue 35's arithmetic bound for vlmteach on one H200 (FastWan2.2-5B at 89x512x512 with Qwen3-VL-4B): ~0.27 s per
-# optimisation step, ~7.5 s per 16-step instance. Not measured here; other GPUs get no ratio to it.
-BOUND_GPU = "H200"
-BOUND_S_PER_STEP = 0.27
-BOUND_S_PER_INSTANCE = 7.5
-BOUND_STEPS = 16
 TARGET_SPEEDUP = 1.5  # issue 35, goal 2: instances per hour of the batched path over k=1
 # Where an instance's generation goes (vlmteach's record timings): the loop is shared by a batch, the rest is not.
 PHASES = ("synthesis_s", "encode_s", "optimise_s", "final_eval_s", "final_s")
@@ -106,20 +101,20 @@ def add_ratios(rows: list[dict[str, Any]], gpu: str | None, steps: int) -> None:
     """Per row: instances per hour over k=1's, and (on the bound's GPU) seconds over the arithmetic bound."""
     naive = next((r["instances_per_hour"] for r in rows if r["k"] == 1), None)
     steady_naive = next((r.get("steady_instances_per_hour") for r in rows if r["k"] == 1), None)
-    on_bound_gpu = gpu is not None and BOUND_GPU in gpu
+    bound = on_bound_gpu(gpu)
     for row in rows:
         row["vs_k1"] = row["instances_per_hour"] / naive if naive and row["instances_per_hour"] else None
         steady = row.get("steady_instances_per_hour")
         row["steady_vs_k1"] = steady / steady_naive if steady_naive and steady else None
         # A batch's step serves k instances: its per-instance share is what the per-step bound counts.
         row["vs_step_bound"] = (row["median_step_s"] / row["k"] / BOUND_S_PER_STEP
-                                if on_bound_gpu and row["median_step_s"] else None)
+                                if bound and row["median_step_s"] else None)
         row["vs_instance_bound"] = (row["s_per_instance"] / BOUND_S_PER_INSTANCE
-                                    if on_bound_gpu and steps == BOUND_STEPS and row["s_per_instance"] else None)
+                                    if bound and steps == BOUND_STEPS and row["s_per_instance"] else None)
 
 
 def bound_note(gpu: str | None, steps: int) -> str:
-    if gpu is None or BOUND_GPU not in gpu:
+    if not on_bound_gpu(gpu):
         return f"bound given for {BOUND_GPU}: no ratio on {gpu or 'a CPU'}"
     if steps != BOUND_STEPS:
         return f"per-instance bound given for {BOUND_STEPS} steps: only the per-step ratio at {steps}"

@@ -7,12 +7,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from peft import LoraConfig
 from peft.tuners.lora import LoraLayer
 
 ADAPTER_NAME = "tto"
 # peft initialisations that draw A at random and set B to zero, so a fresh adapter equals the base model.
 _ZERO_OUTPUT_INITS = {"gaussian": "gaussian", "kaiming": True}
+COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,10 @@ class LoraSpec:
     )
     init: str = "gaussian"
     dropout: float = 0.0
+    # The dtype of the adapter's products; its weights, gradients and optimiser state stay fp32 either way.
+    # bfloat16 multiplies in the base model's precision: no fp32 copy of each target layer's input is made
+    # and kept for the backward (less memory, fewer TF32 products), at bf16 rounding of the update.
+    compute_dtype: str = "float32"
     # The learning rate this adapter is tuned with, where it is the student's own (a method's ``lr`` reads it
     # through the config: conf/method/vlmteach.yaml); None: the method's default.
     lr: float | None = None
@@ -43,12 +49,29 @@ class LoraSpec:
             raise ValueError(f"student.lora.scale must be positive, got {self.scale}")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"student.lora.lr must be > 0 (or null for the method's default), got {self.lr}")
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"student.lora.compute_dtype must be one of {sorted(COMPUTE_DTYPES)}, "
+                             f"got {self.compute_dtype!r}")
         if self.dropout != 0.0:  # the student runs in eval mode, where peft's dropout is a no-op
             raise ValueError(f"student.lora.dropout must be 0 (the student stays in eval mode), got {self.dropout}")
 
     @property
     def peft_init(self) -> bool | str:
         return _ZERO_OUTPUT_INITS[self.init]
+
+    @property
+    def torch_compute_dtype(self) -> torch.dtype:
+        return COMPUTE_DTYPES[self.compute_dtype]
+
+
+class CastLinear(torch.nn.Linear):
+    """A LoRA factor whose fp32 weight (what the optimiser updates) multiplies in ``compute_dtype``: the
+    cast is part of the graph, so the gradient reaches the fp32 weight."""
+
+    compute_dtype: torch.dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.to(self.compute_dtype), self.weight.to(self.compute_dtype))
 
 
 def attach_lora(model: torch.nn.Module, spec: LoraSpec) -> list[torch.nn.Parameter]:
@@ -66,14 +89,27 @@ def attach_lora(model: torch.nn.Module, spec: LoraSpec) -> list[torch.nn.Paramet
     )
     params = []
     for module in _lora_layers(model):
-        # fp32 adapter on a possibly bf16 base: peft casts the LoRA input to the adapter dtype.
         for sub in (module.lora_A[ADAPTER_NAME], module.lora_B[ADAPTER_NAME]):
             sub.to(torch.float32)
             for p in sub.parameters():
                 p.requires_grad_(True)
                 params.append(p)
+    set_compute_dtype(model, spec.torch_compute_dtype)
     reset_lora(model, spec, seed=0)  # independent of the global RNG state at load time
     return params
+
+
+def set_compute_dtype(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """The adapter's products in ``dtype``, its weights fp32 either way. fp32: peft casts each layer's
+    input to the adapter's dtype. Otherwise the factors cast their operands themselves (a no-op for an input
+    already in ``dtype``), and peft's cast is off."""
+    for module in _lora_layers(model):
+        module.cast_input_dtype_enabled = dtype == torch.float32
+        for sub in (module.lora_A[ADAPTER_NAME], module.lora_B[ADAPTER_NAME]):
+            if dtype == torch.float32:
+                sub.__class__ = torch.nn.Linear
+            else:
+                sub.__class__, sub.compute_dtype = CastLinear, dtype
 
 
 def reset_lora(model: torch.nn.Module, spec: LoraSpec, seed: int) -> None:
@@ -122,7 +158,8 @@ def batched_lora(model: torch.nn.Module, spec: LoraSpec, seeds: Sequence[int]) -
         for layer in layers:
             a = torch.nn.Parameter(torch.stack(drawn[id(layer)]))
             b = torch.nn.Parameter(a.new_zeros(len(seeds), layer.out_features, spec.rank))
-            handles.append(layer.register_forward_hook(_batched_update(a, b, layer.scaling[ADAPTER_NAME], adapters)))
+            update = _batched_update(a, b, layer.scaling[ADAPTER_NAME], spec.torch_compute_dtype, adapters)
+            handles.append(layer.register_forward_hook(update))
             adapters.params += [a, b]
         yield adapters
     finally:
@@ -138,7 +175,7 @@ def load_adapter(model: torch.nn.Module, weights: Sequence[torch.Tensor]) -> Non
             param.copy_(value)
 
 
-def _batched_update(a: torch.Tensor, b: torch.Tensor, scaling: float, adapters: BatchedAdapters):
+def _batched_update(a: torch.Tensor, b: torch.Tensor, scaling: float, compute: torch.dtype, adapters: BatchedAdapters):
     def hook(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
         x = args[0]
         if not module.disable_adapters:
@@ -146,8 +183,8 @@ def _batched_update(a: torch.Tensor, b: torch.Tensor, scaling: float, adapters: 
         a_rows, b_rows = (a, b) if adapters.rows is None else (a[adapters.rows], b[adapters.rows])
         if x.shape[0] != a_rows.shape[0]:
             raise ValueError(f"batched_lora holds {a_rows.shape[0]} adapters but the batch has {x.shape[0]} elements")
-        rows = x.reshape(x.shape[0], -1, x.shape[-1]).to(a.dtype)  # [N, rows, in]: element i by adapter i
-        update = (rows @ a_rows.mT) @ b_rows.mT * scaling
+        rows = x.reshape(x.shape[0], -1, x.shape[-1]).to(compute)  # [N, rows, in]: element i by adapter i
+        update = (rows @ a_rows.mT.to(compute)) @ b_rows.mT.to(compute) * scaling
         return output + update.reshape(output.shape).to(output.dtype)
     return hook
 
