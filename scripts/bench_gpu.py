@@ -228,7 +228,7 @@ def profile_steps(student: WanStudent, teacher: QwenVLTeacher, instance: Instanc
             torch.cuda.synchronize()
 
     gpu = [torch.profiler.ProfilerActivity.CUDA] if torch.cuda.is_available() else []
-    timeline: dict[str, float] = {}
+    timeline = ""
     if gpu:
         # The timeline from the GPU's activity alone: recording every host-side operator slows the launches
         # and would show idle time the unprofiled loop does not have.
@@ -236,12 +236,17 @@ def profile_steps(student: WanStudent, teacher: QwenVLTeacher, instance: Instanc
             run_steps()
         with tempfile.TemporaryDirectory() as tmp:
             timeline_prof.export_chrome_trace(f"{tmp}/trace.json")
-            timeline = gpu_timeline(json.loads(Path(f"{tmp}/trace.json").read_text()).get("traceEvents", []), steps)
+            events = json.loads(Path(f"{tmp}/trace.json").read_text()).get("traceEvents", [])
+        timeline = timeline_markdown(gpu_timeline(events, steps)) + "\n" + gaps_markdown(idle_gaps(events, steps))
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU, *gpu]) as prof:
         run_steps()
-    table = prof.key_averages().table(sort_by="self_device_time_total", row_limit=60, max_name_column_width=90)
+    averages = prof.key_averages()
+    by_device = averages.table(sort_by="self_device_time_total", row_limit=60, max_name_column_width=90)
+    by_host = averages.table(sort_by="self_cpu_time_total", row_limit=30, max_name_column_width=90)
     out.write_text(f"{steps} optimisation steps (DiT forward, light decode, teacher forward, backward)\n\n"
-                   f"{timeline_markdown(timeline)}\nOperators and kernels (host operators recorded too):\n{table}\n")
+                   f"{timeline or 'GPU timeline: no GPU activity recorded.'}\n"
+                   f"Operators and kernels by device time (host operators recorded too):\n{by_device}\n\n"
+                   f"By host time:\n{by_host}\n")
 
 
 # Kinds of GPU kernel, by name, first match wins (convolutions' implicit GEMMs before the matmuls).
@@ -276,9 +281,40 @@ def gpu_timeline(events: list[dict[str, Any]], steps: int) -> dict[str, float]:
     return {"wall": wall / steps / 1e6, "busy": busy / steps / 1e6, "idle": (wall - busy) / steps / 1e6} | per_step
 
 
+def idle_gaps(events: list[dict[str, Any]], steps: int, top: int = 15) -> dict[str, Any]:
+    """Where the GPU waits: its idle time per step by gap length, the longest gaps with the kernels on either
+    side, and the host's waits for the GPU (``cuda*Synchronize`` calls) per step."""
+    spans = sorted((e["ts"], e["ts"] + e["dur"], e["name"]) for e in events
+                   if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset") and "dur" in e)
+    gaps, reach, last = [], spans[0][1] if spans else 0.0, spans[0][2] if spans else ""
+    for start, end, name in spans[1:]:
+        if start > reach:
+            gaps.append((start - reach, last, name))
+        if end >= reach:
+            reach, last = end, name
+    bins = {"< 20 us (launch latency)": (0, 20), "20 us - 1 ms": (20, 1000), ">= 1 ms": (1000, float("inf"))}
+    syncs = [e for e in events if e.get("cat") == "cuda_runtime" and "Synchronize" in e.get("name", "")]
+    return {
+        "idle_s_by_gap": {label: sum(g for g, *_ in gaps if lo <= g < hi) / steps / 1e6
+                          for label, (lo, hi) in bins.items()},
+        "gaps_per_step": len(gaps) / steps,
+        "longest": [{"ms": g / 1e3, "after": a[:80], "before": b[:80]} for g, a, b in sorted(gaps, reverse=True)[:top]],
+        "host_syncs_per_step": len(syncs) / steps,
+        "host_sync_s_per_step": sum(e.get("dur", 0) for e in syncs) / steps / 1e6,
+    }
+
+
+def gaps_markdown(gaps: dict[str, Any]) -> str:
+    lines = [f"GPU idle per step by gap length ({gaps['gaps_per_step']:.0f} gaps per step): "
+             + ", ".join(f"{label} {s:.3f} s" for label, s in gaps["idle_s_by_gap"].items()) + ".",
+             f"Host waits for the GPU: {gaps['host_syncs_per_step']:.1f} synchronising calls per step, "
+             f"{gaps['host_sync_s_per_step']:.3f} s.", "", "Longest gaps (the kernel before, the kernel after):", "",
+             "| ms | after | before |", "|---|---|---|"]
+    lines += [f"| {g['ms']:.2f} | {g['after']} | {g['before']} |" for g in gaps["longest"]]
+    return "\n".join(lines) + "\n"
+
+
 def timeline_markdown(timeline: dict[str, float]) -> str:
-    if not timeline:
-        return "GPU timeline: no GPU activity recorded.\n"
     lines = ["Where a step's GPU time goes (GPU activity alone recorded):", "", "| | s / step | share of the step |",
              "|---|---|---|"]
     for key, seconds in timeline.items():

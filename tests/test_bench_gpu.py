@@ -64,3 +64,20 @@ def test_the_bound_ratio_is_given_on_an_h200_only(bench):
     assert rows[1]["vs_bound"][1] is None  # the per-instance bound is for 16 steps
     bench.add_ratios(rows, "NVIDIA H100 80GB HBM3", steps=16)
     assert rows[1]["vs_bound"] is None
+
+
+def test_the_gaps_are_binned_by_length_and_the_longest_named(bench):
+    events = [
+        {"cat": "kernel", "name": "a", "ts": 0, "dur": 100},
+        {"cat": "kernel", "name": "b", "ts": 110, "dur": 100},  # 10 us after a
+        {"cat": "kernel", "name": "c", "ts": 150, "dur": 20},  # inside b: no gap
+        {"cat": "kernel", "name": "d", "ts": 710, "dur": 100},  # 500 us after b
+        {"cat": "kernel", "name": "e", "ts": 2810, "dur": 100},  # 2 ms after d
+        {"cat": "cuda_runtime", "name": "cudaStreamSynchronize", "ts": 900, "dur": 1900},
+        {"cat": "cuda_runtime", "name": "cudaLaunchKernel", "ts": 2800, "dur": 5},
+    ]
+    gaps = bench.idle_gaps(events, steps=1)
+    assert gaps["idle_s_by_gap"] == pytest.approx({"< 20 us (launch latency)": 10e-6, "20 us - 1 ms": 500e-6,
+                                                   ">= 1 ms": 2000e-6})
+    assert [(g["after"], g["before"]) for g in gaps["longest"]] == [("d", "e"), ("b", "d"), ("a", "b")]
+    assert gaps["host_syncs_per_step"] == 1 and gaps["host_sync_s_per_step"] == pytest.approx(1900e-6)

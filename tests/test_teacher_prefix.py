@@ -69,6 +69,27 @@ def test_yes_nll_uses_the_prefix_once(teacher):
     assert batched - shared >= (len(QUESTIONS) - 1) * video_tokens
 
 
+def test_an_instance_builds_its_row_once_and_new_questions_get_their_own(teacher, monkeypatch):
+    """The steps of one instance ask the same questions of frames of the same grid: the row's ids, positions and
+    mask are built at the first step only. Other questions, or another clip length, get a row of their own."""
+    others, shorter = QUESTIONS[::-1][:2], frames()[:3]  # other questions; another grid and clock
+    with torch.no_grad():
+        reference_others = teacher.score_video_batched(teacher.encode_video(frames()), others)
+        reference_shorter = teacher.score_video_batched(teacher.encode_video(shorter), QUESTIONS)
+    teacher._rows.clear()
+    built = []
+    rope_index = teacher.model.model.get_rope_index
+    monkeypatch.setattr(teacher.model.model, "get_rope_index", lambda *a, **k: built.append(1) or rope_index(*a, **k))
+    with torch.no_grad():
+        first = teacher.yes_nll(frames(), QUESTIONS)
+        again = teacher.yes_nll(frames(), QUESTIONS)
+        assert len(built) == 1
+        torch.testing.assert_close(again, first, atol=0, rtol=0)
+        torch.testing.assert_close(teacher.yes_nll(frames(), others), reference_others, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(teacher.yes_nll(shorter, QUESTIONS), reference_shorter, atol=1e-5, rtol=1e-5)
+    assert len(built) == 3
+
+
 def test_shared_prefix_with_eager_attention_masks(teacher):
     # The block mask is built in the attention implementation's own format (eager: additive floats).
     nll_ref, _ = loss_and_grad(teacher, "score_video_batched")

@@ -72,6 +72,9 @@ class EncodedVideo:
     clock: VideoMetadata  # when the given frames were taken (before temporal padding)
 
 
+ROW_CACHE_SIZE = 8  # shared-prefix rows kept: one per instance while a batch of up to 8 is judged in turn
+
+
 class QwenVLTeacher(ChatTeacher):
     """A frozen Qwen-VL teacher (``harness.types.Teacher``). Build it with ``from_pretrained``."""
 
@@ -93,6 +96,7 @@ class QwenVLTeacher(ChatTeacher):
             raise UserError(f"teacher.synthesis_cache_len must be a positive token count or null, "
                             f"got {synthesis_cache_len}")
         self.synthesis_cache_len = synthesis_cache_len
+        self._rows: dict[tuple, dict[str, torch.Tensor]] = {}  # score_video_shared_prefix's rows, oldest first
         cfg = model.config
         self.video_token = tokenizer.convert_ids_to_tokens(cfg.video_token_id)
         self.image_token = tokenizer.convert_ids_to_tokens(cfg.image_token_id)
@@ -229,21 +233,35 @@ class QwenVLTeacher(ChatTeacher):
         prefix, then every question's tail (its text and the answer), each tail seeing the prefix and itself
         only (a block mask) at the positions of its own full row. No KV cache, so the decoder layers compile
         (``teacher.compile``) and checkpoint like those of any forward."""
-        answer = self.yes_ids
-        prefix, tails = self._prefix_and_tails(self._question_texts(video, questions), self.vision_end)
+        texts = self._question_texts(video, questions)
+        # Everything but the features is fixed by the texts (questions, grid, clock), the rope's time scale
+        # (Qwen2.5-VL's, from the sampled fps) and the mask format: the steps of one instance build it once.
+        key = (tuple(texts), video.grid, video.clock.sampled_fps, self.model.config.text_config._attn_implementation)
+        row = self._rows.get(key)
+        if row is None:
+            row = self._rows[key] = self._prefix_row(texts, video)
+            if len(self._rows) > ROW_CACHE_SIZE:  # a batch of instances judged in turn keeps one row each
+                del self._rows[next(iter(self._rows))]
+        out = self.model(**row, mm_encoder_outputs={"video": video.features}, use_cache=False)
+        return self._answer_nll(out.logits.view(len(questions), len(self.yes_ids), -1))
+
+    def _prefix_row(self, texts: list[str], video: EncodedVideo) -> dict[str, torch.Tensor]:
+        """The shared-prefix row's model inputs but the video features: ids, modality types, mRoPE positions,
+        block mask, grid and the positions whose logits are kept."""
+        prefix, tails = self._prefix_and_tails(texts, self.vision_end)
         ids, types, positions = self._full_rows(prefix, tails, video)
         p, lengths = len(prefix), [len(t) for t in tails]
         pieces = [slice(0, p)] + [slice(p, p + n) for n in lengths]
         rows = [0] + list(range(len(tails)))
-        row_ids = torch.cat([ids[r, s] for r, s in zip(rows, pieces)])[None]
-        row_types = torch.cat([types[r, s] for r, s in zip(rows, pieces)])[None]
-        row_positions = torch.cat([positions[:, r, s] for r, s in zip(rows, pieces)], dim=-1)[:, None]
-        mask = block_mask(self.model.config.text_config, segment_ids(p, lengths, self.device), self.dtype)
-        out = self.model(input_ids=row_ids, attention_mask=mask, position_ids=row_positions,
-                         mm_token_type_ids=row_types, video_grid_thw=torch.tensor([video.grid], device=self.device),
-                         mm_encoder_outputs={"video": video.features},
-                         logits_to_keep=answer_positions(p, lengths, len(answer), self.device), use_cache=False)
-        return self._answer_nll(out.logits.view(len(tails), len(answer), -1))
+        return {
+            "input_ids": torch.cat([ids[r, s] for r, s in zip(rows, pieces)])[None],
+            "mm_token_type_ids": torch.cat([types[r, s] for r, s in zip(rows, pieces)])[None],
+            "position_ids": torch.cat([positions[:, r, s] for r, s in zip(rows, pieces)], dim=-1)[:, None],
+            "attention_mask": block_mask(self.model.config.text_config, segment_ids(p, lengths, self.device),
+                                         self.dtype),
+            "video_grid_thw": torch.tensor([video.grid], device=self.device),
+            "logits_to_keep": answer_positions(p, lengths, len(self.yes_ids), self.device),
+        }
 
     # ---------------------------------------------------------------- text
     def chat_text(self, content: list[dict]) -> str:
