@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from benchmarks.micro import MicroBenchmark, render_solution, score_clip
 import harness.config  # noqa: F401  (registers the run schema that conf/config.yaml composes)
 from harness.frames import frames_to_clip
+from harness.students.lora import LoraSpec
 from harness.students.patch_linear import PatchLinearDecoder
 from harness.students.wan import WanStudent
 from harness.types import UserError
@@ -69,9 +70,11 @@ def test_real_student_configs(name, hub_id, sampler, steps, tmp_path, monkeypatc
     assert set(cfg) <= accepted, set(cfg) - accepted
     with initialize_config_dir(config_dir=str(CONF.parent), version_base="1.3"):
         fast = compose(config_name="config", overrides=[f"student={name}", "experiment=fast_h200"]).student
-    assert set(fast) <= accepted and fast.fp8 and fast.uncheckpointed_blocks < 30
+    assert set(fast) <= accepted and fast.fp8 and fast.uncheckpointed_blocks == 30
+    assert LoraSpec(**fast.lora).compute_dtype == "bfloat16"
     assert cfg.compile and cfg.gradient_checkpointing and 0 < cfg.uncheckpointed_blocks < 30
-    assert cfg.fp8 is False  # opt-in: it changes the student's outputs (results/perf)
+    # Opt-in: they change the student's outputs (results/perf)
+    assert cfg.fp8 is False and LoraSpec(**cfg.lora).compute_dtype == "float32"
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(InstantiationException) as err:  # Hydra wraps the adapter's UserError

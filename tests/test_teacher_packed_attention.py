@@ -7,6 +7,7 @@ import torch
 from teacher_fixtures import write_tiny_teacher
 
 from harness.teachers import QwenVLTeacher
+from harness.teachers import packed_attention
 from harness.teachers.packed_attention import NAME, packed_sdpa, use_packed_vision_attention
 from lab.micro.training.train_teacher import yes_no_inputs
 
@@ -71,6 +72,19 @@ def test_packed_teacher_gives_the_same_loss_and_frame_gradient(teachers):
     torch.testing.assert_close(nll_packed, nll_plain, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(grad_packed, grad_plain, atol=1e-6, rtol=1e-4)
     assert grad_plain.abs().sum() > 0
+
+
+def test_a_tower_forward_reads_its_chunk_lengths_once(teachers, monkeypatch):
+    """Each read of the chunk lengths waits for the GPU; every block of one forward gets the same tensor."""
+    reads = []
+    monkeypatch.setattr(packed_attention, "read_lengths", lambda cu: reads.append(1) or cu.diff().tolist())
+    packed = teachers[0]
+    assert len(packed.model.model.visual.blocks) > 1
+    with torch.no_grad():
+        for seed in range(2):
+            packed.encode_video(torch.rand(6, 3, 56, 84, generator=torch.Generator().manual_seed(seed)))
+    # Once per forward and tensor (Qwen2.5-VL: windows and whole frames): a new forward makes new tensors.
+    assert len(reads) == 2 * (1 if packed.family == "qwen3_vl" else 2)
 
 
 def test_packed_teacher_batches_several_videos_exactly(teachers):

@@ -10,6 +10,8 @@ back to one call per chunk where the lengths differ (Qwen2.5-VL's windows).
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 import torch.nn.functional as F
 from transformers import AttentionInterface
@@ -27,7 +29,7 @@ def packed_sdpa(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
     if cu_seq_lens_q is None or attention_mask is not None or is_causal:
         raise ValueError(f"{NAME} serves Qwen-VL vision towers only (packed chunks, no mask, not causal)")
     _, heads, seq, dim = query.shape
-    lengths = cu_seq_lens_q.diff().tolist()
+    lengths = _chunk_lengths(cu_seq_lens_q)
     if len(set(lengths)) == 1:
         count, length = len(lengths), lengths[0]
         q, k, v = (t.reshape(heads, count, length, dim).transpose(0, 1) for t in (query, key, value))
@@ -37,6 +39,27 @@ def packed_sdpa(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
     out = torch.cat([F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=scaling) for q, k, v in chunks],
                     dim=2)
     return out.transpose(1, 2), None
+
+
+# The chunk lengths of the last few cu_seqlens tensors seen, by identity (each tensor held, so no other can take
+# its id). Every block of one tower forward is handed the same tensor (Qwen2.5-VL: one of two, windows or whole
+# frames), and reading it back from the GPU waits for all queued work: once per forward, not per block.
+_RECENT: OrderedDict[int, tuple[torch.Tensor, list[int]]] = OrderedDict()
+_RECENT_SIZE = 4
+
+
+def _chunk_lengths(cu_seqlens: torch.Tensor) -> list[int]:
+    seen = _RECENT.get(id(cu_seqlens))
+    if seen is not None:
+        return seen[1]
+    _RECENT[id(cu_seqlens)] = cu_seqlens, read_lengths(cu_seqlens)
+    if len(_RECENT) > _RECENT_SIZE:
+        _RECENT.popitem(last=False)
+    return _RECENT[id(cu_seqlens)][1]
+
+
+def read_lengths(cu_seqlens: torch.Tensor) -> list[int]:
+    return cu_seqlens.diff().tolist()
 
 
 def use_packed_vision_attention(model: torch.nn.Module) -> None:
