@@ -19,6 +19,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from test_vlmteach_method import NanGradient
 
 from benchmarks.micro import generate_instances
 from harness.config import CONF_DIR, component_kwargs, config_hash
@@ -99,16 +100,6 @@ def test_the_student_is_left_as_its_base_model(models, instances):
     assert all(np.array_equal(a, b) for a, b in zip(after, frozen, strict=True))
 
 
-class _NanGradient(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        return x.clone()
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad * float("nan")
-
-
 def test_an_instance_that_diverges_fails_alone(models, instances, monkeypatch):
     """One instance's loss turns NaN at step 1, another's gradient at step 0: each is its own error with its trace
     so far, and the third runs on as it does alone."""
@@ -122,7 +113,7 @@ def test_an_instance_that_diverges_fails_alone(models, instances, monkeypatch):
     def poisoned(frames, questions, clock=None):
         nll = original(frames, questions, clock)
         if questions[0] == goals[nan_grad.id]:
-            return _NanGradient.apply(nll)
+            return NanGradient.apply(nll)
         if questions[0] == goals[nan_loss.id]:
             calls[questions[0]] += 1
             return nll * float("nan") if calls[questions[0]] == 2 else nll

@@ -248,7 +248,9 @@ def test_nan_loss_raises_with_the_step_and_the_trace(models, instances, monkeypa
     assert all(torch.equal(a, b) for a, b in zip(after, lora_values(student)))
 
 
-class _NanGradient(torch.autograd.Function):
+class NanGradient(torch.autograd.Function):
+    """Identity forward, NaN gradient: an instance whose backward diverges."""
+
     @staticmethod
     def forward(ctx, x):
         return x.clone()
@@ -261,7 +263,7 @@ class _NanGradient(torch.autograd.Function):
 def test_nan_gradient_raises_before_the_update(models, instances, monkeypatch):
     teacher = models[1]
     original = teacher.yes_nll
-    monkeypatch.setattr(teacher, "yes_nll", lambda frames, questions, clock=None: _NanGradient.apply(original(frames, questions, clock)))
+    monkeypatch.setattr(teacher, "yes_nll", lambda frames, questions, clock=None: NanGradient.apply(original(frames, questions, clock)))
     with pytest.raises(MethodFailed, match="gradient norm is nan at step 0") as info:
         run(VlmTeach(num_steps=2, early_stop=False, **FAST), models, instances[0])
     assert isinstance(info.value.cause, OptimisationDiverged) and len(info.value.trace.per_step) == 1
