@@ -421,9 +421,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=None, help="default 512 (tiny: 64)")
     parser.add_argument("--k", type=int, default=24, help="frames shown to the teacher")
     parser.add_argument("--uncheckpointed", type=int, default=13, help="DiT blocks without checkpointing")
-    parser.add_argument("--paths", default="naive,optimised,compiled_partial_ckpt_static,"
-                        "compiled_partial_ckpt_static_tcompile,compiled_partial_ckpt_static_tcompile:20,"
-                        "compiled_fp8_static_tcompile:20,compiled_fp8_static_tcompile_vae16:20")
+    # The default: the naive path, the configs as shipped, then experiment=fast_h200's settings one by one.
+    parser.add_argument("--paths", default="naive,compiled_partial_ckpt_static_tcompile:20,"
+                        "compiled_partial_ckpt_static_tcompile_lora16:20,compiled_partial_ckpt_static_tcompile_lora16:30,"
+                        "compiled_fp8_static_tcompile_vae16_lora16:30")
     parser.add_argument("--profile", type=int, default=0, help="then profile N more steps of the last path")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results" / "perf")
     args = parser.parse_args()
