@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -60,10 +59,26 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from diffusers import AutoencoderKLWan, WanTransformer3DModel  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
-from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, T5Config, T5EncoderModel  # noqa: E402
+from transformers import (  # noqa: E402
+    Qwen3VLConfig,
+    Qwen3VLForConditionalGeneration,
+    T5Config,
+    T5EncoderModel,
+)
 
+from benchmarks.gpu_timeline import (  # noqa: E402
+    gaps_markdown,
+    gpu_timeline,
+    idle_gaps,
+    timeline_markdown,
+)
 from benchmarks.micro import vocabulary as student_words  # noqa: E402
-from benchmarks.perf_bound import BOUND_S_PER_INSTANCE, BOUND_S_PER_STEP, BOUND_STEPS, on_bound_gpu  # noqa: E402
+from benchmarks.perf_bound import (  # noqa: E402
+    BOUND_S_PER_INSTANCE,
+    BOUND_S_PER_STEP,
+    BOUND_STEPS,
+    on_bound_gpu,
+)
 from harness.method import MethodContext  # noqa: E402
 from harness.students.fp8 import fp8_base_layers  # noqa: E402
 from harness.students.lora import set_compute_dtype  # noqa: E402
@@ -247,79 +262,6 @@ def profile_steps(student: WanStudent, teacher: QwenVLTeacher, instance: Instanc
                    f"{timeline or 'GPU timeline: no GPU activity recorded.'}\n"
                    f"Operators and kernels by device time (host operators recorded too):\n{by_device}\n\n"
                    f"By host time:\n{by_host}\n")
-
-
-# Kinds of GPU kernel, by name, first match wins (convolutions' implicit GEMMs before the matmuls).
-KERNEL_KINDS = (
-    ("convolutions", re.compile(r"conv|implicit_gemm|nchwToNhwc|nhwcToNchw", re.I)),
-    ("attention", re.compile(r"sdpa|flash|fmha|attention", re.I)),
-    ("matmuls", re.compile(r"gemm|nvjet|cutlass|s1688|matmul", re.I)),
-    ("compiled (Triton)", re.compile(r"^triton_")),
-)
-
-
-def kernel_kind(name: str) -> str:
-    return next((kind for kind, pattern in KERNEL_KINDS if pattern.search(name)), "other kernels")
-
-
-def gpu_timeline(events: list[dict[str, Any]], steps: int) -> dict[str, float]:
-    """Per step, from a chrome trace's GPU events (microseconds): seconds in each kind of kernel, copies, the
-    time anything ran (overlaps once), and idle time between the first kernel's start and the last's end."""
-    spans = sorted((e["ts"], e["ts"] + e["dur"], e) for e in events
-                   if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset") and "dur" in e)
-    if not spans:
-        return {}
-    kinds: dict[str, float] = {}
-    busy, reach = 0.0, spans[0][0]
-    for start, end, event in spans:
-        kind = kernel_kind(event["name"]) if event["cat"] == "kernel" else "copies"
-        kinds[kind] = kinds.get(kind, 0.0) + event["dur"]
-        busy += max(0.0, end - max(start, reach))
-        reach = max(reach, end)
-    wall = reach - spans[0][0]
-    per_step = {kind: us / steps / 1e6 for kind, us in sorted(kinds.items(), key=lambda kv: -kv[1])}
-    return {"wall": wall / steps / 1e6, "busy": busy / steps / 1e6, "idle": (wall - busy) / steps / 1e6} | per_step
-
-
-def idle_gaps(events: list[dict[str, Any]], steps: int, top: int = 15) -> dict[str, Any]:
-    """Where the GPU waits: its idle time per step by gap length, the longest gaps with the kernels on either
-    side, and the host's waits for the GPU (``cuda*Synchronize`` calls) per step."""
-    spans = sorted((e["ts"], e["ts"] + e["dur"], e["name"]) for e in events
-                   if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset") and "dur" in e)
-    gaps, reach, last = [], spans[0][1] if spans else 0.0, spans[0][2] if spans else ""
-    for start, end, name in spans[1:]:
-        if start > reach:
-            gaps.append((start - reach, last, name))
-        if end >= reach:
-            reach, last = end, name
-    bins = {"< 20 us (launch latency)": (0, 20), "20 us - 1 ms": (20, 1000), ">= 1 ms": (1000, float("inf"))}
-    syncs = [e for e in events if e.get("cat") == "cuda_runtime" and "Synchronize" in e.get("name", "")]
-    return {
-        "idle_s_by_gap": {label: sum(g for g, *_ in gaps if lo <= g < hi) / steps / 1e6
-                          for label, (lo, hi) in bins.items()},
-        "gaps_per_step": len(gaps) / steps,
-        "longest": [{"ms": g / 1e3, "after": a[:80], "before": b[:80]} for g, a, b in sorted(gaps, reverse=True)[:top]],
-        "host_syncs_per_step": len(syncs) / steps,
-        "host_sync_s_per_step": sum(e.get("dur", 0) for e in syncs) / steps / 1e6,
-    }
-
-
-def gaps_markdown(gaps: dict[str, Any]) -> str:
-    lines = [f"GPU idle per step by gap length ({gaps['gaps_per_step']:.0f} gaps per step): "
-             + ", ".join(f"{label} {s:.3f} s" for label, s in gaps["idle_s_by_gap"].items()) + ".",
-             f"Host waits for the GPU: {gaps['host_syncs_per_step']:.1f} synchronising calls per step, "
-             f"{gaps['host_sync_s_per_step']:.3f} s.", "", "Longest gaps (the kernel before, the kernel after):", "",
-             "| ms | after | before |", "|---|---|---|"]
-    lines += [f"| {g['ms']:.2f} | {g['after']} | {g['before']} |" for g in gaps["longest"]]
-    return "\n".join(lines) + "\n"
-
-
-def timeline_markdown(timeline: dict[str, float]) -> str:
-    lines = ["Where a step's GPU time goes (GPU activity alone recorded):", "", "| | s / step | share of the step |",
-             "|---|---|---|"]
-    for key, seconds in timeline.items():
-        lines.append(f"| {key} | {seconds:.3f} | {seconds / timeline['wall']:.0%} |")
-    return "\n".join(lines) + "\n"
 
 
 def run_path(name: str, student: WanStudent, teacher: QwenVLTeacher, instance: Instance, steps: int, k: int,
