@@ -1,4 +1,4 @@
-"""Issue 35's arithmetic bound for a vlmteach step at the paper's shapes, and the numbers measured against it.
+"""Issue 35's arithmetic bound for a vlmteach step at the paper's shapes, which the GPU benchmarks divide by.
 
 FastWan2.2-5B at 89x512x512 (5,888 DiT tokens) with a Qwen3-VL-4B teacher on 24 frames: DiT forward ~7.2e13
 FLOP with attention, its activation-gradient backward ~8.5e13, the teacher with the shared prefix ~7e13, its

@@ -52,10 +52,11 @@ def _chunk_lengths(cu_seqlens: torch.Tensor) -> list[int]:
     seen = _RECENT.get(id(cu_seqlens))
     if seen is not None:
         return seen[1]
-    _RECENT[id(cu_seqlens)] = cu_seqlens, read_lengths(cu_seqlens)
+    lengths = read_lengths(cu_seqlens)
+    _RECENT[id(cu_seqlens)] = cu_seqlens, lengths
     if len(_RECENT) > _RECENT_SIZE:
         _RECENT.popitem(last=False)
-    return _RECENT[id(cu_seqlens)][1]
+    return lengths
 
 
 def read_lengths(cu_seqlens: torch.Tensor) -> list[int]:
